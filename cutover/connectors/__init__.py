@@ -1,0 +1,1 @@
+"""Connectors: one module per external system, each with a file-backed twin. See base.py."""

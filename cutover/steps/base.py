@@ -1,0 +1,180 @@
+"""The shape every step kind shares: preview, apply, verify, rollback.
+
+A step kind fills in the four verbs; only the runner orders them (safety check, committed
+checkpoint, apply one change and mark it done, verify). See docs/runner.md.
+
+Contract for implementers:
+- `preview` reads only and returns the differences between the world and the wanted state.
+  An empty list means "already applied". It raises CapabilityMissing/UnsafeChange before any
+  change is made, never later.
+- `apply` performs exactly one Change and is idempotent: applying it twice changes nothing the
+  second time (the runner re-applies the in-flight item after a crash).
+- `verify` checks the *world* (servers, files) shows each change's `after` (`None` = absent)
+  and returns findings; an empty list means verified. The runner also calls it with
+  `Change.inverse()` changes after a rollback, to verify the restore.
+- `rollback` restores `change.before` exactly, using only what the Change holds (it comes from
+  the checkpoint, possibly in a new process). It is idempotent too.
+- `before`/`after` are JSON values and never hold a secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from cutover.workspace import Workspace
+
+JSONValue = Any
+Action = Literal["create", "update", "delete"]
+
+_INVERSE_ACTION: dict[str, Action] = {"create": "delete", "delete": "create", "update": "update"}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One item of a step's work: what it is now (`before`) and what it will be (`after`)."""
+
+    item: str
+    action: Action
+    before: JSONValue | None
+    after: JSONValue | None
+    summary: str = ""
+
+    def inverse(self) -> Change:
+        return Change(self.item, _INVERSE_ACTION[self.action], self.after, self.before,
+                      f"restore {self.item}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Change:
+        return cls(**data)
+
+    def describe(self) -> str:
+        return self.summary or f"{self.action} {self.item}"
+
+
+def changes_digest(changes: list[Change]) -> str:
+    """A stable hash of a preview, kept in the checkpoint: what is applied is what was reviewed."""
+    payload = json.dumps([c.to_json() for c in changes], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something verify (or a check) found wrong. `severity` "warning" does not fail a step."""
+
+    item: str
+    problem: str
+    severity: Literal["error", "warning"] = "error"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Params(BaseModel):
+    """Base for every step kind's params: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Waiting(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a step that may not proceed before `until` (a DNS TTL still running, say)."""
+
+    def __init__(self, until: datetime, reason: str):
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+@dataclass
+class Context:
+    """What a step sees while it runs: the workspace, its params, its for_each item, options."""
+
+    workspace: Workspace
+    plan_name: str
+    step_id: str
+    params: Any
+    item: dict[str, Any] | None = None
+    force: bool = False
+    dry_run: bool = False
+    clock: Callable[[], datetime] = field(default=datetime.now)
+    log: Callable[[str], None] = field(default=lambda message: None)
+    holds: Any = None  # cutover.state.Holds: persisted "not before" times (TTL waits)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def connector(self, section: str, name: str) -> Any:
+        """The connector the workspace configures as `section.name` (e.g. "mailstores", "linux")."""
+        return self.workspace.connector(section, name)
+
+    def hold_until(self, key: str, until: datetime, reason: str) -> None:
+        """Record that work on `key` must wait until `until`; survives restarts."""
+        if self.holds is not None and not self.dry_run:
+            self.holds.set(key, until, reason)
+
+    def wait_for(self, key: str) -> None:
+        """Raise Waiting if a hold on `key` has not expired yet."""
+        if self.holds is None:
+            return
+        hold = self.holds.get(key)
+        if hold is not None and hold[0] > self.now():
+            raise Waiting(hold[0], hold[1])
+
+
+class Step(ABC):
+    """A step kind. Subclasses set `kind` and `Params` and implement the four verbs."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[BaseModel]] = Params
+    needs: ClassVar[frozenset[str]] = frozenset()
+    #: Short operator-facing description for the runbook.
+    summary: ClassVar[str] = ""
+
+    @abstractmethod
+    def preview(self, ctx: Context) -> list[Change]: ...
+
+    @abstractmethod
+    def apply(self, ctx: Context, change: Change) -> None: ...
+
+    @abstractmethod
+    def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]: ...
+
+    @abstractmethod
+    def rollback(self, ctx: Context, change: Change) -> None: ...
+
+    # --- runbook hooks: plain text for operators; override to be specific ---------------
+    def manual_checks(self, params: Any) -> list[str]:
+        """Commands or checks an operator can run by hand to verify this step."""
+        return []
+
+    def manual_rollback(self, params: Any) -> list[str]:
+        """What an operator does by hand to undo this step if cutover is unavailable."""
+        return []
+
+
+STEP_KINDS: dict[str, type[Step]] = {}
+
+
+def register(cls: type[Step]) -> type[Step]:
+    """Class decorator: make a step kind available to plans under `cls.kind`."""
+    if cls.kind in STEP_KINDS and STEP_KINDS[cls.kind] is not cls:
+        raise RuntimeError(f"step kind {cls.kind!r} registered twice")
+    STEP_KINDS[cls.kind] = cls
+    return cls
+
+
+def iter_kinds() -> Iterator[str]:
+    from cutover import steps  # noqa: F401 - importing the package registers every kind
+
+    yield from sorted(STEP_KINDS)

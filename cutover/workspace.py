@@ -1,0 +1,145 @@
+"""A workspace: a directory with cutover.yaml (the environment), plans/ and state/cutover.db.
+
+cutover.yaml says which connector backs each logical system; plans name only the logical
+systems ("linux", "exchange", "dns"), so the same plans run in the demo and against real servers.
+Credentials appear only as references (`env/NAME` or `file/PATH`) and are resolved late, when a
+connector is built; they are never logged or stored.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cutover.errors import ConfigInvalid, NotFound, SecretUnavailable, UsageError
+
+CONFIG_NAME = "cutover.yaml"
+STATE_DIR = "state"
+STATE_NAME = "cutover.db"
+SECRET_KEYS = frozenset({"password", "token", "secret", "client_secret", "tsig_secret"})
+
+
+def resolve_secret(reference: str, base: Path | None = None) -> str:
+    """Turn `env/NAME` or `file/PATH` into the secret it names. Files must not be readable by
+    group or others (0600), as with ssh keys."""
+    if not isinstance(reference, str) or "/" not in reference:
+        raise SecretUnavailable("a credential must be a reference: env/NAME or file/PATH")
+    scheme, _, target = reference.partition("/")
+    if scheme == "env":
+        value = os.environ.get(target)
+        if value is None:
+            raise SecretUnavailable(f"environment variable {target} is not set")
+        return value
+    if scheme == "file":
+        path = Path(target)
+        if base is not None and not path.is_absolute():
+            path = base / path
+        return read_secret_file(path)
+    raise SecretUnavailable(f"unknown credential reference {scheme}/...: use env/NAME or file/PATH")
+
+
+def read_secret_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SecretUnavailable(f"{path} is readable by others: chmod 600 {path}")
+        return path.read_text().strip()
+    except OSError as exc:
+        raise SecretUnavailable(f"cannot read credential file {path}: {exc.strerror}") from None
+
+
+def _reject_inline_secrets(node: Any, where: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            is_reference = isinstance(value, str) and value.startswith(("env/", "file/"))
+            if key in SECRET_KEYS and isinstance(value, str) and not is_reference:
+                raise ConfigInvalid(f"{where}.{key}: write a reference (env/NAME or file/PATH), "
+                                    "not the secret itself")
+            _reject_inline_secrets(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _reject_inline_secrets(value, f"{where}[{index}]")
+
+
+class Workspace:
+    def __init__(self, root: Path | str):
+        self.root = Path(root).resolve()
+        self._connectors: dict[tuple[str, str], Any] = {}
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_NAME
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / STATE_DIR / STATE_NAME
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        if not self.config_path.exists():
+            return {}
+        try:
+            data = yaml.safe_load(self.config_path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark else 0
+            raise ConfigInvalid(f"{self.config_path}:{line}: invalid YAML") from None
+        except OSError as exc:
+            raise ConfigInvalid(f"cannot read {self.config_path}: {exc.strerror}") from None
+        if not isinstance(data, dict):
+            raise ConfigInvalid(f"{self.config_path}:1: expected a mapping at the top level")
+        _reject_inline_secrets(data, "cutover.yaml")
+        return data
+
+    def path(self, relative: str | Path) -> Path:
+        """A path from cutover.yaml or a plan, relative to the workspace unless absolute."""
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    def secret(self, reference: str) -> str:
+        return resolve_secret(reference, self.root)
+
+    def section(self, section: str) -> dict[str, Any]:
+        value = self.config.get(section) or {}
+        if not isinstance(value, dict):
+            raise ConfigInvalid(f"cutover.yaml: {section} must be a mapping of names")
+        return value
+
+    def connector(self, section: str, name: str) -> Any:
+        """Build (once) the connector cutover.yaml configures under `section: {name: ...}`."""
+        key = (section, name)
+        if key not in self._connectors:
+            from cutover.connectors.base import load_all
+
+            entries = self.section(section)
+            if name not in entries:
+                known = ", ".join(sorted(entries)) or "none"
+                raise NotFound(f"cutover.yaml has no {section}.{name} (configured: {known})")
+            config = entries[name]
+            if not isinstance(config, dict) or "kind" not in config:
+                raise ConfigInvalid(f"cutover.yaml: {section}.{name} needs a kind")
+            kinds = load_all()
+            if config["kind"] not in kinds:
+                raise ConfigInvalid(f"cutover.yaml: {section}.{name}: unknown kind "
+                                    f"{config['kind']!r} (known: {', '.join(sorted(kinds))})")
+            self._connectors[key] = kinds[config["kind"]].from_config(config, self)
+        return self._connectors[key]
+
+    def resolve_plan(self, plan: str | Path) -> Path:
+        """A PLAN argument: as given (relative to the cwd), then relative to the workspace."""
+        given = Path(plan)
+        for candidate in (given, self.root / given):
+            if candidate.is_file():
+                return candidate.resolve()
+        raise UsageError(f"plan not found: {plan}")
+
+    def check_writable(self) -> None:
+        target = self.state_path.parent
+        probe = target if target.exists() else self.root
+        if not os.access(probe, os.W_OK):
+            raise UsageError(f"workspace is not writable: {probe}")
