@@ -1,0 +1,100 @@
+"""The command line: parse, call the library, render. Every CutoverError becomes one line
+`error: ...` on standard error and its exit code; tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import click
+import typer
+
+from cutover.commands.common import AppState, err_console
+from cutover.errors import CutoverError, ValidationFailed
+
+app = typer.Typer(
+    name="cutover",
+    help="Carry an organisation through a mail migration: plans run step by step, with "
+    "checkpoints, verification, resume and rollback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Command groups live in cutover/commands/<module>.py, each exposing `app` (a typer.Typer).
+SUBCOMMANDS = {
+    "plan": "plan",
+    "inventory": "inventory",
+    "report": "report",
+    "mailbox": "mailbox",
+    "dns": "dns",
+    "rules": "rules",
+}
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    workspace: Path = typer.Option(
+        Path("."), "--workspace", "-w", envvar="CUTOVER_WORKSPACE",
+        help="Workspace directory (cutover.yaml, plans/, state/).", show_default=True,
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    ctx.obj = AppState(workspace_dir=workspace, debug=debug)
+
+
+def _mount_subcommands() -> None:
+    for name, module_name in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(f"cutover.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cutover.commands.{module_name}":
+                continue  # not built yet
+            raise
+        app.add_typer(module.app, name=name)
+
+
+def _mount_top_level() -> None:
+    from cutover.commands import run as run_commands
+
+    run_commands.register(app)
+
+
+_mount_top_level()
+_mount_subcommands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except CutoverError as exc:
+        if debug:
+            raise
+        lines = exc.lines() if isinstance(exc, ValidationFailed) else [str(exc).splitlines()[0]
+                                                                        if str(exc) else
+                                                                        type(exc).__name__]
+        for line in lines:
+            err_console.print(f"error: {line}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("error: aborted", markup=False)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err_console.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("error: interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug or os.environ.get("CUTOVER_DEBUG"):
+            raise
+        err_console.print(f"error: internal error: {type(exc).__name__}: {exc} "
+                          "(run with --debug for the traceback)", markup=False, soft_wrap=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""Typer sub-applications, one module per command group; cli.py mounts them."""

@@ -1,0 +1,46 @@
+"""What every command shares: the workspace from the global option, the console, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from cutover.workspace import Workspace
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class AppState:
+    workspace_dir: Path
+    debug: bool = False
+
+    def workspace(self) -> Workspace:
+        return Workspace(self.workspace_dir)
+
+
+def app_state(ctx: typer.Context) -> AppState:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppState):
+        root.obj = AppState(Path.cwd())
+    return root.obj
+
+
+def workspace_of(ctx: typer.Context) -> Workspace:
+    """The workspace named by `cutover --workspace DIR` (or CUTOVER_WORKSPACE, or the cwd)."""
+    return app_state(ctx).workspace()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Machine-readable output on standard output.")
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")

@@ -1,0 +1,291 @@
+"""The state store: one SQLite file (WAL) per workspace, through sqlite-utils.
+
+Tables (schema set "cutover.state"; other modules add their own named sets):
+- runs:        one row per `run`/`resume` invocation target: plan, options, status
+- steps:       per plan and step id: status (pending/running/done/failed/rolled_back/waiting)
+- checkpoints: per plan and step: the changes (with `before`, the rollback payload) and the hash
+               of the reviewed preview, committed before the first change is applied
+- items:       per plan, step and change item: pending/done/rolled_back
+- events:      the append-only audit log (who, when, what, before/after)
+- holds:       persisted "not before" times (DNS TTL waits)
+- lock:        one row while a run/resume/rollback holds the workspace
+
+The state never holds a secret: changes carry no credentials (step kinds guarantee it), and
+events are written from changes and messages only.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from cutover.errors import StateUnusable, WorkspaceLocked
+
+APPLICATION_ID = 0x43555430  # "CUT0": marks the file as ours; a foreign DB is refused
+STATE_MIGRATIONS = Migrations("cutover.state")
+
+
+@STATE_MIGRATIONS()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db["runs"].create({"id": int, "plan": str, "plan_path": str, "options": str, "status": str,
+                       "started": str, "finished": str}, pk="id")
+    db["steps"].create({"plan": str, "step_id": str, "kind": str, "status": str,
+                        "updated": str, "wait_until": str, "message": str},
+                       pk=("plan", "step_id"))
+    db["checkpoints"].create({"plan": str, "step_id": str, "created": str, "preview_hash": str,
+                              "changes": str}, pk=("plan", "step_id"))
+    db["items"].create({"plan": str, "step_id": str, "item": str, "position": int,
+                        "status": str, "updated": str}, pk=("plan", "step_id", "item"))
+    db["events"].create({"id": int, "at": str, "user": str, "host": str, "plan": str,
+                         "step_id": str, "item": str, "event": str, "before": str,
+                         "after": str, "message": str}, pk="id")
+    db["holds"].create({"key": str, "until": str, "reason": str}, pk="key")
+    db["lock"].create({"id": int, "pid": int, "host": str, "command": str, "acquired": str},
+                      pk="id")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+class Holds:
+    """Persisted "not before" times, keyed by what they protect ("dns:zone:name:type")."""
+
+    def __init__(self, state: State):
+        self._state = state
+
+    def set(self, key: str, until: datetime, reason: str) -> None:
+        self._state.db["holds"].upsert({"key": key, "until": iso(until), "reason": reason},
+                                       pk="key")
+
+    def get(self, key: str) -> tuple[datetime, str] | None:
+        rows = list(self._state.db["holds"].rows_where("key = ?", [key]))
+        if not rows:
+            # a hold on a whole zone's MX is written as "dns:zone:*:MX"
+            parts = key.split(":")
+            if len(parts) == 4 and parts[1:3] != ["*"]:
+                rows = list(self._state.db["holds"].rows_where(
+                    "key = ?", [":".join([parts[0], parts[1], "*", parts[3]])]))
+        if not rows:
+            return None
+        return parse_iso(rows[0]["until"]), rows[0]["reason"]
+
+    def all(self) -> list[dict[str, Any]]:
+        return list(self._state.db["holds"].rows)
+
+
+class State:
+    def __init__(self, db: sqlite_utils.Database, path: Path):
+        self.db = db
+        self.path = path
+        self.holds = Holds(self)
+
+    @classmethod
+    def open(cls, path: Path | str, create: bool = True) -> State:
+        path = Path(path)
+        if not path.exists() and not create:
+            raise StateUnusable(f"no state database at {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+            db = sqlite_utils.Database(conn)
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = db.table_names()
+            if app_id != APPLICATION_ID and tables:
+                raise StateUnusable(f"{path} is not a cutover state database")
+            if not tables:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            state = cls(db, path)
+            state.migrate(STATE_MIGRATIONS)
+            return state
+        except sqlite3.DatabaseError as exc:
+            raise StateUnusable(f"{path} is not a usable state database ({exc})") from None
+        except PermissionError:
+            raise StateUnusable(f"cannot write the state database at {path}") from None
+        except OSError as exc:
+            raise StateUnusable(f"cannot open the state database at {path}: "
+                                f"{exc.strerror}") from None
+
+    def migrate(self, migrations: Migrations) -> None:
+        try:
+            migrations.apply(self.db)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise StateUnusable(f"cannot write the state database at {self.path}") from None
+            raise
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    # --- the lock ------------------------------------------------------------------------
+    def acquire_lock(self, command: str) -> None:
+        """One run/resume/rollback per workspace. A lock left by a dead process on this host
+        is stale and taken over; a lock held elsewhere is refused."""
+        host = socket.gethostname()
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            raise WorkspaceLocked("another cutover process is writing this workspace") from None
+        try:
+            row = conn.execute("SELECT pid, host, command, acquired FROM lock WHERE id = 1")
+            held = row.fetchone()
+            if held is not None and not _lock_is_stale(held[0], held[1], host):
+                raise WorkspaceLocked(f"workspace is locked by `{held[2]}` (pid {held[0]} on "
+                                      f"{held[1]} since {held[3]}); wait for it to finish")
+            conn.execute("INSERT OR REPLACE INTO lock (id, pid, host, command, acquired) "
+                         "VALUES (1, ?, ?, ?, ?)", (os.getpid(), host, command, iso(utcnow())))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def release_lock(self) -> None:
+        self.db.conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
+
+    # --- runs and steps ---------------------------------------------------------------------
+    def start_run(self, plan: str, plan_path: str, options: dict[str, Any]) -> int:
+        return self.db["runs"].insert({"plan": plan, "plan_path": plan_path,
+                                       "options": _json(options), "status": "running",
+                                       "started": iso(utcnow())}).last_pk
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        self.db["runs"].update(run_id, {"status": status, "finished": iso(utcnow())})
+
+    def unfinished_run(self) -> dict[str, Any] | None:
+        rows = list(self.db["runs"].rows_where("status != 'finished'", order_by="id desc",
+                                               limit=1))
+        return rows[0] if rows else None
+
+    def step(self, plan: str, step_id: str) -> dict[str, Any] | None:
+        rows = list(self.db["steps"].rows_where("plan = ? AND step_id = ?", [plan, step_id]))
+        return rows[0] if rows else None
+
+    def step_status(self, plan: str, step_id: str) -> str:
+        row = self.step(plan, step_id)
+        return row["status"] if row else "pending"
+
+    def set_step(self, plan: str, step_id: str, kind: str, status: str,
+                 message: str | None = None, wait_until: datetime | None = None) -> None:
+        self.db["steps"].upsert({"plan": plan, "step_id": step_id, "kind": kind,
+                                 "status": status, "updated": iso(utcnow()),
+                                 "wait_until": iso(wait_until) if wait_until else None,
+                                 "message": message}, pk=("plan", "step_id"))
+
+    def steps(self, plan: str | None = None) -> list[dict[str, Any]]:
+        if plan is None:
+            return list(self.db["steps"].rows)
+        return list(self.db["steps"].rows_where("plan = ?", [plan]))
+
+    def plans(self) -> list[dict[str, Any]]:
+        """Every plan that has run in this workspace, with the path it last ran from."""
+        seen: dict[str, dict[str, Any]] = {}
+        for row in self.db["runs"].rows_where(order_by="id"):
+            seen[row["plan"]] = row
+        return list(seen.values())
+
+    # --- checkpoints and items --------------------------------------------------------------
+    def write_checkpoint(self, plan: str, step_id: str, kind: str, changes: list[dict[str, Any]],
+                         preview_hash: str) -> None:
+        """Durably record what will change, and how to undo it, before anything changes."""
+        with self.db.atomic():
+            self.db["items"].delete_where("plan = ? AND step_id = ?", [plan, step_id])
+            self.db["checkpoints"].upsert({"plan": plan, "step_id": step_id,
+                                           "created": iso(utcnow()),
+                                           "preview_hash": preview_hash,
+                                           "changes": _json(changes)}, pk=("plan", "step_id"))
+            self.db["items"].insert_all(
+                [{"plan": plan, "step_id": step_id, "item": change["item"], "position": index,
+                  "status": "pending", "updated": iso(utcnow())}
+                 for index, change in enumerate(changes)], pk=("plan", "step_id", "item"))
+            self.set_step(plan, step_id, kind, "running")
+
+    def checkpoint(self, plan: str, step_id: str) -> dict[str, Any] | None:
+        rows = list(self.db["checkpoints"].rows_where("plan = ? AND step_id = ?",
+                                                      [plan, step_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        row["changes"] = json.loads(row["changes"])
+        return row
+
+    def items(self, plan: str, step_id: str) -> list[dict[str, Any]]:
+        return list(self.db["items"].rows_where("plan = ? AND step_id = ?", [plan, step_id],
+                                                order_by="position"))
+
+    def mark_item(self, plan: str, step_id: str, item: str, status: str) -> None:
+        self.db["items"].update((plan, step_id, item), {"status": status,
+                                                        "updated": iso(utcnow())})
+
+    # --- the audit log ----------------------------------------------------------------------
+    def record_event(self, event: str, plan: str | None = None, step_id: str | None = None,
+                     item: str | None = None, before: Any = None, after: Any = None,
+                     message: str | None = None) -> None:
+        self.db["events"].insert({"at": iso(utcnow()), "user": _user(),
+                                  "host": socket.gethostname(), "plan": plan,
+                                  "step_id": step_id, "item": item, "event": event,
+                                  "before": _json(before), "after": _json(after),
+                                  "message": message})
+
+    def events(self, plan: str | None = None) -> list[dict[str, Any]]:
+        where, args = ("plan = ?", [plan]) if plan else (None, None)
+        rows = []
+        for row in self.db["events"].rows_where(where, args, order_by="id"):
+            row["before"] = json.loads(row["before"]) if row["before"] else None
+            row["after"] = json.loads(row["after"]) if row["after"] else None
+            rows.append(row)
+        return rows
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+def _lock_is_stale(pid: int, lock_host: str, this_host: str) -> bool:
+    if lock_host != this_host:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
