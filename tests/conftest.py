@@ -1,0 +1,5 @@
+"""Shared fixtures. Server fixtures live in tests/servers/ and are plugged in here."""
+
+pytest_plugins = [
+    "tests.servers.dovecot",
+]
