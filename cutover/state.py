@@ -23,7 +23,7 @@ import socket
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,11 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     db["holds"].create({"key": str, "until": str, "reason": str}, pk="key")
     db["lock"].create({"id": int, "pid": int, "host": str, "command": str, "acquired": str},
                       pk="id")
+
+
+@STATE_MIGRATIONS()
+def m002_settings(db: sqlite_utils.Database) -> None:
+    db["settings"].create({"key": str, "value": str}, pk="key")
 
 
 def utcnow() -> datetime:
@@ -149,6 +154,23 @@ class State:
     def atomic(self) -> Iterator[None]:
         with self.db.atomic():
             yield
+
+    def now(self) -> datetime:
+        """The workspace's clock: real time, moved forward when a simulated clock skips a wait
+        (the demo's `clock: simulated`)."""
+        return utcnow() + timedelta(seconds=float(self.setting("clock_offset_s", "0") or 0))
+
+    def advance_clock(self, seconds: float) -> None:
+        offset = float(self.setting("clock_offset_s", "0") or 0)
+        self.set_setting("clock_offset_s", str(offset + max(0.0, seconds)))
+
+    # --- settings ---------------------------------------------------------------------------
+    def setting(self, key: str, default: str | None = None) -> str | None:
+        rows = list(self.db["settings"].rows_where("key = ?", [key]))
+        return rows[0]["value"] if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        self.db["settings"].upsert({"key": key, "value": value}, pk="key")
 
     # --- the lock ------------------------------------------------------------------------
     def acquire_lock(self, command: str) -> None:

@@ -1,0 +1,48 @@
+"""`cutover plan check|show`: validate a plan, preview every step without side effects."""
+
+from __future__ import annotations
+
+import typer
+
+from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
+from cutover.plan import load_plan
+from cutover.render import changes_json
+from cutover.runner import Runner, RunOptions
+
+app = typer.Typer(no_args_is_help=True, help="Validate and preview plans.")
+
+
+@app.command()
+def check(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file.")) -> None:
+    """Validate a plan: YAML, keys, step kinds, params, requires (every problem at once).
+
+    Example: cutover plan check plans/phase1-segregate.yaml
+    """
+    workspace = workspace_of(ctx)
+    loaded = load_plan(workspace.resolve_plan(plan))
+    console.print(f"plan {loaded.name}: {len(loaded.steps)} step(s), valid")
+
+
+@app.command()
+def show(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file."),
+         json_output: bool = JSON_OPTION) -> None:
+    """Preview every step of a plan; changes nothing (state included).
+
+    Example: cutover plan show plans/phase2-cloud.yaml
+    """
+    from cutover.commands.run import ConsoleOutput
+    from cutover.state import State
+
+    workspace = workspace_of(ctx)
+    loaded = load_plan(workspace.resolve_plan(plan))
+    state = State.open(workspace.state_path) if workspace.state_path.exists() else \
+        State.open(":memory:")
+    runner = Runner(workspace, state, loaded, ConsoleOutput(quiet=json_output))
+    result = runner.run(RunOptions(dry_run=True))
+    if json_output:
+        print_json({"plan": loaded.name, "steps": [
+            {"id": step.id, "kind": step.spec.kind,
+             "changes": changes_json(result.previews.get(step.id, [])),
+             "note": result.preview_errors.get(step.id) or
+             ("done" if step.id in result.skipped else None)}
+            for step in loaded.ordered()]})

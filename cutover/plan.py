@@ -1,0 +1,231 @@
+"""Plans: YAML files validated with pydantic, every problem reported at once as file:line.
+
+    name: phase1-segregate
+    description: ...
+    steps:
+      - id: lower-ttl
+        kind: dns.records
+        description: Lower MX TTLs ahead of the switch
+        requires: [collect]
+        for_each: {class: verification}     # optional: one item per inventory recipient
+        confirm: true                        # false: never ask, even without --yes
+        params: {...}                        # checked against the step kind's Params
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cutover.errors import PlanInvalid, Problem
+from cutover.graph import CycleFound, StepGraph
+from cutover.steps.base import STEP_KINDS, Step, iter_kinds
+
+STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class StepSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=STEP_ID_PATTERN)
+    kind: str
+    description: str = ""
+    requires: list[str] = Field(default_factory=list)
+    for_each: dict[str, str | list[str]] | None = None
+    confirm: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=STEP_ID_PATTERN)
+    description: str = ""
+    steps: list[StepSpec] = Field(min_length=1)
+
+
+@dataclass
+class PlannedStep:
+    spec: StepSpec
+    kind: type[Step]
+    params: BaseModel
+    line: int
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass
+class Plan:
+    name: str
+    description: str
+    path: Path
+    steps: list[PlannedStep]
+    digest: str
+    graph: StepGraph = field(repr=False)
+
+    def step(self, step_id: str) -> PlannedStep:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+    def has_step(self, step_id: str) -> bool:
+        return any(step.id == step_id for step in self.steps)
+
+    def ordered(self) -> list[PlannedStep]:
+        return [self.step(step_id) for step_id in self.graph.order]
+
+
+class _Lines:
+    """Line numbers of every node of a YAML document, by path of keys and indexes."""
+
+    def __init__(self, node: yaml.Node | None):
+        self.lines: dict[tuple, int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                self.lines[path + (key.value,)] = key.start_mark.line + 1
+                self._walk(value, path + (key.value,))
+                self.lines[path + (key.value,)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, value in enumerate(node.value):
+                self._walk(value, path + (index,))
+
+    def line(self, path: tuple) -> int:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Any, _Lines]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise PlanInvalid([Problem(str(path), line, f"invalid YAML: {problem}")]) from None
+    return data, _Lines(node)
+
+
+def _pydantic_problems(error: ValidationError, file: str, lines: _Lines,
+                       prefix: tuple = ()) -> list[Problem]:
+    problems = []
+    for detail in error.errors():
+        location = prefix + tuple(detail["loc"])
+        where = ".".join(str(part) for part in location) or "plan"
+        message = detail["msg"]
+        if detail["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(Problem(file, lines.line(location), f"{where}: {message}"))
+    return problems
+
+
+def load_plan(path: Path | str) -> Plan:
+    """Read and validate a plan; raise PlanInvalid listing every problem found."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanInvalid([Problem(file, 1, f"cannot read plan: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise PlanInvalid([Problem(file, 1, "plan is not UTF-8 text")]) from None
+    data, lines = _parse_yaml(path, text)
+    if not isinstance(data, dict):
+        raise PlanInvalid([Problem(file, 1, "a plan is a mapping with name, description, steps")])
+    try:
+        spec = PlanSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, file, lines)
+        problems += _step_problems_from_raw(data, file, lines)
+        raise PlanInvalid(_unique(problems)) from None
+    steps, problems = _check_steps(spec, file, lines)
+    graph = None
+    if not problems:
+        try:
+            graph = StepGraph({s.id: s.requires for s in spec.steps})
+        except CycleFound as cycle:
+            first = spec.steps[[s.id for s in spec.steps].index(cycle.cycle[0])]
+            problems.append(Problem(file, lines.line(("steps", spec.steps.index(first),
+                                                      "requires")), str(cycle)))
+    if problems:
+        raise PlanInvalid(_unique(problems))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Plan(spec.name, spec.description, path.resolve(), steps, digest, graph)
+
+
+def _unique(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _check_steps(spec: PlanSpec, file: str, lines: _Lines
+                 ) -> tuple[list[PlannedStep], list[Problem]]:
+    problems: list[Problem] = []
+    steps: list[PlannedStep] = []
+    seen: dict[str, int] = {}
+    ids = {s.id for s in spec.steps}
+    for index, step in enumerate(spec.steps):
+        at = ("steps", index)
+        if step.id in seen:
+            problems.append(Problem(file, lines.line(at + ("id",)),
+                                    f"duplicate step id {step.id!r} (first at line "
+                                    f"{seen[step.id]})"))
+        seen.setdefault(step.id, lines.line(at + ("id",)))
+        for position, dep in enumerate(step.requires):
+            if dep not in ids:
+                problems.append(Problem(file, lines.line(at + ("requires", position)),
+                                        f"step {step.id!r} requires unknown step {dep!r}"))
+            elif dep == step.id:
+                problems.append(Problem(file, lines.line(at + ("requires", position)),
+                                        f"step {step.id!r} requires itself"))
+        planned, step_problems = _check_step(step, index, file, lines)
+        problems += step_problems
+        if planned is not None:
+            steps.append(planned)
+    return steps, problems
+
+
+def _check_step(step: StepSpec, index: int, file: str, lines: _Lines
+                ) -> tuple[PlannedStep | None, list[Problem]]:
+    """The step's kind exists and its params fit the kind."""
+    list(iter_kinds())  # importing the package registers every kind
+    at = ("steps", index)
+    kind = STEP_KINDS.get(step.kind)
+    if kind is None:
+        known = ", ".join(sorted(STEP_KINDS))
+        return None, [Problem(file, lines.line(at + ("kind",)),
+                              f"unknown step kind {step.kind!r} (known: {known})")]
+    try:
+        params = kind.Params.model_validate(step.params)
+    except ValidationError as exc:
+        return None, _pydantic_problems(exc, file, lines, at + ("params",))
+    return PlannedStep(step, kind, params, lines.line(at)), []
+
+
+def _step_problems_from_raw(data: dict, file: str, lines: _Lines) -> list[Problem]:
+    """When the plan's shape is wrong, still report unknown kinds and bad params of the steps
+    that are well-formed, so the operator sees every problem in one go."""
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list):
+        return []
+    problems = []
+    for index, raw in enumerate(raw_steps):
+        try:
+            step = StepSpec.model_validate(raw)
+        except ValidationError:
+            continue
+        problems += _check_step(step, index, file, lines)[1]
+    return problems

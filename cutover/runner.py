@@ -1,0 +1,416 @@
+"""The runner: the only place that orders a step's verbs. See docs/runner.md.
+
+For each step, in dependency order:
+  preview (no side effects) -> confirm -> checkpoint committed to SQLite -> apply each pending
+  change, marking it done at once -> verify the world -> done.
+A step that crashed mid-apply is finished from its checkpoint (apply is idempotent); a rollback
+restores every applied change's `before` and verifies the restore.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cutover.errors import (
+    ConfirmationRequired,
+    CutoverError,
+    NotFound,
+    RollbackRefused,
+    StepFailed,
+    UsageError,
+    VerificationFailed,
+)
+from cutover.plan import Plan, PlannedStep, load_plan
+from cutover.state import State, iso, parse_iso
+from cutover.steps.base import Change, Context, Finding, Waiting, changes_digest
+from cutover.workspace import Workspace
+
+CRASH_POINTS = ("after-checkpoint", "mid-apply", "after-apply")
+APPLIED = ("running", "done", "failed")
+
+
+class Output(Protocol):
+    """How the runner talks to the operator; the CLI renders it with rich, tests stay quiet."""
+
+    def step_header(self, step: PlannedStep, note: str) -> None: ...
+    def preview(self, step: PlannedStep, changes: list[Change]) -> None: ...
+    def progress(self, step: PlannedStep, done: int, total: int) -> None: ...
+    def findings(self, step: PlannedStep, findings: list[Finding]) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+class QuietOutput:
+    def step_header(self, step: PlannedStep, note: str) -> None: ...
+    def preview(self, step: PlannedStep, changes: list[Change]) -> None: ...
+    def progress(self, step: PlannedStep, done: int, total: int) -> None: ...
+    def findings(self, step: PlannedStep, findings: list[Finding]) -> None: ...
+    def note(self, message: str) -> None: ...
+
+
+Confirm = Callable[[PlannedStep, list[Change]], bool]
+
+
+@dataclass
+class RunOptions:
+    step: str | None = None
+    until: str | None = None
+    yes: bool = False
+    dry_run: bool = False
+    force: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "until": self.until, "yes": self.yes, "force": self.force}
+
+
+@dataclass
+class RunResult:
+    plan: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    waiting: tuple[str, datetime, str] | None = None
+    previews: dict[str, list[Change]] = field(default_factory=dict)
+    preview_errors: dict[str, str] = field(default_factory=dict)
+
+
+def _crash_if_asked(step_id: str, point: str) -> None:
+    """Fault injection for tests: CUTOVER_CRASH_AT=STEP_ID:POINT exits at once with 137."""
+    wanted = os.environ.get("CUTOVER_CRASH_AT", "")
+    if wanted and wanted == f"{step_id}:{point}":
+        os._exit(137)
+
+
+def select_items(recipients: list[dict[str, Any]], selector: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """Recipients whose fields equal the selector's values (a list value means any of them)."""
+    def matches(recipient: dict[str, Any]) -> bool:
+        for key, wanted in selector.items():
+            value = recipient.get(key)
+            options = wanted if isinstance(wanted, list) else [wanted]
+            if value not in options:
+                return False
+        return True
+
+    return [r for r in recipients if matches(r)]
+
+
+class Runner:
+    def __init__(self, workspace: Workspace, state: State, plan: Plan,
+                 output: Output | None = None, confirm: Confirm | None = None):
+        self.workspace = workspace
+        self.state = state
+        self.plan = plan
+        self.output = output or QuietOutput()
+        self.confirm = confirm
+
+    # --- time ----------------------------------------------------------------------------
+    @property
+    def simulated_clock(self) -> bool:
+        return self.workspace.config.get("clock") == "simulated"
+
+    def now(self) -> datetime:
+        return self.state.now()
+
+    def _advance_clock_to(self, until: datetime, reason: str) -> None:
+        self.state.advance_clock((until - self.now()).total_seconds() + 1)
+        self.state.record_event("clock-advanced", self.plan.name,
+                                message=f"simulated clock moved to {iso(until)}: {reason}")
+        self.output.note(f"simulated clock: skipped the wait until {iso(until)} ({reason})")
+
+    # --- contexts ------------------------------------------------------------------------
+    def context(self, step: PlannedStep, item: dict[str, Any] | None = None,
+                force: bool = False, dry_run: bool = False) -> Context:
+        return Context(workspace=self.workspace, plan_name=self.plan.name, step_id=step.id,
+                       params=step.params, item=item, force=force, dry_run=dry_run,
+                       clock=self.now, log=self.output.note, holds=self.state.holds)
+
+    def items_for(self, step: PlannedStep) -> list[dict[str, Any] | None]:
+        if step.spec.for_each is None:
+            return [None]
+        from cutover.inventory.store import latest_recipients
+
+        recipients = latest_recipients(self.state)
+        if not recipients:
+            raise NotFound(f"step {step.id} runs for_each over the inventory, but no inventory "
+                           "snapshot exists: run `cutover inventory collect` first")
+        return select_items(recipients, step.spec.for_each)
+
+    def preview_step(self, step: PlannedStep, force: bool = False
+                     ) -> list[tuple[Change, dict[str, Any] | None]]:
+        """Every change of the step, each with the inventory item it is for."""
+        instance = step.kind()
+        planned: list[tuple[Change, dict[str, Any] | None]] = []
+        seen: set[str] = set()
+        for item in self.items_for(step):
+            for change in instance.preview(self.context(step, item, force=force, dry_run=True)):
+                if change.item in seen:
+                    change = Change(f"{item['address'] if item else '-'}: {change.item}",
+                                    change.action, change.before, change.after, change.summary)
+                seen.add(change.item)
+                planned.append((change, item))
+        return planned
+
+    # --- run -----------------------------------------------------------------------------
+    def selected_steps(self, options: RunOptions) -> list[PlannedStep]:
+        ordered = self.plan.ordered()
+        for name in (options.step, options.until):
+            if name is not None and not self.plan.has_step(name):
+                raise UsageError(f"plan {self.plan.name} has no step {name!r}")
+        if options.step:
+            return [self.plan.step(options.step)]
+        if options.until:
+            keep = set(self.plan.graph.ancestors(options.until)) | {options.until}
+            return [s for s in ordered if s.id in keep]
+        return ordered
+
+    def run(self, options: RunOptions) -> RunResult:
+        result = RunResult(self.plan.name)
+        steps = self.selected_steps(options)
+        if options.dry_run:
+            return self._dry_run(steps, options, result)
+        if options.step:
+            self._require_dependencies_done(self.plan.step(options.step))
+        run_id = self.state.start_run(self.plan.name, str(self.plan.path), options.to_json())
+        self.state.record_event("run-started", self.plan.name, message=str(options.to_json()))
+        try:
+            for step in steps:
+                if self._run_step(step, options, result) == "waiting":
+                    self.state.finish_run(run_id, "waiting")
+                    return result
+        except ConfirmationRequired:
+            if not result.done:  # a refusal before any change leaves the state as it was
+                self.state.db["runs"].delete(run_id)
+            raise
+        self.state.finish_run(run_id, "finished")
+        self.state.record_event("run-finished", self.plan.name)
+        return result
+
+    def _dry_run(self, steps: list[PlannedStep], options: RunOptions,
+                 result: RunResult) -> RunResult:
+        for step in steps:
+            status = self.state.step_status(self.plan.name, step.id)
+            if status == "done":
+                self.output.step_header(step, "done")
+                result.skipped.append(step.id)
+                continue
+            try:
+                changes = [change for change, _ in self.preview_step(step, options.force)]
+            except Waiting as wait:
+                result.preview_errors[step.id] = f"waits until {iso(wait.until)}: {wait.reason}"
+                self.output.step_header(step, result.preview_errors[step.id])
+                continue
+            except CutoverError as exc:
+                reason = str(exc).splitlines()[0]
+                result.preview_errors[step.id] = reason
+                self.output.step_header(step, f"cannot preview yet: {reason}")
+                continue
+            result.previews[step.id] = changes
+            self.output.step_header(step, "preview")
+            self.output.preview(step, changes)
+        return result
+
+    def _require_dependencies_done(self, step: PlannedStep) -> None:
+        missing = [dep for dep in step.spec.requires
+                   if self.state.step_status(self.plan.name, dep) != "done"]
+        if missing:
+            raise UsageError(f"step {step.id} requires {', '.join(missing)}, not done yet")
+
+    def _run_step(self, step: PlannedStep, options: RunOptions, result: RunResult) -> str:
+        row = self.state.step(self.plan.name, step.id)
+        status = row["status"] if row else "pending"
+        if status == "done":
+            self.output.step_header(step, "already done")
+            result.skipped.append(step.id)
+            return "done"
+        checkpoint = self.state.checkpoint(self.plan.name, step.id)
+        if status in ("running", "failed") and checkpoint is not None:
+            self.output.step_header(step, "resuming from its checkpoint")
+            entries = checkpoint["changes"]
+        else:
+            entries = self._preview_and_checkpoint(step, options, result)
+            if entries is None:
+                return "waiting"
+        self._apply_entries(step, entries, options)
+        self._verify(step, entries)
+        self.state.set_step(self.plan.name, step.id, step.spec.kind, "done")
+        self.state.record_event("step-done", self.plan.name, step.id)
+        result.done.append(step.id)
+        return "done"
+
+    def _preview_and_checkpoint(self, step: PlannedStep, options: RunOptions,
+                                result: RunResult) -> list[dict[str, Any]] | None:
+        while True:
+            try:
+                planned = self.preview_step(step, options.force)
+                break
+            except Waiting as wait:
+                if not self.simulated_clock:
+                    self.state.set_step(self.plan.name, step.id, step.spec.kind, "waiting",
+                                        message=wait.reason, wait_until=wait.until)
+                    self.state.record_event("step-waiting", self.plan.name, step.id,
+                                            message=f"until {iso(wait.until)}: {wait.reason}")
+                    self.output.step_header(step, f"waiting until {iso(wait.until)}: "
+                                                  f"{wait.reason}")
+                    result.waiting = (step.id, wait.until, wait.reason)
+                    return None
+                self._advance_clock_to(wait.until, wait.reason)
+        changes = [change for change, _ in planned]
+        self.output.step_header(step, "preview")
+        self.output.preview(step, changes)
+        result.previews[step.id] = changes
+        if changes and step.spec.confirm and not options.yes:
+            if self.confirm is None:
+                raise ConfirmationRequired(f"step {step.id} changes {len(changes)} item(s): "
+                                           "confirm on a terminal or pass --yes")
+            if not self.confirm(step, changes):
+                raise ConfirmationRequired(f"step {step.id} was not confirmed; nothing changed")
+        entries = [dict(change.to_json(), for_item=item) for change, item in planned]
+        self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries,
+                                    changes_digest(changes))
+        self.state.record_event("checkpoint", self.plan.name, step.id,
+                                message=f"{len(entries)} change(s) recorded before applying")
+        _crash_if_asked(step.id, "after-checkpoint")
+        return entries
+
+    def _apply_entries(self, step: PlannedStep, entries: list[dict[str, Any]],
+                       options: RunOptions) -> None:
+        instance = step.kind()
+        status_by_item = {row["item"]: row["status"] for row in
+                          self.state.items(self.plan.name, step.id)}
+        crash_after = (len(entries) + 1) // 2
+        done = sum(1 for entry in entries if status_by_item.get(entry["item"]) == "done")
+        for entry in entries:
+            if status_by_item.get(entry["item"]) == "done":
+                continue
+            change = _change_of(entry)
+            ctx = self.context(step, entry.get("for_item"), force=options.force)
+            try:
+                instance.apply(ctx, change)
+            except CutoverError as exc:
+                self._fail(step, f"apply of {change.item} failed: {str(exc).splitlines()[0]}")
+            except Exception as exc:  # a bug or an unexpected system error: record, stop
+                self._fail(step, f"apply of {change.item} failed: {type(exc).__name__}: {exc}")
+            self.state.mark_item(self.plan.name, step.id, change.item, "done")
+            self.state.record_event("applied", self.plan.name, step.id, change.item,
+                                    change.before, change.after, change.describe())
+            done += 1
+            self.output.progress(step, done, len(entries))
+            if done == crash_after:
+                _crash_if_asked(step.id, "mid-apply")
+        _crash_if_asked(step.id, "after-apply")
+
+    def _fail(self, step: PlannedStep, message: str) -> None:
+        self.state.set_step(self.plan.name, step.id, step.spec.kind, "failed", message=message)
+        self.state.record_event("step-failed", self.plan.name, step.id, message=message)
+        raise StepFailed(f"step {step.id}: {message}")
+
+    def _verify(self, step: PlannedStep, entries: list[dict[str, Any]],
+                rollback: bool = False) -> None:
+        instance = step.kind()
+        findings: list[Finding] = []
+        by_item: dict[str, list[Change]] = {}
+        items: dict[str, dict[str, Any] | None] = {}
+        for entry in entries:
+            change = _change_of(entry)
+            key = (entry.get("for_item") or {}).get("address", "")
+            by_item.setdefault(key, []).append(change.inverse() if rollback else change)
+            items[key] = entry.get("for_item")
+        if not entries:
+            by_item = {"": []}
+            items = {"": None}
+        for key, changes in by_item.items():
+            try:
+                findings += instance.verify(self.context(step, items[key]), changes)
+            except CutoverError as exc:
+                findings.append(Finding(key or step.id, str(exc).splitlines()[0]))
+        self.output.findings(step, findings)
+        errors = [f for f in findings if f.severity == "error"]
+        what = "rollback of step" if rollback else "step"
+        if errors:
+            message = f"verification failed: {errors[0].item}: {errors[0].problem}" + (
+                f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+            self.state.set_step(self.plan.name, step.id, step.spec.kind, "failed",
+                                message=message)
+            self.state.record_event("verify-failed", self.plan.name, step.id, message=message)
+            raise VerificationFailed(f"{what} {step.id}: {message}")
+        self.state.record_event("verified", self.plan.name, step.id,
+                                message=f"{len(findings)} warning(s)" if findings else None)
+
+    # --- rollback ------------------------------------------------------------------------
+    def rollback(self, step_id: str, cascade: bool = False, yes: bool = False) -> list[str]:
+        if not self.plan.has_step(step_id):
+            raise RollbackRefused(f"plan {self.plan.name} has no step {step_id!r}")
+        if self.state.step_status(self.plan.name, step_id) not in APPLIED or \
+                self.state.checkpoint(self.plan.name, step_id) is None:
+            raise RollbackRefused(f"step {step_id} has not been applied: nothing to roll back")
+        applied_dependents = [
+            dep for dep in self.plan.graph.dependents(step_id)
+            if self.state.step_status(self.plan.name, dep) in APPLIED
+            and self.state.checkpoint(self.plan.name, dep) is not None]
+        if applied_dependents and not cascade:
+            raise RollbackRefused(f"steps that depend on {step_id} are applied: "
+                                  f"{', '.join(applied_dependents)} (roll them back first, "
+                                  "or use --cascade)")
+        order = list(reversed(applied_dependents)) + [step_id]
+        if not yes:
+            if self.confirm is None:
+                raise ConfirmationRequired(f"rolling back {', '.join(order)}: confirm on a "
+                                           "terminal or pass --yes")
+            if not self.confirm(self.plan.step(step_id), []):
+                raise ConfirmationRequired("rollback was not confirmed; nothing changed")
+        for name in order:
+            self._rollback_step(self.plan.step(name))
+        return order
+
+    def _rollback_step(self, step: PlannedStep) -> None:
+        checkpoint = self.state.checkpoint(self.plan.name, step.id)
+        assert checkpoint is not None
+        status_by_item = {row["item"]: row["status"] for row in
+                          self.state.items(self.plan.name, step.id)}
+        # Applied items, plus the first pending one: it may have been in flight at a crash.
+        touched: list[dict[str, Any]] = []
+        for entry in checkpoint["changes"]:
+            status = status_by_item.get(entry["item"], "pending")
+            if status == "done":
+                touched.append(entry)
+            elif status == "pending":
+                touched.append(entry)
+                break
+        self.output.step_header(step, f"rolling back {len(touched)} change(s)")
+        instance = step.kind()
+        for entry in reversed(touched):
+            change = _change_of(entry)
+            try:
+                instance.rollback(self.context(step, entry.get("for_item"), force=True), change)
+            except CutoverError as exc:
+                self._fail(step, f"rollback of {change.item} failed: {str(exc).splitlines()[0]}")
+            self.state.mark_item(self.plan.name, step.id, change.item, "rolled_back")
+            self.state.record_event("rolled-back", self.plan.name, step.id, change.item,
+                                    change.after, change.before, f"restore {change.item}")
+        self._verify(step, touched, rollback=True)
+        self.state.set_step(self.plan.name, step.id, step.spec.kind, "rolled_back")
+        self.state.record_event("step-rolled-back", self.plan.name, step.id)
+
+
+def _change_of(entry: dict[str, Any]) -> Change:
+    return Change.from_json({key: entry[key] for key in
+                             ("item", "action", "before", "after", "summary")})
+
+
+def waiting_steps(state: State) -> list[dict[str, Any]]:
+    return [row for row in state.steps() if row["status"] == "waiting"]
+
+
+def remaining_wait(row: dict[str, Any], now: datetime) -> float | None:
+    if not row.get("wait_until"):
+        return None
+    return max(0.0, (parse_iso(row["wait_until"]) - now).total_seconds())
+
+
+def load_runner(workspace: Workspace, state: State, plan_path: str,
+                output: Output | None = None, confirm: Confirm | None = None) -> Runner:
+    return Runner(workspace, state, load_plan(workspace.resolve_plan(plan_path)), output,
+                  confirm)
