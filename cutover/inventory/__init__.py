@@ -1,0 +1,1 @@
+"""Inventory: collect what exists, classify it with reasons, keep snapshots, report."""

@@ -1,0 +1,278 @@
+"""Classification: every recipient gets a class, a destination and the reason for both.
+
+Rules are declarative (cutover.yaml `inventory.classification`), tried in order; the first rule
+whose every condition holds decides. Per-address overrides beat every rule. A recipient no rule
+matches is `unknown` and stays where it is (`keep`): nothing is moved on a guess.
+
+    inventory:
+      classification:
+        default_rules: true          # append DEFAULT_RULES after your own (the default)
+        destinations: {service: retire}   # per-class destination, over DEFAULT_DESTINATIONS
+        rules:
+          - name: lab-robots
+            class: verification
+            match: {local: ["lab-*"], type: [user, shared]}
+        overrides:
+          old-bulletin@example.org: {class: service, destination: retire, reason: "replaced"}
+
+Conditions (all must hold; a list means any of its values):
+    address / local / domain   shell patterns (fnmatch, case-insensitive)
+    type                       recipient types (user, shared, room, equipment, discovery, ...)
+    has_procmail_rules         true/false: a .procmailrc routes this account's mail
+    has_forwarding             true/false: forwarding set on the mailbox or by an inbox rule
+    automated_share_at_least   0..1: share of sampled mail from automated senders
+    subject_share_at_least     0..1: share of sampled subjects matching `subject_patterns`
+    subject_patterns           regular expressions (default DATA_REQUEST, BEGIN IMS2.0, ...)
+    idle_days_at_least         days since the newest item (or last logon)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+from cutover.errors import ConfigInvalid
+
+CLASSES = ("verification", "people", "shared", "resource", "service", "unknown")
+DESTINATIONS = ("linux", "cloud", "keep", "retire")
+
+DEFAULT_DESTINATIONS: dict[str, str] = {
+    "verification": "linux",
+    "people": "cloud",
+    "shared": "cloud",
+    "resource": "cloud",
+    "service": "keep",
+    "unknown": "keep",
+}
+
+#: Subjects of machine-to-machine verification traffic (IMS/GSE data requests and bulletins).
+VERIFICATION_SUBJECTS = (r"\bDATA_REQUEST\b", r"\bBEGIN\s+IMS\d\.\d", r"\bBEGIN\s+GSE\d\.\d",
+                         r"\bDATA_TYPE\b", r"\bMSG_TYPE\s+(REQUEST|DATA)\b")
+
+VERIFICATION_LOCALS = ["datarequest", "data-request", "reb-*", "bulletin*", "station-*",
+                       "ims-*", "autodrm", "gse-*", "verify-*"]
+SERVICE_LOCALS = ["noreply", "no-reply", "donotreply", "do-not-reply", "scanner*", "printer*",
+                  "postmaster", "mailer-daemon", "abuse", "hostmaster", "webmaster", "bounce*",
+                  "alerts", "monitoring", "nagios", "backup*", "svc-*", "healthmailbox*"]
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    {"name": "verification-functional-address", "class": "verification",
+     "match": {"local": VERIFICATION_LOCALS},
+     "why": "functional address of a verification data flow"},
+    {"name": "service-address", "class": "service",
+     "match": {"local": SERVICE_LOCALS}, "why": "technical sender or device address"},
+    {"name": "system-mailbox", "class": "service",
+     "match": {"type": ["discovery", "system", "public-folder"]},
+     "why": "Exchange system mailbox"},
+    {"name": "verification-procmail", "class": "verification",
+     "match": {"has_procmail_rules": True, "type": ["user", "shared", "mailuser", "other"]},
+     "why": "mail is processed by procmail recipes"},
+    {"name": "verification-subjects", "class": "verification",
+     "match": {"subject_share_at_least": 0.5},
+     "why": "most sampled subjects are verification messages"},
+    {"name": "verification-automated-traffic", "class": "verification",
+     "match": {"automated_share_at_least": 0.9, "type": ["shared", "user"]},
+     "why": "over 90% of sampled mail comes from automated senders"},
+    {"name": "people-user-mailbox", "class": "people", "match": {"type": ["user"]},
+     "why": "personal user mailbox"},
+    {"name": "shared-mailbox", "class": "shared", "match": {"type": ["shared", "group-mailbox"]},
+     "why": "shared mailbox"},
+    {"name": "resource-mailbox", "class": "resource",
+     "match": {"type": ["room", "equipment", "scheduling"]}, "why": "room or equipment"},
+    {"name": "distribution-group", "class": "shared", "match": {"type": ["group"]},
+     "why": "distribution group, recreated in the cloud"},
+    {"name": "contact-or-mail-user", "class": "service", "destination": "cloud",
+     "match": {"type": ["contact", "mailuser"]},
+     "why": "directory entry for an external address, recreated in the cloud"},
+]
+
+CONDITIONS = ("address", "local", "domain", "type", "has_procmail_rules", "has_forwarding",
+              "automated_share_at_least", "subject_share_at_least", "subject_patterns",
+              "idle_days_at_least")
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    klass: str
+    match: dict[str, Any]
+    destination: str | None = None
+    why: str = ""
+
+
+@dataclass
+class Classifier:
+    rules: list[Rule]
+    destinations: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_DESTINATIONS))
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    now: datetime | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None,
+                    now: datetime | None = None) -> Classifier:
+        """Build from `inventory.classification`; ConfigInvalid names the bad rule."""
+        config = dict(config or {})
+        own = [_rule(entry, index) for index, entry in enumerate(config.get("rules") or [])]
+        defaults = [_rule(entry, index) for index, entry in enumerate(DEFAULT_RULES)]
+        rules = own + defaults if config.get("default_rules", True) else own
+        destinations = dict(DEFAULT_DESTINATIONS)
+        for klass, destination in (config.get("destinations") or {}).items():
+            _check_choice(klass, CLASSES, "destinations: class")
+            _check_choice(destination, DESTINATIONS, f"destinations.{klass}")
+            destinations[klass] = destination
+        overrides = {}
+        for address, entry in (config.get("overrides") or {}).items():
+            overrides[str(address).lower()] = _override(str(address), entry)
+        return cls(rules, destinations, overrides, now)
+
+    def classify(self, recipient: dict[str, Any]) -> dict[str, Any]:
+        """The recipient with `class`, `destination`, `rule` and `reason` set (a new dict)."""
+        result = dict(recipient)
+        override = self.overrides.get(recipient["address"])
+        if override:
+            klass = override["class"]
+            result.update({
+                "class": klass, "rule": "override",
+                "destination": override.get("destination") or self.destinations[klass],
+                "reason": f"override for {recipient['address']} in cutover.yaml"
+                          + (f": {override['reason']}" if override.get("reason") else ""),
+            })
+            return result
+        for rule in self.rules:
+            evidence = _evidence(rule.match, recipient, self.now)
+            if evidence is not None:
+                result.update({
+                    "class": rule.klass, "rule": rule.name,
+                    "destination": rule.destination or self.destinations[rule.klass],
+                    "reason": f"rule {rule.name}: " + "; ".join(evidence)
+                              + (f" ({rule.why})" if rule.why else ""),
+                })
+                return result
+        result.update({"class": "unknown", "destination": "keep", "rule": None,
+                       "reason": f"no rule matched (type {recipient.get('type')}): stays where "
+                                 "it is until an override or a rule classifies it"})
+        return result
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise ConfigInvalid(f"cutover.yaml: inventory.classification.{where}: {value!r} is not "
+                            f"one of {', '.join(choices)}")
+
+
+def _rule(entry: Any, index: int) -> Rule:
+    where = f"rules[{index}]"
+    if not isinstance(entry, Mapping) or "class" not in entry:
+        raise ConfigInvalid(f"cutover.yaml: inventory.classification.{where}: needs a class")
+    _check_choice(entry["class"], CLASSES, f"{where}.class")
+    if entry.get("destination") is not None:
+        _check_choice(entry["destination"], DESTINATIONS, f"{where}.destination")
+    match = dict(entry.get("match") or {})
+    unknown = sorted(set(match) - set(CONDITIONS))
+    if unknown:
+        raise ConfigInvalid(f"cutover.yaml: inventory.classification.{where}.match: unknown "
+                            f"condition(s) {', '.join(unknown)} (known: {', '.join(CONDITIONS)})")
+    for key in ("address", "local", "domain", "type", "subject_patterns"):
+        if key in match and isinstance(match[key], str):
+            match[key] = [match[key]]
+    name = str(entry.get("name") or f"rule-{index + 1}")
+    return Rule(name, entry["class"], match, entry.get("destination"), str(entry.get("why", "")))
+
+
+def _override(address: str, entry: Any) -> dict[str, Any]:
+    if isinstance(entry, str):
+        entry = {"class": entry}
+    if not isinstance(entry, Mapping) or "class" not in entry:
+        raise ConfigInvalid(f"cutover.yaml: inventory.classification.overrides.{address}: "
+                            "needs a class")
+    _check_choice(entry["class"], CLASSES, f"overrides.{address}.class")
+    if entry.get("destination") is not None:
+        _check_choice(entry["destination"], DESTINATIONS, f"overrides.{address}.destination")
+    return dict(entry)
+
+
+def _pattern_hit(patterns: list[str], value: str) -> str | None:
+    value = (value or "").lower()
+    for pattern in patterns:
+        if fnmatchcase(value, str(pattern).lower()):
+            return pattern
+    return None
+
+
+def _evidence(match: dict[str, Any], recipient: dict[str, Any],
+              now: datetime | None) -> list[str] | None:
+    """Why each condition holds, or None as soon as one does not."""
+    evidence: list[str] = []
+    traits = recipient.get("traits") or {}
+    for key in ("address", "local", "domain"):
+        if key in match:
+            hit = _pattern_hit(match[key], recipient.get(key, ""))
+            if hit is None:
+                return None
+            evidence.append(f"{key} {recipient.get(key)!r} matches {hit!r}")
+    if "type" in match:
+        if recipient.get("type") not in match["type"]:
+            return None
+        evidence.append(f"type is {recipient.get('type')}")
+    if "has_procmail_rules" in match:
+        found = [r for r in recipient.get("rules") or [] if r.get("kind") == "procmail"]
+        if bool(found) != bool(match["has_procmail_rules"]):
+            return None
+        evidence.append(f"procmail rules in {found[0]['path']}" if found else "no procmail rules")
+    if "has_forwarding" in match:
+        forwards = bool(recipient.get("forwarding")) or any(
+            r.get("forward_to") for r in recipient.get("rules") or [])
+        if forwards != bool(match["has_forwarding"]):
+            return None
+        evidence.append("mail is forwarded" if forwards else "no forwarding")
+    for key, trait in (("automated_share_at_least", "automated_share"),
+                       ("subject_share_at_least", "subject_share")):
+        if key in match:
+            share = _trait_share(traits, trait, match)
+            if share is None or share < float(match[key]):
+                return None
+            evidence.append(_share_text(trait, share, traits, match))
+    if "idle_days_at_least" in match:
+        idle = _idle_days(recipient, now)
+        if idle is None or idle < int(match["idle_days_at_least"]):
+            return None
+        evidence.append(f"no activity for {idle} days")
+    return evidence
+
+
+def _share_text(trait: str, share: float, traits: dict[str, Any],
+                match: dict[str, Any]) -> str:
+    sampled = traits.get("sampled")
+    if trait == "automated_share":
+        return f"{share:.0%} of {sampled} sampled messages from automated senders"
+    patterns = ", ".join(match.get("subject_patterns") or ["DATA_REQUEST/BEGIN IMS2.0/..."])
+    return f"{share:.0%} of {sampled} sampled subjects match {patterns}"
+
+
+def _trait_share(traits: dict[str, Any], trait: str, match: dict[str, Any]) -> float | None:
+    if not traits.get("sampled"):
+        return None
+    if trait == "subject_share" and match.get("subject_patterns"):
+        subjects = traits.get("subjects") or []
+        patterns = [re.compile(p, re.IGNORECASE) for p in match["subject_patterns"]]
+        hits = sum(1 for s in subjects if any(p.search(s) for p in patterns))
+        return hits / len(subjects) if subjects else None
+    value = traits.get(trait)
+    return float(value) if value is not None else None
+
+
+def _idle_days(recipient: dict[str, Any], now: datetime | None) -> int | None:
+    latest = recipient.get("newest_item") or recipient.get("last_logon")
+    if not latest or now is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(latest)
+    except ValueError:
+        return None
+    if (moment.tzinfo is None) != (now.tzinfo is None):
+        moment = moment.replace(tzinfo=now.tzinfo)
+    return (now - moment).days

@@ -1,0 +1,242 @@
+"""Inventory snapshots in the state DB: stored complete or not at all, read back, compared.
+
+A snapshot is one collection run (one source, or every source merged). Rows are written inside
+one transaction and the snapshot is marked `complete` in that same transaction, so a failure
+half-way (a bad CSV row found at the end, a lost connection) leaves nothing behind. Readers only
+ever see `complete` snapshots; a rolled-back `inventory.collect` marks its snapshot `superseded`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils.migrations import Migrations
+
+from cutover.errors import NotFound, UsageError
+
+INVENTORY_MIGRATIONS = Migrations("cutover.inventory")
+BATCH = 500
+
+#: Keys that describe a recipient's state; collection metadata (origin) is not compared.
+VOLATILE_KEYS = frozenset({"origin"})
+
+
+@INVENTORY_MIGRATIONS()
+def m001_snapshots(db: Any) -> None:
+    db["inventory_snapshots"].create({
+        "id": int, "source": str, "taken_at": str, "status": str, "recipients": int,
+        "total_bytes": int, "digest": str, "warnings": str, "created_by": str,
+    }, pk="id")
+    db["inventory_recipients"].create({
+        "snapshot_id": int, "address": str, "class": str, "destination": str, "type": str,
+        "size_bytes": int, "data": str,
+    }, pk=("snapshot_id", "address"), foreign_keys=[("snapshot_id", "inventory_snapshots")])
+    db["inventory_recipients"].create_index(["snapshot_id", "class"])
+
+
+def _db(state: Any) -> Any:
+    """State (from cutover.state) or a bare sqlite_utils.Database; migrations applied."""
+    if hasattr(state, "migrate"):
+        state.migrate(INVENTORY_MIGRATIONS)
+        return state.db
+    INVENTORY_MIGRATIONS.apply(state)
+    return state
+
+
+def recipient_digest(recipient: dict[str, Any]) -> str:
+    stable = {k: v for k, v in recipient.items() if k not in VOLATILE_KEYS}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def snapshot_digest(recipients: Iterable[dict[str, Any]]) -> str:
+    """Order-independent digest of a recipient set: equal digests mean nothing changed."""
+    digests = sorted(f"{r['address']}:{recipient_digest(r)}" for r in recipients)
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]],
+                   warnings: list[str], created_by: str | None = None,
+                   taken_at: datetime | None = None) -> int:
+    """Store every recipient and return the snapshot id. `recipients` may be a generator that
+    raises (a validation error found at the end of a file): then nothing at all is stored.
+    `warnings` is read after the recipients are consumed, so a streaming reader may append."""
+    db = _db(state)
+    taken = (taken_at or datetime.now(UTC)).isoformat(timespec="seconds")
+    digests: list[str] = []
+    total = 0
+    with db.atomic():
+        snapshot_id = db["inventory_snapshots"].insert({
+            "source": source, "taken_at": taken, "status": "incomplete", "recipients": 0,
+            "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
+        }).last_pk
+        batch: list[dict[str, Any]] = []
+        for recipient in recipients:
+            digests.append(f"{recipient['address']}:{recipient_digest(recipient)}")
+            total += recipient.get("size_bytes") or 0
+            batch.append(_row(snapshot_id, recipient))
+            if len(batch) >= BATCH:
+                _insert(db, batch)
+                batch = []
+        _insert(db, batch)
+        digest = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+        db["inventory_snapshots"].update(snapshot_id, {
+            "status": "complete", "recipients": len(digests), "total_bytes": total,
+            "digest": digest, "warnings": json.dumps(list(warnings)),
+        })
+    return snapshot_id
+
+
+def _row(snapshot_id: int, recipient: dict[str, Any]) -> dict[str, Any]:
+    return {"snapshot_id": snapshot_id, "address": recipient["address"],
+            "class": recipient.get("class"), "destination": recipient.get("destination"),
+            "type": recipient.get("type"), "size_bytes": recipient.get("size_bytes"),
+            "data": json.dumps(recipient, sort_keys=True, default=str)}
+
+
+def _insert(db: Any, batch: list[dict[str, Any]]) -> None:
+    if not batch:
+        return
+    try:
+        db["inventory_recipients"].insert_all(batch)
+    except Exception as exc:  # sqlite3.IntegrityError: the same address twice in one snapshot
+        if "UNIQUE" in str(exc):
+            raise UsageError(f"duplicate address in one snapshot: {exc}") from None
+        raise
+
+
+def list_snapshots(state: Any, include_superseded: bool = False) -> list[dict[str, Any]]:
+    """Snapshots, oldest first (never an incomplete one)."""
+    db = _db(state)
+    where = "status = 'complete'" if not include_superseded else \
+        "status in ('complete', 'superseded')"
+    rows = db["inventory_snapshots"].rows_where(where, order_by="id")
+    return [{**row, "warnings": json.loads(row["warnings"] or "[]")} for row in rows]
+
+
+def get_snapshot(state: Any, snapshot_id: int | str | None = None) -> dict[str, Any]:
+    """One complete snapshot's metadata; None means the latest. NotFound otherwise."""
+    snapshots = list_snapshots(state)
+    if not snapshots:
+        raise NotFound("no inventory snapshot yet: run `cutover inventory collect`")
+    if snapshot_id is None:
+        return snapshots[-1]
+    for snapshot in snapshots:
+        if str(snapshot["id"]) == str(snapshot_id):
+            return snapshot
+    known = ", ".join(str(s["id"]) for s in snapshots[-10:])
+    raise NotFound(f"no complete inventory snapshot {snapshot_id} (latest: {known})")
+
+
+def latest_snapshot(state: Any, source: str | None = None) -> dict[str, Any] | None:
+    snapshots = [s for s in list_snapshots(state) if source is None or s["source"] == source]
+    return snapshots[-1] if snapshots else None
+
+
+def iter_recipients(state: Any, snapshot_id: int) -> Iterator[dict[str, Any]]:
+    """Recipients of a snapshot in address order, streamed from the DB."""
+    db = _db(state)
+    for row in db.query("select data from inventory_recipients where snapshot_id = ? "
+                        "order by address", [snapshot_id]):
+        yield json.loads(row["data"])
+
+
+def latest_recipients(state: Any, source: str | None = None) -> list[dict[str, Any]]:
+    """Recipients of the latest complete snapshot ([] when none): what `for_each` selects."""
+    snapshot = latest_snapshot(state, source)
+    return list(iter_recipients(state, snapshot["id"])) if snapshot else []
+
+
+def find_recipient(state: Any, address: str,
+                   snapshot_id: int | None = None) -> dict[str, Any] | None:
+    """A recipient by primary address or alias in a snapshot (default the latest)."""
+    db = _db(state)
+    snapshot = get_snapshot(state, snapshot_id)
+    address = address.strip().lower()
+    rows = list(db.query("select data from inventory_recipients where snapshot_id = ? and "
+                         "address = ?", [snapshot["id"], address]))
+    if rows:
+        return json.loads(rows[0]["data"])
+    pattern = f'%"{address}"%'
+    for row in db.query("select data from inventory_recipients where snapshot_id = ? and "
+                        "data like ?", [snapshot["id"], pattern]):
+        recipient = json.loads(row["data"])
+        if address in recipient.get("aliases", []):
+            return recipient
+    return None
+
+
+def supersede(state: Any, source: str, digest: str, created_by: str | None) -> int:
+    """Mark the snapshots a step stored as superseded; returns how many changed."""
+    db = _db(state)
+    with db.atomic():
+        cursor = db.execute("update inventory_snapshots set status = 'superseded' where "
+                            "status = 'complete' and source = ? and digest = ? and "
+                            "created_by is ?", [source, digest, created_by])
+    return cursor.rowcount
+
+
+DIFF_FIELDS = ("class", "destination", "type", "display_name", "aliases", "forwarding", "rules",
+               "size_bytes", "items")
+
+
+def diff_snapshots(state: Any, before_id: int | str | None = None,
+                   after_id: int | str | None = None) -> dict[str, Any]:
+    """Added, removed and changed recipients between two snapshots (default: the two latest).
+    `moves` lists class or destination changes, the drift that matters before a phase."""
+    snapshots = list_snapshots(state)
+    after = get_snapshot(state, after_id)
+    if before_id is None:
+        earlier = [s for s in snapshots if s["id"] < after["id"]]
+        if not earlier:
+            raise NotFound(f"snapshot {after['id']} is the first one: nothing to compare with")
+        before = earlier[-1]
+    else:
+        before = get_snapshot(state, before_id)
+    result: dict[str, Any] = {"before": before["id"], "after": after["id"], "added": [],
+                              "removed": [], "changed": [], "moves": []}
+    old = iter_recipients(state, before["id"])
+    new = iter_recipients(state, after["id"])
+    for left, right in _merge_by_address(old, new):
+        _diff_pair(left, right, result)
+    return result
+
+
+def _merge_by_address(old: Iterator[dict[str, Any]], new: Iterator[dict[str, Any]]):
+    """Walk two address-ordered streams together (memory stays flat for large snapshots)."""
+    left, right = next(old, None), next(new, None)
+    while left is not None or right is not None:
+        if right is None or (left is not None and left["address"] < right["address"]):
+            yield left, None
+            left = next(old, None)
+        elif left is None or right["address"] < left["address"]:
+            yield None, right
+            right = next(new, None)
+        else:
+            yield left, right
+            left, right = next(old, None), next(new, None)
+
+
+def _diff_pair(left: dict[str, Any] | None, right: dict[str, Any] | None,
+               result: dict[str, Any]) -> None:
+    def brief(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: r.get(k) for k in ("address", "class", "destination", "type")}
+
+    if left is None:
+        result["added"].append(brief(right))
+    elif right is None:
+        result["removed"].append(brief(left))
+    else:
+        fields = {key: {"before": left.get(key), "after": right.get(key)}
+                  for key in DIFF_FIELDS if left.get(key) != right.get(key)}
+        if fields:
+            result["changed"].append({"address": right["address"], "fields": fields})
+        if "class" in fields or "destination" in fields:
+            result["moves"].append({"address": right["address"],
+                                    "before": f"{left.get('class')} -> {left.get('destination')}",
+                                    "after": f"{right.get('class')} -> "
+                                             f"{right.get('destination')}",
+                                    "reason": right.get("reason")})
