@@ -1,0 +1,140 @@
+"""Plans are validated at load time; every problem is reported at once as file:line."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tests.runner.filestep  # noqa: F401 - registers test.files
+from cutover.errors import PlanInvalid
+from cutover.plan import load_plan
+
+
+def write(tmp_path, text):
+    path = tmp_path / "plan.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(path):
+    with pytest.raises(PlanInvalid) as raised:
+        load_plan(path)
+    return raised.value.lines()
+
+
+def test_valid_plan_loads_in_dependency_order(tmp_path):
+    plan = load_plan(write(tmp_path, """\
+        name: ok
+        steps:
+          - {id: b, kind: test.files, requires: [a], params: {files: {}}}
+          - {id: a, kind: test.files, params: {files: {}}}
+        """))
+    assert [s.id for s in plan.ordered()] == ["a", "b"]
+
+
+def test_plan_with_cycle_names_both_steps(tmp_path):
+    path = write(tmp_path, """\
+        name: loop
+        steps:
+          - id: a
+            kind: test.files
+            requires: [b]
+            params: {files: {}}
+          - id: b
+            kind: test.files
+            requires: [a]
+            params: {files: {}}
+        """)
+    [line] = problems(path)
+    assert line.startswith(f"{path}:5: ") and "a -> b -> a" in line
+
+
+def test_every_problem_is_reported_with_its_line(tmp_path):
+    path = write(tmp_path, """\
+        name: many
+        surprise: 1
+        steps:
+          - id: a
+            kind: no.such.kind
+          - id: a
+            kind: test.files
+            requires: [ghost]
+            params: {files: {}, colour: red}
+        """)
+    lines = problems(path)
+    assert f"{path}:2: surprise: unknown key" in lines
+    assert any(line.startswith(f"{path}:5: ") and "unknown step kind 'no.such.kind'" in line
+               for line in lines)
+
+
+def test_duplicate_ids_and_unknown_requirements_are_located(tmp_path):
+    path = write(tmp_path, """\
+        name: dup
+        steps:
+          - {id: a, kind: test.files, params: {files: {}}}
+          - {id: a, kind: test.files, requires: [ghost], params: {files: {}}}
+        """)
+    lines = problems(path)
+    assert f"{path}:4: duplicate step id 'a' (first at line 3)" in lines
+    assert f"{path}:4: step 'a' requires unknown step 'ghost'" in lines
+
+
+def test_bad_params_are_reported_at_their_line(tmp_path):
+    path = write(tmp_path, """\
+        name: params
+        steps:
+          - id: a
+            kind: test.files
+            params:
+              files: {x: "1"}
+              colour: red
+        """)
+    assert problems(path) == [f"{path}:7: steps.0.params.colour: unknown key"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: [unclosed\n", "invalid YAML"),
+    ("- just\n- a list\n", "a plan is a mapping"),
+    ("name: x\nsteps: []\n", "steps: List should have at least 1 item"),
+])
+def test_malformed_plans_get_one_located_line(tmp_path, text, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    [line] = problems(path)
+    assert line.startswith(f"{path}:") and expected in line
+
+
+step_ids = st.sampled_from(["a", "b", "c", "d"])
+raw_steps = st.lists(st.fixed_dictionaries(
+    {"id": step_ids, "kind": st.sampled_from(["test.files", "bogus"]),
+     "requires": st.lists(step_ids, max_size=3)},
+    optional={"params": st.sampled_from([{"files": {}}, {"files": 3}, {"nope": 1}]),
+              "extra": st.integers()}), max_size=5)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=raw_steps)
+def test_generated_plans_load_or_fail_with_located_problems_only(tmp_path, steps):
+    import yaml
+
+    path = tmp_path / "gen.yaml"
+    path.write_text(yaml.safe_dump({"name": "gen", "steps": steps}))
+    try:
+        plan = load_plan(path)
+    except PlanInvalid as invalid:
+        assert invalid.problems
+        for line in invalid.lines():
+            file, number, message = line.split(":", 2)
+            assert file == str(path) and int(number) >= 1 and message.strip()
+    else:
+        ids = [s["id"] for s in steps]
+        assert len(set(ids)) == len(ids)
+        assert all(s["kind"] == "test.files" for s in steps)
+        order = [s.id for s in plan.ordered()]
+        for step in steps:
+            for dep in step["requires"]:
+                assert order.index(dep) < order.index(step["id"])
