@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.servers.dovecot",
+    "tests.servers.bind",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,10 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+import yaml
+
+from cutover.workspace import Workspace
+from tests.servers.ports import require_binary
 
 KEY_NAME = "update-key"
 PACKAGE = "bind9"
@@ -30,11 +33,7 @@ START_TIMEOUT = 20.0
 
 
 def named_binary() -> str:
-    path = shutil.which("named") or ("/usr/sbin/named" if Path("/usr/sbin/named").exists()
-                                      else None)
-    if path is None:
-        pytest.fail(f"named not found: install the Debian package {PACKAGE}")
-    return path
+    return require_binary("named", PACKAGE)
 
 
 def free_port() -> int:
@@ -218,6 +217,49 @@ www     IN A    192.0.2.80
 """
 
 
+@dataclass
+class ZoneLab:
+    """A workspace whose cutover.yaml configures provider `dns` for `zone`: a real BIND pair
+    (kind rfc2136) or a zone file (kind zonefile), with the same records."""
+
+    kind: str
+    root: Path
+    zone: str
+    pair: BindPair | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.root)
+
+    def provider(self):
+        return self.workspace.connector("providers", "dns")
+
+    def records(self) -> dict:
+        """Every RRset except the SOA, as the primary (or the file) holds it now."""
+        return {key: rrset for key, rrset in self.provider().read_zone(self.zone).items()
+                if key[1] != "SOA"}
+
+
+def make_lab(kind: str, root: Path, zones: dict[str, str], start: Callable[..., BindPair],
+             extra_config: dict | None = None) -> ZoneLab:
+    root.mkdir(parents=True, exist_ok=True)
+    zone = next(iter(zones))
+    if kind == "rfc2136":
+        pair = start(zones)
+        (root / "keys").mkdir()
+        (root / "keys" / "update.key").write_text(pair.key_file.read_text())
+        provider = pair.provider_config("keys/update.key")
+    else:
+        pair = None
+        (root / "zones").mkdir()
+        for name, text in zones.items():
+            (root / "zones" / name).write_text(text)
+        provider = {"kind": "zonefile", "path": "zones/"}
+    provider.update(extra_config or {})
+    (root / "cutover.yaml").write_text(yaml.safe_dump({"providers": {"dns": provider}}))
+    return ZoneLab(kind, root, zone, pair)
+
+
 @pytest.fixture
 def bind_pair(tmp_path_factory) -> Iterator[Callable[..., BindPair]]:
     """Factory: `bind_pair({"example.org": SAMPLE_ZONE})` starts a fresh primary + secondary."""
@@ -234,4 +276,13 @@ def bind_pair(tmp_path_factory) -> Iterator[Callable[..., BindPair]]:
         pair.stop()
 
 
-__all__ = ["SAMPLE_ZONE", "BindPair", "bind_pair", "key_file_text", "start_pair"]
+@pytest.fixture(params=["rfc2136", "zonefile"])
+def zone_lab(request, bind_pair, tmp_path) -> Callable[..., ZoneLab]:
+    """Factory over both DNS connectors: `zone_lab({"example.org": text})` (default: the
+    sample zone) returns a ZoneLab whose provider `dns` is the real server or its twin."""
+    def build(zones: dict[str, str] | None = None, extra_config: dict | None = None) -> ZoneLab:
+        return make_lab(request.param, tmp_path / "workspace", zones or
+                        {"example.org": SAMPLE_ZONE}, bind_pair, extra_config)
+
+    return build
+
