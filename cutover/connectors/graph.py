@@ -162,8 +162,10 @@ class GraphClient:
 
     def __init__(self, credentials: GraphCredentials, *, graph_url: str = GRAPH_URL,
                  login_url: str = LOGIN_URL, timeout: float = 60.0, max_attempts: int = 6,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 permission: str = "Mail.ReadWrite"):
         self.credentials = credentials
+        self.permission = permission  # named when Graph answers 403
         self.graph_url = graph_url.rstrip("/")
         self.login_url = login_url.rstrip("/")
         self.timeout = timeout
@@ -271,8 +273,8 @@ class GraphClient:
                                         f"{self.credentials.client_id} ({failure.code or 401})")
         if status == 403:
             return AuthenticationFailed(f"Microsoft Graph denied {method} {_short(url)} "
-                                        f"({failure.code or 403}): grant the app Mail.ReadWrite "
-                                        "(application) and admin consent")
+                                        f"({failure.code or 403}): grant the app {self.permission} "
+                                        "(application permission) with admin consent")
         if status == 404 or failure.code in NOT_FOUND_CODES:
             return NotFound(f"not found in Microsoft 365: {_short(url)} ({what})")
         return GraphRequestFailed(f"Microsoft Graph failed {method} {_short(url)} ({what})")
