@@ -24,6 +24,7 @@ Conditions (all must hold; a list means any of its values):
     subject_share_at_least     0..1: share of sampled subjects matching `subject_patterns`
     subject_patterns           regular expressions (default DATA_REQUEST, BEGIN IMS2.0, ...)
     idle_days_at_least         days since the newest item (or last logon)
+    items_at_most              item count (unknown counts never match)
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     {"name": "verification-automated-traffic", "class": "verification",
      "match": {"automated_share_at_least": 0.9, "type": ["shared", "user"]},
      "why": "over 90% of sampled mail comes from automated senders"},
+    {"name": "stale-user-mailbox", "class": "unknown",
+     "match": {"type": ["user"], "idle_days_at_least": 365},
+     "why": "no activity for a year: decide whether it moves or retires"},
+    {"name": "nearly-empty-user-mailbox", "class": "unknown",
+     "match": {"type": ["user"], "items_at_most": 1},
+     "why": "too little mail to tell a person from a leftover account"},
     {"name": "people-user-mailbox", "class": "people", "match": {"type": ["user"]},
      "why": "personal user mailbox"},
     {"name": "shared-mailbox", "class": "shared", "match": {"type": ["shared", "group-mailbox"]},
@@ -92,7 +99,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 
 CONDITIONS = ("address", "local", "domain", "type", "has_procmail_rules", "has_forwarding",
               "automated_share_at_least", "subject_share_at_least", "subject_patterns",
-              "idle_days_at_least")
+              "idle_days_at_least", "items_at_most")
 
 
 @dataclass(frozen=True)
@@ -236,6 +243,11 @@ def _evidence(match: dict[str, Any], recipient: dict[str, Any],
             if share is None or share < float(match[key]):
                 return None
             evidence.append(_share_text(trait, share, traits, match))
+    if "items_at_most" in match:
+        items = recipient.get("items")
+        if items is None or items > int(match["items_at_most"]):
+            return None
+        evidence.append(f"{items} item(s)")
     if "idle_days_at_least" in match:
         idle = _idle_days(recipient, now)
         if idle is None or idle < int(match["idle_days_at_least"]):

@@ -1,0 +1,354 @@
+"""Inventory reports: one summary, four renderings (Markdown, CSV, JSON, self-contained HTML).
+
+`summarize` walks the recipients once (a stream: memory stays flat) and keeps counts, sizes,
+the largest mailboxes and the lists an administrator acts on: forwarding, rules, unresolved.
+Renderers are pure: a summary (and for CSV the recipients again) in, text out.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import html
+import io
+import json
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from cutover.inventory.classify import CLASSES, DESTINATIONS
+
+LARGEST = 25
+LIST_LIMIT = 1000  # forwarding/rules/unresolved entries kept; the rest are only counted
+ASSUMED_THROUGHPUT_MB_S = 10.0
+PHASES = {"linux": "phase 1: verification accounts to Linux",
+          "cloud": "phase 2: people, shared and resources to Microsoft 365"}
+CSV_COLUMNS = ("address", "display_name", "type", "class", "destination", "rule", "reason",
+               "size_bytes", "items", "aliases", "forwarding", "rules", "routing", "last_logon",
+               "newest_item", "source")
+
+
+def summarize(recipients: Iterable[dict[str, Any]], snapshot: dict[str, Any],
+              throughput_mb_s: float | None = None) -> dict[str, Any]:
+    by_class = {k: {"class": k, "count": 0, "size_bytes": 0, "items": 0} for k in CLASSES}
+    by_destination = {d: {"destination": d, "count": 0, "size_bytes": 0} for d in DESTINATIONS}
+    matrix = {k: dict.fromkeys(DESTINATIONS, 0) for k in CLASSES}
+    largest: list[tuple[int, str, dict[str, Any]]] = []
+    lists: dict[str, list[dict[str, Any]]] = {"forwarding": [], "rules": [], "unresolved": []}
+    totals = {"forwarding": 0, "rules": 0, "unresolved": 0, "recipients": 0, "size_bytes": 0}
+    for r in recipients:
+        size = r.get("size_bytes") or 0
+        klass, destination = r.get("class") or "unknown", r.get("destination") or "keep"
+        totals["recipients"] += 1
+        totals["size_bytes"] += size
+        for bucket in (by_class.setdefault(klass, {"class": klass, "count": 0, "size_bytes": 0,
+                                                   "items": 0}),
+                       by_destination.setdefault(destination, {"destination": destination,
+                                                               "count": 0, "size_bytes": 0})):
+            bucket["count"] += 1
+            bucket["size_bytes"] += size
+        by_class[klass]["items"] += r.get("items") or 0
+        matrix.setdefault(klass, dict.fromkeys(DESTINATIONS, 0))
+        matrix[klass][destination] = matrix[klass].get(destination, 0) + 1
+        entry = (size, r["address"], _brief(r))
+        if len(largest) < LARGEST:
+            heapq.heappush(largest, entry)
+        elif entry > largest[0]:
+            heapq.heapreplace(largest, entry)
+        _collect_lists(r, lists, totals)
+    throughput = throughput_mb_s or ASSUMED_THROUGHPUT_MB_S
+    return {
+        "snapshot": {k: snapshot.get(k) for k in ("id", "source", "taken_at", "digest")}
+        | {"warnings": len(snapshot.get("warnings") or [])},
+        "totals": totals,
+        "by_class": [b for b in by_class.values() if b["count"]],
+        "by_destination": [b for b in by_destination.values() if b["count"]],
+        "matrix": {k: v for k, v in matrix.items() if any(v.values())},
+        "largest": [e[2] for e in sorted(largest, reverse=True)],
+        **lists,
+        "phases": _phases(by_destination, throughput),
+        "throughput_mb_per_s": throughput,
+        "throughput_measured": throughput_mb_s is not None,
+    }
+
+
+def _brief(r: dict[str, Any]) -> dict[str, Any]:
+    return {"address": r["address"], "display_name": r.get("display_name") or "",
+            "type": r.get("type"), "class": r.get("class"), "destination": r.get("destination"),
+            "size_bytes": r.get("size_bytes") or 0, "items": r.get("items") or 0}
+
+
+def _collect_lists(r: dict[str, Any], lists: dict[str, list], totals: dict[str, int]) -> None:
+    found = []
+    for forward in r.get("forwarding") or []:
+        found.append(("forwarding", {"address": r["address"], "to": forward.get("to"),
+                                     "via": forward.get("via"),
+                                     "keep_copy": forward.get("keep_copy")}))
+    for rule in (r.get("rules") or []) + (r.get("routing") or []):
+        found.append(("rules", {"address": r["address"], "kind": rule.get("kind"),
+                                "where": rule.get("path") or rule.get("name"),
+                                "forward_to": ", ".join(rule.get("forward_to") or [])}))
+    if (r.get("class") or "unknown") == "unknown":
+        found.append(("unresolved", {"address": r["address"], "type": r.get("type"),
+                                     "reason": r.get("reason")}))
+    for name, item in found:
+        totals[name] += 1
+        if len(lists[name]) < LIST_LIMIT:
+            lists[name].append(item)
+
+
+def _phases(by_destination: dict[str, dict[str, Any]], throughput: float) -> list[dict[str, Any]]:
+    phases = []
+    for destination, label in PHASES.items():
+        bucket = by_destination.get(destination, {"count": 0, "size_bytes": 0})
+        seconds = bucket["size_bytes"] / (throughput * 1_000_000)
+        phases.append({"phase": label, "destination": destination, "mailboxes": bucket["count"],
+                       "size_bytes": bucket["size_bytes"], "hours": round(seconds / 3600, 2)})
+    return phases
+
+
+def human_size(size: int | float) -> str:
+    value = float(size or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+def render_json(summary: dict[str, Any], out: TextIO) -> None:
+    json.dump(summary, out, indent=2, sort_keys=True, default=str)
+    out.write("\n")
+
+
+# --- CSV: one row per recipient, for a spreadsheet ---------------------------------------------
+
+def render_csv(recipients: Iterable[dict[str, Any]], out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in recipients:
+        writer.writerow([
+            r.get("address"), r.get("display_name") or "", r.get("type"), r.get("class"),
+            r.get("destination"), r.get("rule") or "", r.get("reason") or "",
+            r.get("size_bytes") if r.get("size_bytes") is not None else "",
+            r.get("items") if r.get("items") is not None else "",
+            ";".join(r.get("aliases") or []),
+            ";".join(f"{f.get('to')}" for f in r.get("forwarding") or []),
+            ";".join(f"{x.get('kind')}:{x.get('path') or x.get('name')}"
+                     for x in r.get("rules") or []),
+            ";".join(f"{x.get('map')}:{x.get('value')}" for x in r.get("routing") or []),
+            r.get("last_logon") or "", r.get("newest_item") or "", r.get("source") or "",
+        ])
+
+
+# --- Markdown ----------------------------------------------------------------------------------
+
+def _md_table(headers: list[str], rows: Iterable[list[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _more(summary: dict[str, Any], name: str) -> list[str]:
+    extra = summary["totals"][name] - len(summary[name])
+    return [f"({extra} more not listed; see the CSV report)", ""] if extra > 0 else []
+
+
+def render_markdown(summary: dict[str, Any], out: TextIO) -> None:
+    snap, totals = summary["snapshot"], summary["totals"]
+    lines = [f"# Inventory report (snapshot {snap['id']}, {snap['source']}, {snap['taken_at']})",
+             "", f"{totals['recipients']} recipients, {human_size(totals['size_bytes'])} in "
+             f"mailboxes; {snap['warnings']} collection warning(s).", "", "## By class", ""]
+    lines += _md_table(["class", "count", "size", "items"], (
+        [b["class"], b["count"], human_size(b["size_bytes"]), b["items"]]
+        for b in summary["by_class"]))
+    lines += ["## By destination", ""]
+    lines += _md_table(["destination", "count", "size"], (
+        [b["destination"], b["count"], human_size(b["size_bytes"])]
+        for b in summary["by_destination"]))
+    lines += ["## Class x destination", ""]
+    lines += _md_table(["class", *DESTINATIONS], (
+        [k, *(v.get(d, 0) for d in DESTINATIONS)] for k, v in summary["matrix"].items()))
+    basis = "measured" if summary["throughput_measured"] else "assumed (set " \
+        "inventory.throughput_mb_per_s to a measured figure)"
+    lines += ["## Transfer estimate per phase", "",
+              f"At {summary['throughput_mb_per_s']} MB/s, {basis}.", ""]
+    lines += _md_table(["phase", "mailboxes", "volume", "hours"], (
+        [p["phase"], p["mailboxes"], human_size(p["size_bytes"]), p["hours"]]
+        for p in summary["phases"]))
+    lines += ["## Largest mailboxes", ""]
+    lines += _md_table(["address", "class", "destination", "size", "items"], (
+        [r["address"], r["class"], r["destination"], human_size(r["size_bytes"]), r["items"]]
+        for r in summary["largest"]))
+    lines += [f"## Forwarding ({totals['forwarding']})", ""]
+    lines += _md_table(["address", "to", "via", "keeps a copy"], (
+        [f["address"], f["to"], f["via"], f["keep_copy"]] for f in summary["forwarding"]))
+    lines += _more(summary, "forwarding")
+    lines += [f"## Rules and routing ({totals['rules']})", ""]
+    lines += _md_table(["address", "kind", "where", "forwards to"], (
+        [r["address"], r["kind"], r["where"], r["forward_to"]] for r in summary["rules"]))
+    lines += _more(summary, "rules")
+    lines += [f"## Unresolved class ({totals['unresolved']}): these stay where they are", ""]
+    lines += _md_table(["address", "type", "reason"], (
+        [u["address"], u["type"], u["reason"]] for u in summary["unresolved"]))
+    lines += _more(summary, "unresolved")
+    out.write("\n".join(lines))
+
+
+# --- HTML: one self-contained file, sortable tables, inline SVG charts -------------------------
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+td.num,th.num{text-align:right}
+th{background:#eee;cursor:pointer;user-select:none}
+th[aria-sort=ascending]::after{content:" \\25B2"}
+th[aria-sort=descending]::after{content:" \\25BC"}
+.charts{display:flex;gap:2em;flex-wrap:wrap}
+figure{margin:0}
+"""
+
+# Sorting: click a header; numeric columns sort by data-value. `#sort=TABLE:COLUMN[:desc]` in
+# the URL sorts on load (used to check the script in a real browser).
+_SCRIPT = """
+(function(){
+  function key(cell){var v=cell.getAttribute('data-value');
+    return v!==null?parseFloat(v):cell.textContent.trim().toLowerCase();}
+  function sortTable(table,index,descending){
+    var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
+    rows.sort(function(a,b){var x=key(a.cells[index]),y=key(b.cells[index]);
+      var r=(x<y)?-1:(x>y)?1:0;return descending?-r:r;});
+    rows.forEach(function(row){body.appendChild(row);});
+    Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){
+      if(i===index){th.setAttribute('aria-sort',descending?'descending':'ascending');}
+      else{th.removeAttribute('aria-sort');}});
+  }
+  document.querySelectorAll('table.sortable').forEach(function(table){
+    Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,index){
+      th.addEventListener('click',function(){
+        sortTable(table,index,th.getAttribute('aria-sort')==='ascending');});
+    });
+    table.setAttribute('data-sortable','ready');
+  });
+  var m=/sort=([\\w-]+):(\\d+)(:desc)?/.exec(location.hash);
+  if(m){var t=document.getElementById(m[1]);if(t){sortTable(t,parseInt(m[2],10),!!m[3]);}}
+})();
+"""
+
+_COLOURS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1"]
+
+
+def _bar_chart(chart_id: str, title: str, bars: list[tuple[str, float, str]]) -> str:
+    """A horizontal bar chart as inline SVG: (label, value, value text) per bar."""
+    width, row, left = 460, 26, 110
+    height = row * len(bars) + 30
+    peak = max((value for _, value, _ in bars), default=0) or 1
+    parts = [f'<svg id="{chart_id}" class="chart" xmlns="http://www.w3.org/2000/svg" '
+             f'width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
+             f'<text x="0" y="16" font-weight="bold">{html.escape(title)}</text>']
+    for index, (label, value, text) in enumerate(bars):
+        y = 26 + index * row
+        length = (width - left - 90) * value / peak
+        parts.append(f'<text x="0" y="{y + 15}">{html.escape(label)}</text>'
+                     f'<rect x="{left}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
+                     f'fill="{_COLOURS[index % len(_COLOURS)]}"><title>{html.escape(label)}: '
+                     f'{html.escape(text)}</title></rect>'
+                     f'<text x="{left + length + 6:.1f}" y="{y + 15}">{html.escape(text)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_table(table_id: str, headers: list[str], rows: Iterable[list[Any]],
+                numeric: frozenset[int] = frozenset()) -> str:
+    head = "".join(f'<th{" class=num" if i in numeric else ""}>{html.escape(h)}</th>'
+                   for i, h in enumerate(headers))
+    body = []
+    for row in rows:
+        cells = []
+        for i, value in enumerate(row):
+            if isinstance(value, tuple):  # (sort value, shown text)
+                cells.append(f'<td class="num" data-value="{value[0]}">'
+                             f"{html.escape(str(value[1]))}</td>")
+            elif i in numeric:
+                cells.append(f'<td class="num" data-value="{value or 0}">{value or 0}</td>')
+            else:
+                cells.append(f"<td>{html.escape('' if value is None else str(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table id="{table_id}" class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _sized(size: int) -> tuple[int, str]:
+    return (size, human_size(size))
+
+
+def render_html(summary: dict[str, Any], out: TextIO) -> None:
+    snap, totals = summary["snapshot"], summary["totals"]
+    title = f"Inventory report: snapshot {snap['id']} ({snap['source']})"
+    class_chart = _bar_chart("chart-class-size", "Mailbox volume per class", [
+        (b["class"], b["size_bytes"], human_size(b["size_bytes"])) for b in summary["by_class"]])
+    destination_chart = _bar_chart("chart-destination-count", "Recipients per destination", [
+        (b["destination"], b["count"], str(b["count"])) for b in summary["by_destination"]])
+    phase_chart = _bar_chart("chart-phase-hours", "Estimated transfer hours per phase", [
+        (p["destination"], p["hours"], f"{p['hours']} h") for p in summary["phases"]])
+    basis = "measured" if summary["throughput_measured"] else "assumed"
+    sections = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Taken {html.escape(str(snap['taken_at']))}: {totals['recipients']} recipients, "
+        f"{human_size(totals['size_bytes'])}; {snap['warnings']} collection warning(s).</p>",
+        f'<div class="charts">{class_chart}{destination_chart}{phase_chart}</div>',
+        "<h2>By class</h2>",
+        _html_table("by-class", ["class", "count", "size", "items"], (
+            [b["class"], b["count"], _sized(b["size_bytes"]), b["items"]]
+            for b in summary["by_class"]), frozenset({1, 3})),
+        "<h2>By destination</h2>",
+        _html_table("by-destination", ["destination", "count", "size"], (
+            [b["destination"], b["count"], _sized(b["size_bytes"])]
+            for b in summary["by_destination"]), frozenset({1})),
+        f"<h2>Transfer estimate per phase</h2><p>At {summary['throughput_mb_per_s']} MB/s "
+        f"({basis}).</p>",
+        _html_table("phases", ["phase", "mailboxes", "volume", "hours"], (
+            [p["phase"], p["mailboxes"], _sized(p["size_bytes"]), (p["hours"], p["hours"])]
+            for p in summary["phases"]), frozenset({1})),
+        "<h2>Largest mailboxes</h2>",
+        _html_table("largest", ["address", "class", "destination", "size", "items"], (
+            [r["address"], r["class"], r["destination"], _sized(r["size_bytes"]), r["items"]]
+            for r in summary["largest"]), frozenset({4})),
+        f"<h2>Forwarding ({totals['forwarding']})</h2>",
+        _html_table("forwarding", ["address", "to", "via", "keeps a copy"], (
+            [f["address"], f["to"], f["via"], f["keep_copy"]] for f in summary["forwarding"])),
+        f"<h2>Rules and routing ({totals['rules']})</h2>",
+        _html_table("rules", ["address", "kind", "where", "forwards to"], (
+            [r["address"], r["kind"], r["where"], r["forward_to"]] for r in summary["rules"])),
+        f"<h2>Unresolved class ({totals['unresolved']})</h2>"
+        "<p>These are not moved until a rule or an override classifies them.</p>",
+        _html_table("unresolved", ["address", "type", "reason"], (
+            [u["address"], u["type"], u["reason"]] for u in summary["unresolved"])),
+    ]
+    out.write("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+              f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+              + "\n".join(sections) + f"<script>{_SCRIPT}</script></body></html>\n")
+
+
+def render(fmt: str, summary: dict[str, Any], recipients: Iterable[dict[str, Any]] | None,
+           out: TextIO) -> None:
+    if fmt == "csv":
+        render_csv(recipients or [], out)
+    elif fmt == "json":
+        render_json(summary, out)
+    elif fmt == "html":
+        render_html(summary, out)
+    else:
+        render_markdown(summary, out)
+
+
+def render_text(fmt: str, summary: dict[str, Any],
+                recipients: Iterable[dict[str, Any]] | None = None) -> str:
+    buffer = io.StringIO()
+    render(fmt, summary, recipients, buffer)
+    return buffer.getvalue()
