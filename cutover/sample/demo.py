@@ -1,0 +1,60 @@
+"""`cutover demo`: the whole mission on the sample organisation, no servers needed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from rich.table import Table
+
+from cutover.commands.common import console
+from cutover.runner import RunOptions
+from cutover.sample.writer import PLAN_NAMES, write_sample
+from cutover.workspace import Workspace
+
+
+def run_demo(target: Path) -> None:
+    from cutover.commands.run import run_plan
+
+    write_sample(target)
+    workspace = Workspace(target)
+    for name in PLAN_NAMES:
+        console.rule(f"[bold]{name}")
+        run_plan(workspace, f"plans/{name}", RunOptions(yes=True), quiet=True)
+    print_summary(workspace)
+
+
+def print_summary(workspace: Workspace) -> None:
+    from cutover.inventory.store import latest_recipients
+    from cutover.state import State
+
+    state = State.open(workspace.state_path)
+    recipients = latest_recipients(state)
+    moves = Counter((r.get("class"), r.get("destination")) for r in recipients)
+    table = Table(title="What moved", title_justify="left")
+    for column in ("class", "destination", "mailboxes"):
+        table.add_column(column)
+    for (klass, destination), count in sorted(moves.items(), key=str):
+        table.add_row(str(klass), str(destination), str(count))
+    console.print(table)
+
+    changed = Counter((e["plan"], e["step_id"]) for e in state.events()
+                      if e["event"] == "applied")
+    table = Table(title="What changed", title_justify="left")
+    for column in ("plan", "step", "changes applied", "status"):
+        table.add_column(column)
+    for row in state.steps():
+        table.add_row(row["plan"], row["step_id"],
+                      str(changed.get((row["plan"], row["step_id"]), 0)), row["status"])
+    console.print(table)
+    _print_routes(workspace)
+    console.print(f"\nworkspace: {workspace.root}\n"
+                  f"next: cutover --workspace {workspace.root} status | log | routes")
+
+
+def _print_routes(workspace: Workspace) -> None:
+    try:
+        from cutover.commands.routes import routes_table
+    except ImportError:
+        return
+    console.print(routes_table(workspace))
