@@ -637,7 +637,12 @@ class GraphSession(SessionBase):
         flags = normalise_flags(item.flags)
         if "\\Draft" in flags or self.store.import_mode == "draft":
             return self._import_mime(folder, item.content, flags, item.internaldate)
-        body = gj.message_create_body(item.content, flags, item.internaldate, datetime.now(UTC))
+        try:
+            body = gj.message_create_body(item.content, flags, item.internaldate,
+                                          datetime.now(UTC))
+        except Exception:  # noqa: BLE001 - the email package fails in assorted ways on
+            # malformed MIME; Exchange's own MIME parser is the better judge (as a draft)
+            return self._import_mime(folder, item.content, flags, item.internaldate)
         path = f"{self.base}/mailFolders/{folder.id}/messages"
         if gj.encoded_size(body) <= gj.INLINE_LIMIT:
             return str(gj.loads(self.client.send("POST", path, json=body).content)["id"])

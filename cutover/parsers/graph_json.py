@@ -353,7 +353,8 @@ def _attachments(message: EmailMessage) -> list[dict[str, Any]]:
             payload = inner[0].as_bytes() if isinstance(inner, list) and inner else b""
         entry: dict[str, Any] = {
             "@odata.type": "#microsoft.graph.fileAttachment",
-            "name": part.get_filename() or "attachment",
+            "name": part.get_filename() or ("message.eml" if part.get_content_type() ==
+                                            "message/rfc822" else "attachment"),
             "contentType": part.get_content_type(),
             "contentBytes": base64.b64encode(payload).decode("ascii"),
             "isInline": (part.get("Content-Disposition") or "").lower().startswith("inline"),

@@ -494,3 +494,55 @@ def test_neither_secret_nor_token_is_written_to_the_state_db(with_folders, store
     token = json.loads(recorded("token.json"))["access_token"]
     assert SECRET.encode() not in stored and token.encode() not in stored
     assert b"AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0AmxdTOCXSx0OHh4MjS-ScrwAAMCvAAAA=" in stored
+
+
+def test_rename_folder_moves_it_under_the_new_parent_then_renames_it(with_folders, store):
+    moved = {"id": IDS["lieferanten"], "displayName": "Lieferanten",
+             "parentFolderId": IDS["projekte"], "childFolderCount": 0, "totalItemCount": 4}
+    with_folders.post(f"{MAILBOX}/mailFolders/{IDS['lieferanten']}/move", json=moved, status=201)
+    with_folders.patch(f"{MAILBOX}/mailFolders/{IDS['lieferanten']}",
+                       json=dict(moved, displayName="Lieferanten 2024"))
+
+    with store.open(USER) as session:
+        session.rename_folder("INBOX/Lieferanten", "Projekte/Lieferanten 2024")
+
+    [move] = calls_to(with_folders, "POST", "/move")
+    assert json.loads(move.request.body) == {"destinationId": IDS["projekte"]}
+    [patch] = calls_to(with_folders, "PATCH", IDS["lieferanten"])
+    assert json.loads(patch.request.body) == {"displayName": "Lieferanten 2024"}
+
+
+def test_large_attachments_are_uploaded_in_ranges_after_the_message(with_folders, store):
+    scan = bytes(range(256)) * (14 * 1024)  # 3.5 MiB: above the 3 MB inline limit
+    mime = (b"From: Erik Lund <erik@example.net>\r\nTo: anna.berg@example.org\r\n"
+            b"Subject: Scan\r\nDate: Sun, 5 Nov 2023 08:14:00 +0100\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+            b"Content-Type: text/plain\r\n\r\nsee scan\r\n--b\r\n"
+            b"Content-Type: application/pdf\r\n"
+            b"Content-Disposition: attachment; filename=\"scan.pdf\"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(scan).replace(b"\n", b"\r\n") + b"--b--\r\n")
+    url = f"{MAILBOX}/mailFolders/{IDS['lieferanten']}/messages"
+    created = json.loads(recorded("message-created.json"))
+    upload = "https://outlook.office.com/api/v2.0/Users('anna.berg@example.org')/Messages('x')" \
+             "/AttachmentSessions('AAMkAD1=')?authtoken=eyJhbGciOiJSUzI1NiJ9.recorded"
+    with_folders.post(url, json=created, status=201)
+    with_folders.post(f"{MAILBOX}/messages/{created['id']}/attachments/createUploadSession",
+                      json={"uploadUrl": upload, "expirationDateTime": "2026-11-20T11:25:40Z",
+                            "nextExpectedRanges": ["0-"]}, status=201)
+    with_folders.put(upload.split("?")[0], json={"nextExpectedRanges": []}, status=200)
+
+    with store.open(USER) as session:
+        session.append("INBOX/Lieferanten", [NewMessage(mime, frozenset({"\\Seen"}))])
+
+    [create] = calls_to(with_folders, "POST", url)
+    assert "attachments" not in json.loads(create.request.body)
+    [session_call] = calls_to(with_folders, "POST", "createUploadSession")
+    assert json.loads(session_call.request.body)["AttachmentItem"] == {
+        "attachmentType": "file", "name": "scan.pdf", "size": len(scan),
+        "contentType": "application/pdf", "isInline": False}
+    puts = calls_to(with_folders, "PUT", "AttachmentSessions")
+    assert [p.request.headers["Content-Range"] for p in puts] == [
+        f"bytes 0-3276799/{len(scan)}", f"bytes 3276800-{len(scan) - 1}/{len(scan)}"]
+    assert all("Authorization" not in p.request.headers for p in puts)
+    assert b"".join(p.request.body for p in puts) == scan
