@@ -1,0 +1,113 @@
+"""`cutover rules`: convert procmailrc to Sieve, and prove the two behave the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cutover.commands.common import JSON_OPTION, console, err_console, print_json
+from cutover.errors import CutoverError, Problem, UsageError, ValidationFailed
+from cutover.rules.convert import Conversion, convert
+from cutover.rules.differential import Report, message_files, verify
+
+app = typer.Typer(no_args_is_help=True, help="Procmail rules to Sieve: convert and verify.")
+
+
+class RulesUntranslatable(ValidationFailed):
+    """The procmailrc holds rules Sieve cannot express (or syntax errors); exit 2."""
+
+
+class RulesDisagree(CutoverError):
+    """procmail and the Sieve script file some message differently; exit 1."""
+
+
+HOME_OPTION = typer.Option(None, "--home", help="HOME for INCLUDERC and $HOME (default: the "
+                                                "rc file's directory).")
+ROOT_OPTION = typer.Option(None, "--maildir-root", help="Mail root the Sieve folder names are "
+                                                        "relative to (default: MAILDIR).")
+
+
+def convert_checked(rcfile: Path, home: Path | None, maildir_root: str | None,
+                    allow_partial: bool) -> Conversion:
+    """Convert, refusing syntax errors always and gaps unless `allow_partial`."""
+    if not rcfile.is_file():
+        raise UsageError(f"procmailrc not found: {rcfile}")
+    if home is not None and not home.is_dir():
+        raise UsageError(f"--home is not a directory: {home}")
+    conversion = convert(rcfile, home, maildir_root, allow_partial)
+    problems: list[Problem] = list(conversion.syntax_problems)
+    if not allow_partial:
+        problems += conversion.gaps
+    if problems:
+        raise RulesUntranslatable(problems)
+    return conversion
+
+
+@app.command("convert")
+def convert_command(
+    rcfile: Path = typer.Argument(..., help="The procmailrc to convert."),
+    output: Path = typer.Option(None, "--output", "-o", help="Write the Sieve script here "
+                                                              "(default: standard output)."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Convert what can be "
+                                       "converted; mark each gap '# UNTRANSLATED file:line'."),
+    maildir_root: str = ROOT_OPTION,
+    home: Path = HOME_OPTION,
+) -> None:
+    """Write the Sieve script equivalent to a procmailrc.
+
+    Example: cutover rules convert procmail/datarequest@example.org/.procmailrc -o dr.sieve
+    """
+    conversion = convert_checked(rcfile, home, maildir_root, allow_partial)
+    for gap in conversion.gaps:
+        err_console.print(f"warning: {gap}: not translated", markup=False, soft_wrap=True)
+    if output is None:
+        typer.echo(conversion.script, nl=False)
+    else:
+        output.write_text(conversion.script)
+        err_console.print(f"wrote {output}", markup=False)
+
+
+@app.command("verify")
+def verify_command(
+    rcfile: Path = typer.Argument(..., help="The procmailrc the Sieve script replaces."),
+    messages: Path = typer.Option(..., "--messages", help="Directory of sample messages "
+                                                           "(files, or a Maildir)."),
+    sieve: Path = typer.Option(None, "--sieve", help="Sieve script to check (default: "
+                                                      "the converted rc)."),
+    home: Path = HOME_OPTION,
+    maildir_root: str = ROOT_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Run every message through the real procmail and the Sieve script (sieve-test) and
+    compare where each one ends up. Exit 0 only when all agree.
+
+    Example: cutover rules verify procmail/datarequest@example.org/.procmailrc --messages samples/
+    """
+    conversion = convert_checked(rcfile, home, maildir_root, allow_partial=sieve is not None)
+    if sieve is not None and not sieve.is_file():
+        raise UsageError(f"Sieve script not found: {sieve}")
+    script = sieve.read_text() if sieve is not None else conversion.script
+    report = verify(rcfile, message_files(messages), script, home or rcfile.parent,
+                    conversion.files, conversion.maildir_root)
+    if as_json:
+        print_json({"agreeing": report.agreeing, "total": len(report.cases),
+                    "share": round(report.share(), 1),
+                    "cases": [case.to_json() for case in report.cases]})
+    else:
+        render(report)
+    if report.disagreements:
+        raise RulesDisagree(f"{len(report.disagreements)} of {len(report.cases)} messages "
+                            "are handled differently by procmail and Sieve")
+
+
+def render(report: Report) -> None:
+    if report.disagreements:
+        table = Table(title="procmail and Sieve disagree")
+        for column in ("message", "procmail", "sieve"):
+            table.add_column(column)
+        for case in report.disagreements:
+            table.add_row(case.message, case.procmail.describe(), case.sieve.describe())
+        console.print(table)
+    console.print(report.summary(), markup=False)
