@@ -1,0 +1,1 @@
+"""Checks: pure functions over looked-up records that report findings (no changes)."""

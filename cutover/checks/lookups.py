@@ -1,0 +1,97 @@
+"""Where the mail-DNS linter looks records up (the `Lookup` of cutover.checks.mail_dns).
+
+- ResolverLookup: live DNS, through the system resolver or one server (`--server HOST:PORT`).
+  A name the server will not answer for (REFUSED, SERVFAIL: an authoritative server asked
+  about another zone) is unknowable (None), as is a CNAME chain leaving the server's zones.
+- ProviderLookup: the zones of a cutover.yaml provider (a zone-file directory, or the zones an
+  RFC 2136 primary serves, read by zone transfer). Names inside one of its zones are answered
+  from the zone data, CNAMEs followed inside the zones; names outside every zone of the
+  provider are unknowable (None) and so never reported as errors, only as "not checked".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.name
+import dns.rdatatype
+import dns.resolver
+
+from cutover.checks.mail_dns import MAX_CNAME_HOPS
+from cutover.errors import ConnectionFailed, UsageError
+from cutover.parsers.zone_records import RRset, parse_value, relative_name
+
+Values = list[str] | None
+
+
+def record_values(rdtype: str, rdatas: Any) -> list[str]:
+    """TXT as the joined string of each record; others as absolute presentation text."""
+    if rdtype == "TXT":
+        return [b"".join(r.strings).decode("utf-8", "replace") for r in rdatas]
+    return [r.to_text().lower() for r in rdatas]
+
+
+class ResolverLookup:
+    def __init__(self, server: str | None = None, timeout: float = 5.0):
+        self.label = server or "the system resolver"
+        if server is None:
+            self.resolver = dns.resolver.Resolver()
+        else:
+            from cutover.connectors.rfc2136 import parse_address
+
+            address = parse_address(server)
+            self.resolver = dns.resolver.Resolver(configure=False)
+            self.resolver.nameservers = [address.ip]
+            self.resolver.port = address.port
+        self.resolver.lifetime = timeout
+        self.resolver.timeout = timeout
+
+    def __call__(self, name: str, rdtype: str) -> Values:
+        try:
+            answer = self.resolver.resolve(name, rdtype, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return []
+        except (dns.resolver.NoNameservers, dns.resolver.YXDOMAIN):
+            return None
+        except dns.exception.Timeout:
+            raise ConnectionFailed(f"DNS server {self.label} did not answer (timed out)") from None
+        except dns.exception.DNSException as exc:
+            raise UsageError(f"cannot look up {name} {rdtype}: {exc}") from None
+        if answer.rrset is not None:
+            return record_values(rdtype, answer.rrset)
+        if rdtype != "CNAME" and any(r.rdtype == dns.rdatatype.CNAME
+                                     for r in answer.response.answer):
+            return None  # the CNAME chain leaves what this server knows
+        return []
+
+
+class ProviderLookup:
+    def __init__(self, provider: Any):
+        self.provider = provider
+        self._zones: dict[str, dict[tuple[str, str], RRset]] = {}
+
+    def _zone_of(self, name: str) -> str | None:
+        zone = self.provider.zone_for(name)
+        if zone is not None and zone not in self._zones:
+            self._zones[zone] = self.provider.read_zone(zone)
+        return zone
+
+    def __call__(self, name: str, rdtype: str) -> Values:
+        name = name.rstrip(".").lower()
+        for _ in range(MAX_CNAME_HOPS):
+            zone = self._zone_of(name)
+            if zone is None:
+                return None
+            records = self._zones[zone]
+            relative = relative_name(zone, name + ".")
+            rrset = records.get((relative, rdtype))
+            if rrset is not None:
+                return record_values(rdtype, [parse_value(zone, rdtype, v)
+                                              for v in rrset.values])
+            cname = records.get((relative, "CNAME"))
+            if cname is None or rdtype == "CNAME":
+                return []
+            name = cname.values[0].rstrip(".").lower()
+        return None
