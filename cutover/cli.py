@@ -8,8 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-import click
 import typer
+
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import exceptions as click_exceptions
 
 from cutover.commands.common import AppState, err_console
 from cutover.errors import CutoverError, ValidationFailed
@@ -80,12 +84,15 @@ def main(argv: list[str] | None = None) -> None:
         for line in lines:
             err_console.print(f"error: {line}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("error: aborted", markup=False)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except click_exceptions.ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `cutover` or `cutover plan` alone
+            print(exc.ctx.get_help())
+            sys.exit(2)
         err_console.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -139,7 +139,16 @@ class Workspace:
         raise UsageError(f"plan not found: {plan}")
 
     def check_writable(self) -> None:
-        target = self.state_path.parent
-        probe = target if target.exists() else self.root
-        if not os.access(probe, os.W_OK):
-            raise UsageError(f"workspace is not writable: {probe}")
+        """Refuse early, before any change, when the state cannot be written. Write bits are
+        checked too: root may write anywhere, but a workspace made read-only (chmod a-w) is
+        the operator saying "do not change this"."""
+        if not self.root.is_dir():
+            raise UsageError(f"workspace does not exist: {self.root}")
+        for probe in (self.state_path, self.state_path.parent, self.root):
+            if probe.exists():
+                no_write_bits = not probe.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP |
+                                                             stat.S_IWOTH)
+                if no_write_bits or not os.access(probe, os.W_OK):
+                    raise UsageError(f"workspace is read-only: {probe} is not writable")
+                if probe.is_dir():
+                    break
