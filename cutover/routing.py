@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cutover.connectors.postfix import PostfixMapDirectory
+from cutover.parsers.postfix_map import parse_domain_list
 from cutover.workspace import Workspace
 
 #: Transport names and ports that conventionally lead to a content filter (amavis, spamd...).
@@ -89,6 +90,12 @@ def _maildir_mailboxes(workspace: Workspace) -> dict[str, list[str]]:
     return stores
 
 
+def _listed_domains(server: PostfixMapDirectory) -> set[str]:
+    """Domains in relay_domains-style files, which may be plain lists or maps."""
+    return {domain for name in DOMAIN_MAPS
+            for domain in parse_domain_list(server.read_source(name) or "")}
+
+
 def _subdirectories(root: Path) -> list[Path]:
     return [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
 
@@ -105,9 +112,9 @@ def _known_domains(workspace: Workspace, servers: dict[str, PostfixMapDirectory]
                 if rdtype == "MX":
                     domains.add(_absolute(name_, zone))
     for server in servers.values():
-        for map_name in (server.transport_map, *DOMAIN_MAPS):
-            domains.update(k.strip(".") for k in server.parsed(map_name).as_dict()
-                           if "@" not in k and k != "*")
+        domains.update(k.strip(".") for k in server.parsed(server.transport_map).as_dict()
+                       if "@" not in k and k != "*")
+        domains.update(d.strip(".") for d in _listed_domains(server) if "@" not in d)
         for map_name in ALIAS_MAPS + MAILBOX_MAPS:
             domains.update(_domain_of(k) for k in server.parsed(map_name).as_dict() if "@" in k)
     for addresses in stores.values():
@@ -146,7 +153,7 @@ def _postfix_route(route: DomainRoute, servers: dict[str, PostfixMapDirectory]) 
     for name, server in servers.items():
         transport = server.transport_for(route.domain)
         content_filter = server.content_filter()
-        relayed = any(server.parsed(m).lookup(route.domain) for m in DOMAIN_MAPS)
+        relayed = route.domain in _listed_domains(server)
         if not (transport or content_filter or relayed):
             continue
         route.postfix = name

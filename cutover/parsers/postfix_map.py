@@ -221,6 +221,14 @@ def _insert_position(parsed: MapFile, anchor: str | None) -> int:
     return below.first if below else len(parsed.lines)
 
 
+def parse_domain_list(text: str) -> list[str]:
+    """The first word of each logical line, lower-cased: what Postfix reads from a file named
+    in a list parameter (`relay_domains = /etc/postfix/relay_domains`), and the keys of a map
+    used for the same purpose (`example.org OK`)."""
+    return [line.split()[0].lower() for line in text.splitlines()
+            if not _is_ignored(line) and line[0] not in " \t"]
+
+
 def parse_main_cf(text: str) -> dict[str, str]:
     """main.cf parameters (`name = value`, continuation lines start with whitespace)."""
     parameters: dict[str, str] = {}

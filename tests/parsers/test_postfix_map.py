@@ -2,6 +2,7 @@ import pytest
 
 from cutover.errors import ValidationFailed
 from cutover.parsers.postfix_map import (
+    parse_domain_list,
     parse_main_cf,
     parse_map,
     put_back_entry,
@@ -125,3 +126,8 @@ def test_put_back_of_absent_entry_removes_the_created_one():
 def test_main_cf_parameters_with_continuation():
     params = parse_main_cf("# c\nmyhostname = mx\ncontent_filter =\n  amavis:[127.0.0.1]:10024\n")
     assert params == {"myhostname": "mx", "content_filter": "amavis:[127.0.0.1]:10024"}
+
+
+def test_domain_list_accepts_plain_lists_and_maps():
+    text = "# relayed\nExample.org OK\nverify.example.org\n  continued\n"
+    assert parse_domain_list(text) == ["example.org", "verify.example.org"]
