@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -49,12 +50,17 @@ def write_sample(target: Path) -> None:
     """The whole sample organisation, ready for `cutover run plans/phase1-segregate.yaml`."""
     target = Path(target)
     _refuse_existing_workspace(target)
+    fresh = not target.exists() or not any(target.iterdir())
     try:
         target.mkdir(parents=True, exist_ok=True)
         _write_files(target)
-    except OSError as exc:
-        raise UsageError(f"cannot write the sample workspace in {target}: "
-                         f"{exc.strerror}") from None
+    except BaseException as exc:
+        if fresh:  # leave no half-built workspace behind; a directory with content is kept
+            shutil.rmtree(target, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UsageError(f"cannot write the sample workspace in {target}: "
+                             f"{exc.strerror}") from None
+        raise
 
 
 def _write_files(target: Path) -> None:
