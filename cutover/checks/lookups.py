@@ -66,6 +66,19 @@ class ResolverLookup:
             return None  # the CNAME chain leaves what this server knows
         return []
 
+    def exists(self, name: str) -> bool | None:
+        """False when the name does not exist (NXDOMAIN), None when the server will not say."""
+        try:
+            self.resolver.resolve(name, "SOA", raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return False
+        except dns.resolver.NoNameservers:
+            return None
+        except dns.exception.Timeout:
+            raise ConnectionFailed(f"DNS server {self.label} did not answer (timed out)"
+                                   ) from None
+        return True
+
 
 class ProviderLookup:
     def __init__(self, provider: Any):
@@ -95,3 +108,23 @@ class ProviderLookup:
                 return []
             name = cname.values[0].rstrip(".").lower()
         return None
+
+    def exists(self, name: str) -> bool | None:
+        name = name.rstrip(".").lower()
+        zone = self._zone_of(name)
+        if zone is None:
+            return None
+        relative = relative_name(zone, name + ".")
+        return relative == "@" or any(key[0] == relative or key[0].endswith("." + relative)
+                                      for key in self._zones[zone])
+
+
+
+def lookup_for(workspace: Any, server: str | None = None, provider: str | None = None
+               ) -> tuple[ResolverLookup | ProviderLookup, str]:
+    """The lookup to lint through, and a label saying where it looks."""
+    if server and provider:
+        raise UsageError("give --server or --provider, not both")
+    if provider:
+        return ProviderLookup(workspace.connector("providers", provider)), f"provider {provider}"
+    return ResolverLookup(server), server or "the system resolver"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from cutover.errors import CutoverError, NotFound
 from cutover.parsers.mail_records import (
     SPF_LOOKUP_LIMIT,
     RecordSyntaxError,
@@ -315,3 +316,25 @@ def check_autodiscover(domain: str, lookup: Lookup) -> list[LintFinding]:
                                     "_autodiscover._tcp SRV): Outlook cannot find the mailbox "
                                     "server", "warning"))
     return findings
+
+
+class MailDnsBroken(CutoverError):
+    """`cutover dns check` found errors in a domain's mail DNS (exit 1)."""
+
+
+def check_domain(workspace, domain: str, server: str | None = None,
+                 provider: str | None = None, dkim_selectors: Iterable[str] = ()
+                 ) -> tuple[list[LintFinding], str]:
+    """Lint `domain` through a server, a provider or the system resolver: (findings, source).
+    A domain that does not exist, or that the source will not answer for, is an error (exit 2)
+    rather than a list of findings."""
+    from cutover.checks.lookups import lookup_for
+
+    lookup, source = lookup_for(workspace, server, provider)
+    domain = domain.strip().rstrip(".").lower()
+    exists = lookup.exists(domain)
+    if exists is False:
+        raise NotFound(f"{domain} does not exist (NXDOMAIN at {source})")
+    if exists is None:
+        raise NotFound(f"{source} does not answer for {domain}: not one of its zones")
+    return lint_mail_dns(domain, lookup, dkim_selectors), source
