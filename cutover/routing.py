@@ -205,7 +205,25 @@ def _forwards(workspace: Workspace, servers: dict[str, PostfixMapDirectory]
             copy = ", keeps a copy" if forwarding.keep_copy else ""
             forwards.append(ForwardedAddress(mailbox, forwarding.address,
                                              f"exchange forwarding {name}{copy}"))
-    return sorted(forwards, key=lambda f: (f.old, f.via))
+    return _merged(forwards)
+
+
+def _merged(forwards: list[ForwardedAddress]) -> list[ForwardedAddress]:
+    """One row per (old, new): the systems that forward it, joined."""
+    vias: dict[tuple[str, str], list[str]] = {}
+    for forward in forwards:
+        vias.setdefault((forward.old, forward.new), []).append(forward.via)
+    return [ForwardedAddress(old, new, "; ".join(sorted(via)))
+            for (old, new), via in sorted(vias.items())]
+
+
+def _conflicts(forwards: list[ForwardedAddress]) -> list[str]:
+    targets: dict[str, list[ForwardedAddress]] = {}
+    for forward in forwards:
+        targets.setdefault(forward.old, []).append(forward)
+    return [f"{old} forwards to different addresses: "
+            + ", ".join(f"{f.new} ({f.via})" for f in rows)
+            for old, rows in sorted(targets.items()) if len(rows) > 1]
 
 
 def compute_routing(workspace: Workspace) -> Routing:
@@ -218,6 +236,7 @@ def compute_routing(workspace: Workspace) -> Routing:
         _postfix_route(route, servers)
         route.mail_store = _mail_store(route, servers, stores)
         routes.append(route)
+    forwards = _forwards(workspace, servers)
     notes = [f"{r.domain}: no MX record in any configured zone" for r in routes
              if r.zone is not None and not r.mx]
-    return Routing(routes, _forwards(workspace, servers), notes)
+    return Routing(routes, forwards, notes + _conflicts(forwards))

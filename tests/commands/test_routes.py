@@ -115,3 +115,22 @@ def test_routes_with_unknown_connector_kind_is_exit_2(workspace, capsys):
     assert code == 2
     assert err.startswith("error: cutover.yaml: postfix.linux-mx: unknown kind 'postfix-mapz'")
     assert err.count("\n") == 1
+
+
+def test_same_forward_in_two_systems_is_one_row_and_a_conflict_is_noted(workspace, capsys):
+    (workspace / "exchange" / "forwarding.json").write_text(json.dumps({
+        "datarequest@example.org": {
+            "forwarding_smtp_address": "smtp:datarequest@verify.example.org",
+            "deliver_and_forward": False},
+        "bulletin@example.org": {"forwarding_smtp_address": "smtp:someone@example.net",
+                                 "deliver_and_forward": False}}))
+    (workspace / "postfix" / "virtual").write_text(
+        "datarequest@example.org  datarequest@verify.example.org\n"
+        "bulletin@example.org  bulletin@verify.example.org\n")
+    _, out, _ = run_cli(capsys, "--workspace", str(workspace), "routes", "--json")
+    routing = json.loads(out)
+    assert {"old": "datarequest@example.org", "new": "datarequest@verify.example.org",
+            "via": "exchange forwarding exchange; postfix linux-mx virtual"} in routing["forwards"]
+    assert routing["notes"] == [
+        "bulletin@example.org forwards to different addresses: bulletin@verify.example.org "
+        "(postfix linux-mx virtual), someone@example.net (exchange forwarding exchange)"]

@@ -235,3 +235,55 @@ def test_params_reject_a_map_path_and_empty_entries():
         PostfixMapsParams(server="linux-mx", map="../virtual", entries={"a": "b"})
     with pytest.raises(ValueError, match="at least one key"):
         PostfixMapsParams(server="linux-mx", map="virtual", entries={})
+
+
+# --- through the command line, as a plan writes the steps ----------------------------------
+
+PLAN = f"""\
+name: forwarding
+steps:
+  - id: filter-hop
+    kind: postfix.maps
+    params:
+      server: linux-mx
+      map: transport
+      entries: {{verify.example.org: "{FILTER_HOP}"}}
+      filter_hop: "{FILTER_HOP}"
+  - id: alias
+    kind: postfix.maps
+    requires: [filter-hop]
+    params:
+      server: linux-mx
+      map: virtual
+      entries:
+        datarequest@example.org: datarequest@verify.example.org
+        postmaster@example.org: null
+      filter_hop: "{FILTER_HOP}"
+"""
+
+
+def cutover(capsys, workspace: Workspace, *args: str) -> tuple[int, str]:
+    from cutover import cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--workspace", str(workspace.root), *args])
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_plan_run_then_rollback_restores_maps_byte_for_byte(workspace, capsys):
+    (workspace.root / "plans").mkdir()
+    (workspace.root / "plans" / "forwarding.yaml").write_text(PLAN)
+    assert cutover(capsys, workspace, "run", "plans/forwarding.yaml", "--yes") == (0, "")
+    assert b"datarequest@verify.example.org" in read(workspace, "virtual")
+    for step_id in ("alias", "filter-hop"):
+        assert cutover(capsys, workspace, "rollback", step_id, "--yes") == (0, "")
+    assert read(workspace, "virtual") == VIRTUAL.encode()
+    assert read(workspace, "transport") == TRANSPORT.encode()
+
+
+def test_plan_naming_an_unknown_server_exits_2_with_one_line(workspace, capsys):
+    (workspace.root / "plans").mkdir()
+    (workspace.root / "plans" / "bad.yaml").write_text(PLAN.replace("linux-mx", "mx9"))
+    code, err = cutover(capsys, workspace, "run", "plans/bad.yaml", "--yes")
+    assert (code, err) == (2, "error: cutover.yaml has no postfix.mx9 (configured: linux-mx)\n")
+    assert read(workspace, "transport") == TRANSPORT.encode()
