@@ -282,6 +282,8 @@ class Runner:
                           self.state.items(self.plan.name, step.id)}
         crash_after = (len(entries) + 1) // 2
         done = sum(1 for entry in entries if status_by_item.get(entry["item"]) == "done")
+        if not entries:
+            _crash_if_asked(step.id, "mid-apply")  # "half" of nothing is now
         for entry in entries:
             if status_by_item.get(entry["item"]) == "done":
                 continue
