@@ -1,0 +1,50 @@
+"""Rolling back any step of the sample plans restores what that step changed: files byte for
+byte, zone files record for record, Maildirs message for message."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cutover.plan import load_plan
+from cutover.runner import Runner, RunOptions
+from cutover.sample import write_sample
+from cutover.sample.writer import PLAN_NAMES
+from cutover.state import State
+from cutover.workspace import Workspace
+from tests.workspace_fingerprint import fingerprint
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_STEPS = [(name, step.id) for name in PLAN_NAMES
+                for step in load_plan(REPO / "plans" / name).ordered()]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pristine") / "agency"
+    write_sample(root)
+    return root
+
+
+def runner(root: Path, plan_name: str) -> Runner:
+    workspace = Workspace(root)
+    return Runner(workspace, State.open(workspace.state_path),
+                  load_plan(root / "plans" / plan_name))
+
+
+@pytest.mark.parametrize("plan, step", SAMPLE_STEPS)
+def test_rollback_restores_what_the_step_changed(pristine, tmp_path, plan, step):
+    root = tmp_path / "agency"
+    shutil.copytree(pristine, root)
+    for earlier in PLAN_NAMES[:PLAN_NAMES.index(plan)]:
+        runner(root, earlier).run(RunOptions(yes=True))
+    current = runner(root, plan)
+    for ancestor in current.plan.graph.ancestors(step):
+        current.run(RunOptions(yes=True, step=ancestor))
+    before = fingerprint(root)
+    current.run(RunOptions(yes=True, step=step))
+    assert current.rollback(step, yes=True) == [step]
+    assert fingerprint(root) == before
+    assert current.state.step_status(current.plan.name, step) == "rolled_back"
