@@ -62,9 +62,15 @@ def _mount_subcommands() -> None:
 
 
 def _mount_top_level() -> None:
-    from cutover.commands import run as run_commands
-
-    run_commands.register(app)
+    """Modules that add top-level commands (not groups) expose `register(app)`."""
+    for module_name in ("run", "routes"):
+        try:
+            module = importlib.import_module(f"cutover.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"cutover.commands.{module_name}":
+                continue  # not built yet
+            raise
+        module.register(app)
 
 
 _mount_top_level()

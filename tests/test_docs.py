@@ -1,0 +1,34 @@
+"""Every command explains itself: help text with an example, and the README names it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+
+from cutover.cli import app
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _commands(typer_app: typer.Typer, prefix: str = ""):
+    for info in typer_app.registered_commands:
+        yield f"{prefix}{info.name or info.callback.__name__.replace('_', '-')}", info.callback
+    for group in typer_app.registered_groups:
+        yield from _commands(group.typer_instance, f"{prefix}{group.name} ")
+
+
+COMMANDS = sorted(_commands(app), key=lambda pair: pair[0])
+
+
+@pytest.mark.parametrize("name, callback", COMMANDS, ids=[name for name, _ in COMMANDS])
+def test_command_has_help_with_an_example(name, callback):
+    doc = callback.__doc__ or ""
+    assert doc.strip(), f"`cutover {name}` has no help text"
+    assert "Example:" in doc, f"`cutover {name}` help shows no example"
+
+
+@pytest.mark.parametrize("name", sorted({name.split()[0] for name, _ in COMMANDS}))
+def test_readme_mentions_every_command(name):
+    assert f"cutover {name}" in README
