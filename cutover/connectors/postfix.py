@@ -178,6 +178,15 @@ class PostfixMapDirectory:
         if self.compiles and self.map_path(name).exists():
             self._run(self.postmap, f"{self.map_type}:{self.map_path(name)}")
 
+    def compile_if_stale(self, name: str) -> None:
+        """Compile when the database is missing or older than its source (after a crash
+        between the write and postmap); otherwise leave it untouched."""
+        source, database = self.map_path(name), self.database_path(name)
+        if not self.compiles or not source.exists():
+            return
+        if not database.exists() or database.stat().st_mtime_ns < source.stat().st_mtime_ns:
+            self.compile(name)
+
     def reload(self) -> None:
         if self.reload_after_edit and self.postfix:
             self._run(self.postfix, "reload")

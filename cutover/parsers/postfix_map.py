@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from cutover.errors import Problem, ValidationFailed
 
@@ -66,14 +67,18 @@ class MapFile:
         entry = self.entry(key)
         return "".join(self.lines[entry.first:entry.last + 1]) if entry else None
 
-    def key_after(self, key: str) -> str | None:
-        """The key of the entry just below `key`'s entry (an anchor to put it back in place:
-        comments above an entry stay when it is deleted, so it goes back right under them)."""
+    def placement(self, key: str) -> dict[str, Any] | None:
+        """Where `key`'s entry sits, to put it back there after a delete: the keys of the
+        entries below and above it, and how many comment or blank lines separate it from the
+        one above (or from the top of the file). JSON-ready."""
         entry = self.entry(key)
         if entry is None:
             return None
         index = self.entries.index(entry)
-        return self.entries[index + 1].key if index + 1 < len(self.entries) else None
+        above = self.entries[index - 1] if index > 0 else None
+        below = self.entries[index + 1] if index + 1 < len(self.entries) else None
+        return {"below": below.key if below else None, "above": above.key if above else None,
+                "gap": entry.first - (above.last + 1 if above else 0)}
 
     def non_entry_lines(self) -> list[str]:
         """Comments and blank lines, in order: what a human may edit besides entries."""
@@ -179,9 +184,10 @@ def set_entry(text: str, key: str, value: str | None) -> str:
     return "".join(_without(lines, parsed, existing.folded_key))
 
 
-def put_back_entry(text: str, key: str, entry_text: str | None, anchor: str | None) -> str:
-    """Restore `key`'s exact prior entry text: in place if the key is there, else just above
-    the entry `anchor` (the key that followed it), else at the end."""
+def put_back_entry(text: str, key: str, entry_text: str | None,
+                   placement: dict[str, Any] | None) -> str:
+    """Restore `key`'s exact prior entry text: in place if the key is there, else where
+    `placement` (from MapFile.placement) says it was."""
     parsed = parse_map(text)
     existing = parsed.entry(key)
     lines = list(parsed.lines)
@@ -192,9 +198,9 @@ def put_back_entry(text: str, key: str, entry_text: str | None, anchor: str | No
         return _drop_later_duplicates("".join(lines), key)
     if entry_text is None:
         return text
-    if lines and not lines[-1].endswith("\n"):
+    position = _insert_position(parsed, placement or {})
+    if position == len(lines) and lines and not lines[-1].endswith("\n"):
         lines[-1] += _line_ending(parsed)
-    position = _insert_position(parsed, anchor)
     lines.insert(position, _terminated(entry_text, parsed, position == len(lines)))
     return "".join(lines)
 
@@ -216,9 +222,18 @@ def _drop_later_duplicates(text: str, key: str) -> str:
     return "".join(line for i, line in enumerate(parsed.lines) if i not in drop)
 
 
-def _insert_position(parsed: MapFile, anchor: str | None) -> int:
-    below = parsed.entry(anchor) if anchor else None
-    return below.first if below else len(parsed.lines)
+def _insert_position(parsed: MapFile, placement: dict[str, Any]) -> int:
+    """`gap` lines below the entry that was above (or the top), never past the entry that
+    was below; when the entry above is gone, just above the one below (else the end)."""
+    below = parsed.entry(placement["below"]) if placement.get("below") else None
+    limit = below.first if below else len(parsed.lines)
+    start = 0
+    if placement.get("above"):
+        above = parsed.entry(placement["above"])
+        if above is None:
+            return limit
+        start = above.last + 1
+    return min(start + int(placement.get("gap", 0)), limit)
 
 
 def parse_domain_list(text: str) -> list[str]:

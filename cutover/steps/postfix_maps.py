@@ -9,7 +9,7 @@
         entries: {"{address}": "{local}@verify.example.org"}
         filter_hop: "smtp:[filter.verify.example.org]:10025"
 
-One Change per key. `before` keeps the key's exact prior entry lines, the entry below it and the
+One Change per key. `before` keeps the key's exact prior entry lines, where they sat, and the
 whole prior file text, so a rollback puts the file back byte-for-byte when nobody else edited it
 since, and otherwise restores just this key's lines in place. `filter_hop` names the domain's own
 spam filter: verify fails unless that hop is in the route (transport entry or content_filter)
@@ -106,7 +106,7 @@ class PostfixMaps(Step):
             if current == value:
                 continue
             before = {"server": params.server, "map": params.map, "key": key, "value": current,
-                      "entry": parsed.entry_text(key), "anchor": parsed.key_after(key),
+                      "entry": parsed.entry_text(key), "placement": parsed.placement(key),
                       "file": text}
             after = {"server": params.server, "map": params.map, "key": key, "value": value,
                      "filter_hop": params.filter_hop}
@@ -120,7 +120,7 @@ class PostfixMaps(Step):
         text = maps.read_source(after["map"])
         current = parse_map(text or "", str(maps.map_path(after["map"]))).lookup(after["key"])
         if current == after["value"]:
-            maps.compile(after["map"])  # a crash may have come between the write and postmap
+            maps.compile_if_stale(after["map"])  # a crash may have come before postmap ran
             return
         if current != before["value"] and not ctx.force:
             raise WorldChanged(f"{after['map']}: {after['key']} is now {current!r}, not "
@@ -169,7 +169,7 @@ class PostfixMaps(Step):
         current_text = maps.read_source(before["map"])
         restored = _restored_text(current_text, before)
         if restored == current_text:
-            maps.compile(before["map"])
+            maps.compile_if_stale(before["map"])
             return
         maps.write_source(before["map"], restored)
 
@@ -191,7 +191,7 @@ def _restored_text(current_text: str | None, before: dict[str, Any]) -> str | No
     original = parse_map(original_text or "")
     if _same_apart_from(current, original, key):
         return original_text
-    return put_back_entry(current_text or "", key, before["entry"], before["anchor"])
+    return put_back_entry(current_text or "", key, before["entry"], before["placement"])
 
 
 def _same_apart_from(current, original, key: str) -> bool:

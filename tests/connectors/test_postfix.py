@@ -147,3 +147,15 @@ def test_map_name_with_a_slash_is_refused(tmp_path):
     directory = maps(tmp_path, postmap=False)
     with pytest.raises(Exception, match="file name"):
         directory.read_source("../etc/passwd")
+
+
+def test_compile_if_stale_rebuilds_only_an_outdated_database(tmp_path):
+    directory = maps(tmp_path, postmap=True)
+    directory.write_source("virtual", "a@example.org b@example.org\n")
+    database = tmp_path / "postfix" / "virtual.db"
+    compiled = database.stat().st_mtime_ns
+    directory.compile_if_stale("virtual")
+    assert database.stat().st_mtime_ns == compiled
+    database.unlink()  # as if the process died between the write and postmap
+    directory.compile_if_stale("virtual")
+    assert directory.lookup("virtual", "a@example.org") == "b@example.org"
