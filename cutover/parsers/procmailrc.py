@@ -213,8 +213,11 @@ class _Parser:
         if (weighted := _WEIGHT.match(body)) is not None:
             weight = (float(weighted.group(1)), float(weighted.group(2)))
             body = body[weighted.end():]
-            while body[:1] == "!":
-                negated = not negated
+            while body[:1] in ("!", "$"):
+                if body[0] == "!":
+                    negated = not negated
+                else:
+                    expand = True
                 body = body[1:].lstrip()
         kind, variable = "regex", ""
         if body[:1] in ("<", ">"):

@@ -272,7 +272,8 @@ class _Converter:
         return [header, f"{pad}if {condition} {{", *body_lines, f"{pad}}}"]
 
     def action(self, action: Action | None, env: dict[str, object], copy: bool) -> list[str]:
-        assert action is not None
+        if action is None:
+            raise Untranslatable(0, "recipe has no action")
         if action.kind == "forward":
             return self.forward(action, env, copy)
         if action.kind == "pipe":

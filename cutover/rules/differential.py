@@ -23,8 +23,10 @@ import posixpath
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
@@ -204,15 +206,12 @@ class ProcmailSandbox:
                        f"CUTOVER_PIPE_STUB={sandbox / 'pipe-stub'}",
                        f"SENDMAIL={sandbox / 'sendmail-stub'}", f"DEFAULT={root}/",
                        f"ORGMAIL={root}/", f"LOGFILE={sandbox / 'procmail.log'}", str(rc)]
-            try:
-                result = subprocess.run(command, input=message, capture_output=True,
-                                        env=environment, timeout=TIMEOUT, cwd=home)
-            except subprocess.TimeoutExpired:
+            returncode, stderr = _run_in_own_group(command, message, environment, home)
+            if returncode is None:
                 return Outcome(frozenset(), "procmail timed out")
             deliveries = set(_records(records))
             deliveries.update(_stored(home, root, before, {rc}))
-            error = "" if result.returncode == 0 else \
-                f"procmail exit {result.returncode}: {result.stderr.decode(errors='replace')[:200]}"
+            error = "" if returncode == 0 else f"procmail exit {returncode}: {stderr[:200]}"
             return Outcome(frozenset(deliveries), error)
 
     def _populate(self, sandbox: Path, home: Path, records: Path) -> Path:
@@ -233,6 +232,37 @@ class ProcmailSandbox:
             main = main or copy
         assert main is not None
         return main
+
+
+def _run_in_own_group(command: list[str], message: bytes, environment: dict[str, str],
+                      cwd: Path) -> tuple[int | None, str]:
+    """Run procmail in a process group of its own and wait until every program it started
+    has finished too: without the `w` flag procmail does not wait for a pipe or sendmail."""
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env=environment, cwd=cwd,
+                               start_new_session=True)
+    try:
+        _, stderr = process.communicate(message, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return None, ""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline and _group_running(process.pid):
+        time.sleep(0.005)  # polling for the stubs to exit, not timing anything
+    return process.returncode, stderr.decode(errors="replace")
+
+
+def _group_running(group: int) -> bool:
+    """Whether a process of `group` still runs (zombies left for init to reap do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _snapshot(home: Path) -> dict[Path, int]:

@@ -1,0 +1,70 @@
+"""Procmail regex -> POSIX ERE, and header conditions -> field tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from cutover.rules.regex import (
+    RECIPIENT_HEADERS,
+    HeaderMatch,
+    RegexUntranslatable,
+    header_match,
+    translate,
+)
+
+
+@pytest.mark.parametrize(("procmail", "ere"), [
+    ("a{2}", "a[{]2[}]"),
+    ("\\<word\\>", "(^|[^a-zA-Z0-9_])word([^a-zA-Z0-9_]|$)"),
+    ("^^start", "^start"),
+    ("[\\]x]", "[]x]"),
+    ("a\\.b", "a\\.b"),
+    ("(REB|SEB)[ _-]?bulletin", "(REB|SEB)[ _-]?bulletin"),
+])
+def test_translate_maps_each_dialect_difference(procmail: str, ere: str):
+    assert translate(procmail) == (ere, False)
+
+
+def test_translate_reports_a_match_capture():
+    assert translate("^Subject:.*\\/[0-9]+") == ("^Subject:.*[0-9]+", True)
+
+
+def test_subject_with_any_prefix_becomes_an_unanchored_value_search():
+    assert header_match("^Subject:.*DATA_REQUEST") == [HeaderMatch(["subject"], "DATA_REQUEST")]
+
+
+def test_blanks_after_the_colon_anchor_the_value_start():
+    assert header_match("^Subject: *BEGIN IMS2\\.0") == [
+        HeaderMatch(["subject"], "^BEGIN IMS2\\.0")]
+    assert header_match("^X-Spam-Flag:[ \t]*YES") == [HeaderMatch(["x-spam-flag"], "^YES")]
+
+
+def test_header_alternatives_become_a_header_list():
+    assert header_match("^(From|Sender):.*idc") == [HeaderMatch(["from", "sender"], "idc")]
+
+
+def test_bare_header_name_tests_existence():
+    assert header_match("^List-Id:") == [HeaderMatch(["list-id"], None)]
+
+
+def test_to_macro_expands_to_recipient_headers_with_its_boundary():
+    match = header_match("^TO_datarequest@example\\.org")[0]
+    assert match.headers == RECIPIENT_HEADERS
+    assert match.pattern == "(^|[^-a-zA-Z0-9_.])datarequest@example\\.org"
+    assert header_match("^TOall-staff")[0].pattern == "(^|[^a-zA-Z])all-staff"
+
+
+def test_from_daemon_tests_sender_headers_envelope_and_list_markers():
+    headers = [match.headers for match in header_match("^FROM_DAEMON")]
+    assert ["envelope:from"] in headers and ["precedence"] in headers
+    assert ["mailing-list"] in headers
+
+
+def test_text_glued_to_the_colon_is_refused():
+    with pytest.raises(RegexUntranslatable, match="after the colon"):
+        header_match("^Subject:DATA")
+
+
+def test_a_condition_not_naming_a_header_is_refused():
+    with pytest.raises(RegexUntranslatable, match="whole header"):
+        header_match("DATA_REQUEST")
