@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import dns.exception
@@ -36,12 +37,14 @@ def record_values(rdtype: str, rdatas: Any) -> list[str]:
 class ResolverLookup:
     def __init__(self, server: str | None = None, timeout: float = 5.0):
         self.label = server or "the system resolver"
+        self.address = None
         if server is None:
             self.resolver = dns.resolver.Resolver()
         else:
             from cutover.connectors.rfc2136 import parse_address
 
             address = parse_address(server)
+            self.address = address
             self.resolver = dns.resolver.Resolver(configure=False)
             self.resolver.nameservers = [address.ip]
             self.resolver.port = address.port
@@ -68,6 +71,7 @@ class ResolverLookup:
 
     def exists(self, name: str) -> bool | None:
         """False when the name does not exist (NXDOMAIN), None when the server will not say."""
+        self._probe()
         try:
             self.resolver.resolve(name, "SOA", raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
@@ -78,6 +82,19 @@ class ResolverLookup:
             raise ConnectionFailed(f"DNS server {self.label} did not answer (timed out)"
                                    ) from None
         return True
+
+
+    def _probe(self) -> None:
+        """Fail fast, naming the server, when nothing listens (UDP would only time out)."""
+        if self.address is None:
+            return
+        try:
+            socket.create_connection((self.address.ip, self.address.port),
+                                     timeout=self.resolver.timeout).close()
+        except ConnectionRefusedError:
+            raise ConnectionFailed(f"DNS server {self.label} refused the connection") from None
+        except OSError as exc:
+            raise ConnectionFailed(f"DNS server {self.label}: {exc.strerror or exc}") from None
 
 
 class ProviderLookup:

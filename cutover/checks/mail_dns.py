@@ -328,6 +328,13 @@ def check_domain(workspace, domain: str, server: str | None = None,
     """Lint `domain` through a server, a provider or the system resolver: (findings, source).
     A domain that does not exist, or that the source will not answer for, is an error (exit 2)
     rather than a list of findings."""
+    lookup, source = open_lookup(workspace, domain, server, provider)
+    return lint_mail_dns(domain.strip().rstrip(".").lower(), lookup, dkim_selectors), source
+
+
+def open_lookup(workspace, domain: str, server: str | None = None, provider: str | None = None):
+    """The lookup for `domain`, once its source has shown it can answer for it (else NotFound,
+    ConnectionFailed, AuthenticationFailed...: exit 2)."""
     from cutover.checks.lookups import lookup_for
 
     lookup, source = lookup_for(workspace, server, provider)
@@ -337,4 +344,4 @@ def check_domain(workspace, domain: str, server: str | None = None,
         raise NotFound(f"{domain} does not exist (NXDOMAIN at {source})")
     if exists is None:
         raise NotFound(f"{source} does not answer for {domain}: not one of its zones")
-    return lint_mail_dns(domain, lookup, dkim_selectors), source
+    return lookup, source

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from cutover.checks.mail_dns import check_domain
+from cutover.checks.mail_dns import check_domain, open_lookup
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 CHECKS = ("mx", "spf", "dmarc", "dkim", "autodiscover")
@@ -50,6 +50,8 @@ class DnsCheck(Step):
     summary = "Lint the mail DNS of a domain (MX, SPF, DMARC, DKIM, autodiscover)."
 
     def preview(self, ctx: Context) -> list[Change]:
+        # Fail here (exit 2) when the source cannot answer, rather than as a verify finding.
+        open_lookup(ctx.workspace, ctx.params.domain, *_source(ctx.params))
         domain = ctx.params.domain.rstrip(".").lower()
         return [Change(f"mail DNS {domain}", "update", None,
                        {"domain": domain, "check": "mail-dns"},
@@ -65,10 +67,8 @@ class DnsCheck(Step):
         if changes and all(change.after is None for change in changes):
             return []  # verifying a rollback of a check: nothing was changed
         params: DnsCheckParams = ctx.params
-        server = params.server
-        provider = None if server else params.provider
-        findings, source = check_domain(ctx.workspace, params.domain, server, provider,
-                                        params.dkim_selectors)
+        findings, _ = check_domain(ctx.workspace, params.domain, *_source(params),
+                                   dkim_selectors=params.dkim_selectors)
         result = []
         for finding in findings:
             if finding.severity == "info":
@@ -82,3 +82,8 @@ class DnsCheck(Step):
     def manual_checks(self, params: Any) -> list[str]:
         where = f"--server {params.server}" if params.server else f"--provider {params.provider}"
         return [f"cutover dns check {params.domain} {where}"]
+
+
+def _source(params: DnsCheckParams) -> tuple[str | None, str | None]:
+    """(server, provider): a server, when given, wins over the default provider."""
+    return (params.server, None) if params.server else (None, params.provider)
