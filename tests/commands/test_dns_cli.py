@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from cutover.cli import main
-from cutover.state import State
 from tests.servers.bind import SAMPLE_ZONE, free_port, key_file_text, make_lab
 
 BROKEN_MX = SAMPLE_ZONE.replace("@       IN MX   10 mx1", "@       IN MX   10 gone")
@@ -59,15 +58,6 @@ def write_plan(lab, text: str, name: str = "dns.yaml") -> str:
     (lab.root / "plans").mkdir(exist_ok=True)
     (lab.root / "plans" / name).write_text(textwrap.dedent(text))
     return f"plans/{name}"
-
-
-def step_status(lab, step_id: str) -> str | None:
-    path = lab.root / "state" / "cutover.db"
-    if not path.exists():
-        return None
-    rows = list(State.open(path).db["steps"].rows_where("step_id = ?", [step_id])) \
-        if "steps" in State.open(path).db.table_names() else []
-    return rows[0]["status"] if rows else None
 
 
 # --- cutover dns check ---------------------------------------------------------------------
@@ -174,7 +164,9 @@ def test_run_with_wrong_tsig_key_is_one_line_exit_2_and_changes_nothing(
     assert err.count("\n") == 1 and "rejected the signature of TSIG key update-key" in err
     (lab.root / "keys" / "update.key").write_text(good_key)
     assert lab.records() == original
-    assert step_status(lab, "switch") in (None, "pending")
+    code, out, _ = cutover(lab.root, "status", "--json", capsys=capsys)
+    assert all(s["status"] in ("pending", "failed") for p in json.loads(out)["plans"]
+               for s in p["steps"] if s["id"] == "switch")
 
 
 def test_run_against_unreachable_server_is_one_line_exit_2(bind_pair, tmp_path, capsys):
@@ -262,4 +254,27 @@ def test_removing_the_last_mx_is_refused(bind_pair, tmp_path, capsys):
         """)
     code, _, err = cutover(lab.root, "run", plan, "--yes", capsys=capsys)
     assert code == 2 and "deletes the last MX of zone example.org" in err
+    assert lab.records()[("@", "MX")].values == ("10 mx1.example.org.",)
+
+
+def test_mx_switch_after_lowering_the_ttl_waits_for_the_old_ttl(bind_pair, tmp_path, capsys):
+    lab = make_lab("zonefile", tmp_path / "ws", {"example.org": SAMPLE_ZONE}, bind_pair)
+    plan = write_plan(lab, """\
+        name: ttl
+        steps:
+          - id: lower-ttl
+            kind: dns.records
+            params: {zone: example.org, changes: [{name: "@", type: MX, ttl: 300,
+                                                   set: ["10 mx1"]}]}
+          - id: switch-mx
+            kind: dns.records
+            requires: [lower-ttl]
+            params: {zone: example.org, changes: [{name: "@", type: MX, ttl: 300,
+                                                   set: ["10 mx2"]}]}
+        """)
+    code, _, err = cutover(lab.root, "run", plan, "--yes", capsys=capsys)
+    assert code == 0, err
+    code, out, _ = cutover(lab.root, "status", "--json", capsys=capsys)
+    steps = {s["id"]: s for s in json.loads(out)["plans"][0]["steps"]}
+    assert (steps["lower-ttl"]["status"], steps["switch-mx"]["status"]) == ("done", "waiting")
     assert lab.records()[("@", "MX")].values == ("10 mx1.example.org.",)
