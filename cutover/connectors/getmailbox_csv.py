@@ -63,7 +63,7 @@ class GetMailboxCsvSource:
         errors, which makes the whole snapshot fail (it is stored in one transaction)."""
         report = parser.ImportReport()
         statistics = self._statistics(report)
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         unmatched = 0
         for path in self.paths:
             with open_text(path) as stream:

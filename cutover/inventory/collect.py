@@ -92,9 +92,10 @@ class Collection:
                                    source_config.get("routing", config.get("routing")))
             sampler = _sampler(self.workspace, source_config, self.warnings)
             for raw in source.collect(self.warnings):
-                if raw["address"] in seen:  # an earlier source already described it
-                    continue
-                seen.add(raw["address"])
+                if len(self.names) > 1:  # an earlier source may have described it already
+                    if raw["address"] in seen:
+                        continue
+                    seen.add(raw["address"])
                 raw.setdefault("source", name)
                 routing.annotate(raw)
                 if sampler is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlite_utils.migrations import Migrations
 
-from cutover.errors import NotFound, UsageError
+from cutover.errors import NotFound, UsageError, WorldChanged
 
 INVENTORY_MIGRATIONS = Migrations("cutover.inventory")
 BATCH = 500
@@ -52,21 +52,41 @@ def recipient_digest(recipient: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class SetDigest:
+    """Order-independent digest of a recipient set in constant memory: the sum of each
+    recipient's hash modulo 2**256 (addresses are unique within a snapshot)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def add(self, recipient: dict[str, Any]) -> None:
+        line = f"{recipient['address']}:{recipient_digest(recipient)}".encode()
+        self.total = (self.total + int(hashlib.sha256(line).hexdigest(), 16)) % 2**256
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return f"{self.total:064x}"
+
+
 def snapshot_digest(recipients: Iterable[dict[str, Any]]) -> str:
     """Order-independent digest of a recipient set: equal digests mean nothing changed."""
-    digests = sorted(f"{r['address']}:{recipient_digest(r)}" for r in recipients)
-    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    digest = SetDigest()
+    for recipient in recipients:
+        digest.add(recipient)
+    return digest.hexdigest()
 
 
 def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]],
                    warnings: list[str], created_by: str | None = None,
-                   taken_at: datetime | None = None) -> int:
+                   taken_at: datetime | None = None, expect_digest: str | None = None) -> int:
     """Store every recipient and return the snapshot id. `recipients` may be a generator that
     raises (a validation error found at the end of a file): then nothing at all is stored.
-    `warnings` is read after the recipients are consumed, so a streaming reader may append."""
+    `warnings` is read after the recipients are consumed, so a streaming reader may append.
+    With `expect_digest`, content that differs raises WorldChanged and nothing is stored."""
     db = _db(state)
     taken = (taken_at or datetime.now(UTC)).isoformat(timespec="seconds")
-    digests: list[str] = []
+    digest = SetDigest()
     total = 0
     with db.atomic():
         snapshot_id = db["inventory_snapshots"].insert({
@@ -75,17 +95,19 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
         }).last_pk
         batch: list[dict[str, Any]] = []
         for recipient in recipients:
-            digests.append(f"{recipient['address']}:{recipient_digest(recipient)}")
+            digest.add(recipient)
             total += recipient.get("size_bytes") or 0
             batch.append(_row(snapshot_id, recipient))
             if len(batch) >= BATCH:
                 _insert(db, batch)
                 batch = []
         _insert(db, batch)
-        digest = hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
+        if expect_digest is not None and digest.hexdigest() != expect_digest:
+            raise WorldChanged(f"the inventory of {source} changed since the preview: "
+                               "preview the step again")
         db["inventory_snapshots"].update(snapshot_id, {
-            "status": "complete", "recipients": len(digests), "total_bytes": total,
-            "digest": digest, "warnings": json.dumps(list(warnings)),
+            "status": "complete", "recipients": digest.count, "total_bytes": total,
+            "digest": digest.hexdigest(), "warnings": json.dumps(list(warnings)),
         })
     return snapshot_id
 

@@ -315,12 +315,11 @@ def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[st
 
 
 def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
-                    seen: set[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Stream recipient dicts from a Get-Mailbox or Get-Recipient export. `seen` carries the
-    addresses of earlier files: a later file's copy of a known address is skipped (Get-Recipient
-    repeats every mailbox), while a duplicate within one file is an error."""
-    seen = set() if seen is None else seen
-    in_this_file: set[str] = set()
+                    seen: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream recipient dicts from a Get-Mailbox or Get-Recipient export. `seen` maps the
+    addresses read so far to their file: a later file's copy of a known address is skipped
+    (Get-Recipient repeats every mailbox), while a duplicate within one file is an error."""
+    seen = {} if seen is None else seen
     rows = iter_rows(lines, file, report)
     for line, row in rows:
         if line == 0:
@@ -338,13 +337,13 @@ def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
             report.errors.append(Problem(file, line, error))
             continue
         address = record["address"]
-        if address in in_this_file:
+        earlier = seen.get(address)
+        if earlier == file:
             report.errors.append(Problem(file, line, f"duplicate address {address}"))
             continue
-        in_this_file.add(address)
-        if address in seen:
+        if earlier is not None:
             continue
-        seen.add(address)
+        seen[address] = file
         yield record
 
 

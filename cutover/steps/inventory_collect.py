@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from cutover.errors import WorldChanged
 from cutover.inventory import store
 from cutover.inventory.collect import collection
 from cutover.state import State
@@ -46,35 +45,29 @@ class InventoryCollect(Step):
     Params: ClassVar[type[Params]] = InventoryCollectParams
     summary: ClassVar[str] = "Collect and classify the inventory into a new snapshot"
 
-    def _collect(self, ctx: Context) -> tuple[str, list[dict[str, Any]], list[str]]:
-        run = collection(ctx.workspace, ctx.params.source, ctx.now())
-        recipients = list(run.recipients())
-        return run.label, recipients, run.warnings
-
     def preview(self, ctx: Context) -> list[Change]:
-        source, recipients, _ = self._collect(ctx)
-        digest = store.snapshot_digest(recipients)
+        run = collection(ctx.workspace, ctx.params.source, ctx.now())
+        digest = store.SetDigest()
+        for recipient in run.recipients():
+            digest.add(recipient)
         with _state(ctx) as state:
-            latest = store.latest_snapshot(state, source)
-        if latest is not None and latest["digest"] == digest:
+            latest = store.latest_snapshot(state, run.label)
+        if latest is not None and latest["digest"] == digest.hexdigest():
             return []
-        after = {"source": source, "digest": digest, "recipients": len(recipients),
+        after = {"source": run.label, "digest": digest.hexdigest(), "recipients": digest.count,
                  "created_by": _tag(ctx)}
-        return [Change(f"snapshot from {source}", "create", None, after,
-                       f"snapshot from {source} ({len(recipients)} recipients)")]
+        return [Change(f"snapshot from {run.label}", "create", None, after,
+                       f"snapshot from {run.label} ({digest.count} recipients)")]
 
     def apply(self, ctx: Context, change: Change) -> None:
-        source, recipients, warnings = self._collect(ctx)
-        digest = store.snapshot_digest(recipients)
-        if digest != change.after["digest"]:
-            raise WorldChanged(f"the inventory of {source} changed since the preview: "
-                               "preview the step again")
+        run = collection(ctx.workspace, ctx.params.source, ctx.now())
         with _state(ctx) as state:
-            latest = store.latest_snapshot(state, source)
-            if latest is not None and latest["digest"] == digest:
+            latest = store.latest_snapshot(state, run.label)
+            if latest is not None and latest["digest"] == change.after["digest"]:
                 return  # already stored (a re-applied in-flight item)
-            store.store_snapshot(state, source, recipients, warnings, created_by=_tag(ctx),
-                                 taken_at=ctx.now())
+            store.store_snapshot(state, run.label, run.recipients(), run.warnings,
+                                 created_by=_tag(ctx), taken_at=ctx.now(),
+                                 expect_digest=change.after["digest"])
 
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
         with _state(ctx) as state:

@@ -142,7 +142,7 @@ def test_undecodable_text_is_a_located_error():
 
 def test_later_file_repeats_are_skipped_but_not_errors():
     report = parser.ImportReport()
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     first = list(parser.read_recipients([COLUMNS, ALICE], "mb.csv", report, seen))
     recipients_header = '"PrimarySmtpAddress","RecipientTypeDetails","DisplayName"\n'
     second = list(parser.read_recipients(
