@@ -1,0 +1,299 @@
+"""Step kind `rules.replace`: replace an account's Procmail rules by the equivalent Sieve script.
+
+    - id: replace-procmail
+      kind: rules.replace
+      for_each: {class: verification}
+      params:
+        procmailrc: "procmail/{address}/.procmailrc"   # workspace-relative template
+        sieve: linux                                    # cutover.yaml sieve connector
+        account: "{local}@verify.example.org"
+        messages: "samples/{address}/"                  # sample mail (or mailstore: + mailbox:)
+
+Per account: convert the procmailrc (untranslatable rules refuse the step at preview), run the
+differential verifier (real procmail vs sieve-test) over the sample, upload and activate the
+script, then disable Procmail by renaming `.procmailrc` to `.procmailrc.replaced-by-sieve`.
+Preview refuses an account whose rules disagree on any sample message (`--force` passes);
+verify checks the store, the files and runs the verifier again.
+
+`before` holds the previously active script's name, the prior content of the script name
+used (or null) and the procmail files byte for byte (base64), so a rollback reactivates the
+previous script (or none) and puts `.procmailrc` back exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from cutover.connectors.sieve_store import SieveStore, check_name
+from cutover.errors import NotFound, UnsafeChange, UsageError
+from cutover.item_template import expand
+from cutover.rules.convert import Conversion, convert
+from cutover.rules.differential import Report, message_files, verify
+from cutover.steps.base import Change, Context, Finding, Params, Step, register
+
+ASIDE_SUFFIX = ".replaced-by-sieve"
+
+
+class RulesDisagree(UnsafeChange):
+    """procmail and the converted Sieve script file some sample message differently."""
+
+
+class RulesUntranslatableForStep(UsageError):
+    """The account's procmailrc has rules Sieve cannot express, or syntax errors."""
+
+
+class RulesReplaceParams(Params):
+    procmailrc: str
+    sieve: str
+    account: str = "{address}"
+    script: str = "procmail"
+    home: str | None = None
+    maildir_root: str | None = None
+    messages: str | None = None
+    mailstore: str | None = None
+    mailbox: str = "{address}"
+    sample: int = Field(default=50, ge=1, le=10000)
+
+
+def normalised(script: str | None) -> str | None:
+    """Script text as stores hand it back: LF line ends, one final newline."""
+    return None if script is None else script.replace("\r\n", "\n").rstrip("\n") + "\n"
+
+
+def _encode(path: Path) -> dict[str, Any]:
+    return {"base64": base64.b64encode(path.read_bytes()).decode(),
+            "mode": path.stat().st_mode & 0o7777}
+
+
+def _decode(entry: dict[str, Any]) -> bytes:
+    return base64.b64decode(entry["base64"])
+
+
+class _Account:
+    """The for_each item's paths, store and script name, expanded once."""
+
+    def __init__(self, ctx: Context):
+        params: RulesReplaceParams = ctx.params
+        self.rc_relative = expand(params.procmailrc, ctx.item)
+        self.rc = ctx.workspace.path(self.rc_relative)
+        self.aside = self.rc.with_name(self.rc.name + ASIDE_SUFFIX)
+        self.home = ctx.workspace.path(expand(params.home, ctx.item)) if params.home \
+            else self.rc.parent
+        if not self.rc.is_relative_to(self.home):
+            raise UsageError(f"{self.rc} is not under home {self.home}")
+        self.address = expand(params.account, ctx.item)
+        self.script = check_name(params.script)
+        self.store: SieveStore = ctx.connector("sieve", params.sieve)
+
+    def source(self) -> Path:
+        """The procmailrc as it is now: in place, or already moved aside by this step."""
+        for candidate in (self.rc, self.aside):
+            if candidate.is_file():
+                return candidate
+        raise NotFound(f"procmailrc not found: {self.rc}")
+
+
+def _convert(account: _Account, maildir_root: str | None) -> Conversion:
+    conversion = convert(account.source(), account.home, maildir_root,
+                         label=account.rc_relative)
+    problems = conversion.syntax_problems + conversion.gaps
+    if problems:
+        raise RulesUntranslatableForStep(
+            f"{account.address}: {problems[0]} ({len(problems)} rule(s) cannot be converted; "
+            "run `cutover rules convert` to see them all)")
+    return conversion
+
+
+def _procmail_files(account: _Account, conversion: Conversion) -> dict[str, Any]:
+    files: dict[str, Any] = {}
+    for name in conversion.files:
+        path = Path(name)
+        relative = account.rc.relative_to(account.home) if path == account.aside else \
+            path.relative_to(account.home)
+        files[relative.as_posix()] = _encode(path)
+    return files
+
+
+@register
+class RulesReplace(Step):
+    kind = "rules.replace"
+    Params = RulesReplaceParams
+    summary = "Replace an account's Procmail rules with the equivalent Sieve script"
+
+    def preview(self, ctx: Context) -> list[Change]:
+        params: RulesReplaceParams = ctx.params
+        account = _Account(ctx)
+        conversion = _convert(account, params.maildir_root)
+        active = account.store.active(account.address)
+        existing = account.store.get(account.address, account.script)
+        procmail_enabled = account.rc.is_file()
+        if (not procmail_enabled and active == account.script
+                and normalised(existing) == normalised(conversion.script)):
+            return []
+        files = _procmail_files(account, conversion)
+        rc_key = account.rc.relative_to(account.home).as_posix()
+        report = _compare(ctx, files, rc_key, conversion.script)
+        if report is not None and report.disagreements and not ctx.force:
+            first = report.disagreements[0]
+            raise RulesDisagree(f"{account.address}: {report.summary()}; e.g. {first.message}: "
+                                f"procmail {first.procmail.describe()}, sieve "
+                                f"{first.sieve.describe()} (--force to switch anyway)")
+        common = {"account": account.address, "script_name": account.script,
+                  "procmailrc": account.rc_relative, "rc_key": rc_key,
+                  "maildir_root": conversion.maildir_root, "procmail_files": files}
+        before = {**common, "active": active, "script": existing,
+                  "procmail_enabled": procmail_enabled}
+        after = {**common, "active": account.script, "script": conversion.script,
+                 "procmail_enabled": False}
+        digest = hashlib.sha256(conversion.script.encode()).hexdigest()[:12]
+        return [Change(account.address, "update" if active or existing else "create", before,
+                       after, f"{account.address}: activate Sieve script {account.script} "
+                              f"(sha256 {digest}) converted from {account.rc_relative}; "
+                              "disable Procmail")]
+
+    def apply(self, ctx: Context, change: Change) -> None:
+        state = change.after
+        store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
+        address, name = state["account"], state["script_name"]
+        if normalised(store.get(address, name)) != normalised(state["script"]):
+            store.put(address, name, state["script"])
+        if store.active(address) != name:
+            store.activate(address, name)
+        rc = ctx.workspace.path(state["procmailrc"])
+        if rc.is_file():
+            os.replace(rc, rc.with_name(rc.name + ASIDE_SUFFIX))
+
+    def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
+        findings: list[Finding] = []
+        store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
+        for change in changes:
+            state = change.after
+            if state is None:
+                continue
+            findings += _check_store(store, state)
+            findings += _check_procmail(ctx, state)
+            if not state["procmail_enabled"]:
+                deployed = store.get(state["account"], state["script_name"])
+                findings += _check_agreement(ctx, state, deployed or "")
+        return findings
+
+    def rollback(self, ctx: Context, change: Change) -> None:
+        state = change.before
+        store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
+        address, name = state["account"], state["script_name"]
+        if state["script"] is not None and \
+                normalised(store.get(address, name)) != normalised(state["script"]):
+            store.put(address, name, state["script"])
+        if store.active(address) != state["active"]:
+            store.activate(address, state["active"])
+        if state["script"] is None and name in store.scripts(address):
+            store.delete(address, name)
+        if state["procmail_enabled"]:
+            _restore_procmailrc(ctx, state)
+
+    def manual_checks(self, params: Any) -> list[str]:
+        return [f"cutover rules verify {params.procmailrc} --messages <sample dir>",
+                "managesieve / sieve directory: the account's active script is "
+                f"{params.script!r}"]
+
+    def manual_rollback(self, params: Any) -> list[str]:
+        return [f"reactivate the previous Sieve script (or none) instead of {params.script!r}",
+                f"rename {params.procmailrc}{ASIDE_SUFFIX} back to {params.procmailrc}"]
+
+
+def _restore_procmailrc(ctx: Context, state: dict[str, Any]) -> None:
+    rc = ctx.workspace.path(state["procmailrc"])
+    entry = state["procmail_files"][state["rc_key"]]
+    aside = rc.with_name(rc.name + ASIDE_SUFFIX)
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    if not rc.is_file() or rc.read_bytes() != _decode(entry):
+        temporary = rc.with_name(rc.name + ".cutover-tmp")
+        temporary.write_bytes(_decode(entry))
+        os.replace(temporary, rc)
+    os.chmod(rc, entry["mode"])
+    if aside.is_file():
+        aside.unlink()
+
+
+def _check_store(store: SieveStore, state: dict[str, Any]) -> list[Finding]:
+    address, name = state["account"], state["script_name"]
+    findings = []
+    active = store.active(address)
+    if active != state["active"]:
+        findings.append(Finding(address, f"active Sieve script is {active!r}, expected "
+                                         f"{state['active']!r}"))
+    if normalised(store.get(address, name)) != normalised(state["script"]):
+        expected = "absent" if state["script"] is None else "the recorded text"
+        findings.append(Finding(address, f"Sieve script {name!r} is not {expected}"))
+    return findings
+
+
+def _check_procmail(ctx: Context, state: dict[str, Any]) -> list[Finding]:
+    rc = ctx.workspace.path(state["procmailrc"])
+    address = state["account"]
+    if not state["procmail_enabled"]:
+        return [Finding(address, f"{rc} still exists: Procmail still delivers")] \
+            if rc.exists() else []
+    if not rc.is_file():
+        return [Finding(address, f"{rc} is missing: Procmail is not restored")]
+    if rc.read_bytes() != _decode(state["procmail_files"][state["rc_key"]]):
+        return [Finding(address, f"{rc} differs from the recorded procmailrc")]
+    return []
+
+
+def _check_agreement(ctx: Context, state: dict[str, Any], deployed: str) -> list[Finding]:
+    """The deployed script (what the store holds now) against the recorded procmail files."""
+    report = _compare(ctx, state["procmail_files"], state["rc_key"], deployed)
+    if report is None:
+        return [Finding(state["account"], "no sample messages: procmail and Sieve were not "
+                                          "compared", "warning")]
+    return [Finding(state["account"], f"{case.message}: procmail {case.procmail.describe()}, "
+                                      f"sieve {case.sieve.describe()}")
+            for case in report.disagreements]
+
+
+def _compare(ctx: Context, files: dict[str, Any], rc_key: str, script: str) -> Report | None:
+    """Real procmail (fed the recorded procmail files, in a scratch HOME) against sieve-test
+    running `script`, over the sample; None when there is no sample."""
+    with tempfile.TemporaryDirectory(prefix="cutover-rules-") as temp:
+        messages = _sample(ctx, Path(temp) / "sample")
+        if not messages:
+            return None
+        home = Path(temp) / "home"
+        for relative, entry in files.items():
+            (home / relative).parent.mkdir(parents=True, exist_ok=True)
+            (home / relative).write_bytes(_decode(entry))
+        conversion = convert(home / rc_key, home, ctx.params.maildir_root)
+        return verify(home / rc_key, messages, script, home, conversion.files,
+                      conversion.maildir_root)
+
+
+def _sample(ctx: Context, directory: Path) -> list[Path]:
+    params: RulesReplaceParams = ctx.params
+    if params.messages:
+        source = ctx.workspace.path(expand(params.messages, ctx.item))
+        if not source.is_dir():
+            return []
+        return message_files(source)[: params.sample]
+    if not params.mailstore:
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    store = ctx.connector("mailstores", params.mailstore)
+    paths: list[Path] = []
+    with store.open(expand(params.mailbox, ctx.item)) as session:
+        for folder in session.folders():
+            refs = session.list_messages(folder.name)[: params.sample - len(paths)]
+            for uid, content in session.fetch(folder.name, [ref.uid for ref in refs]):
+                path = directory / f"{len(paths):05d}-{uid}.eml"
+                path.write_bytes(content)
+                paths.append(path)
+            if len(paths) >= params.sample:
+                break
+    return paths
