@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 ALGORITHMS = frozenset({"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384",
                         "hmac-sha512", "hmac-md5.sig-alg.reg.int"})
 
-_COMMENTS = re.compile(r"(#|//)[^\n]*|/\*.*?\*/", re.DOTALL)
+# Quoted strings are matched too, so that a "//" inside a base64 secret is not a comment.
+_COMMENTS = re.compile(r'"(?:[^"\\]|\\.)*"|(?:#|//)[^\n]*|/\*.*?\*/', re.DOTALL)
 _KEY_BLOCK = re.compile(r'key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;', re.DOTALL)
 _STATEMENT = re.compile(r'([a-z-]+)\s+"?([^";]+)"?\s*;')
 
@@ -36,7 +37,8 @@ class TsigKey:
 
 def parse_key_file(text: str) -> TsigKey:
     """The first `key` block of `text`; raises KeyFileInvalid naming what is wrong."""
-    blocks = _KEY_BLOCK.findall(_COMMENTS.sub("", text))
+    uncommented = _COMMENTS.sub(lambda m: m.group(0) if m.group(0).startswith('"') else "", text)
+    blocks = _KEY_BLOCK.findall(uncommented)
     if not blocks:
         raise KeyFileInvalid('no key "NAME" { algorithm ...; secret "..."; }; block')
     name, body = blocks[0]

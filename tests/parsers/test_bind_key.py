@@ -24,6 +24,11 @@ def test_comments_and_one_line_layout_are_accepted():
     assert (key.name, key.algorithm) == ("ddns-key.example.org", "hmac-sha512")
 
 
+def test_a_double_slash_inside_the_secret_is_not_a_comment():
+    key = parse_key_file('key "k" {\n\talgorithm hmac-sha256;\n\tsecret "ab//cd/+EF==";\n};\n')
+    assert key.secret == "ab//cd/+EF=="
+
+
 def test_the_secret_never_shows_in_repr():
     assert "uMzU" not in repr(parse_key_file(TSIG_KEYGEN))
 
