@@ -74,7 +74,9 @@ class FolderInfo:
     size_bytes: int = 0  # sum of RFC822.SIZE over the folder's messages
     uidvalidity: int = 0
     uidnext: int = 0  # 0 when unknown
-    highestmodseq: int = 0  # 0 when the store has no CONDSTORE
+    # CONDSTORE HIGHESTMODSEQ; a store without CONDSTORE may give another change marker
+    # (equal values mean nothing changed), or 0 when it cannot tell.
+    highestmodseq: int = 0
 
     @property
     def parent(self) -> str | None:
