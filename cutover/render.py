@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from cutover.plan import Plan
 from cutover.steps.base import Change, Finding
@@ -20,24 +21,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
+def describe_change(change: Change) -> str:
+    """One line per change: the step kind's summary, or item with before -> after."""
+    if change.summary:
+        return change.summary
+    return f"{change.item}: {_short(change.before)} -> {_short(change.after)}"
+
+
 def changes_table(title: str, changes: list[Change], limit: int = 50) -> Table:
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for column in ("action", "item", "before", "after"):
-        table.add_column(column, overflow="fold")
+    table = Table(title=Text(title), title_justify="left", show_lines=False)
+    table.add_column("action")
+    table.add_column("change", overflow="fold")
     for change in changes[:limit]:
-        table.add_row(change.action, change.summary or change.item, _short(change.before),
-                      _short(change.after))
+        # Text, not markup: "[filter.example.org]" is a next hop, not a style
+        table.add_row(change.action, Text(describe_change(change)))
     if len(changes) > limit:
-        table.add_row("…", f"{len(changes) - limit} more", "", "")
+        table.add_row("…", f"{len(changes) - limit} more (cutover plan show --json lists all)")
     return table
 
 
 def findings_table(title: str, findings: list[Finding]) -> Table:
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title), title_justify="left")
     for column in ("severity", "item", "problem"):
         table.add_column(column, overflow="fold")
     for finding in findings:
-        table.add_row(finding.severity, finding.item, finding.problem)
+        table.add_row(finding.severity, Text(finding.item), Text(finding.problem))
     return table
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cutover.commands.common import (
@@ -34,7 +35,7 @@ class ConsoleOutput:
 
     def step_header(self, step: PlannedStep, note: str) -> None:
         if not self.quiet:
-            console.print(f"[bold]{step.id}[/bold] ({step.spec.kind}): {note}")
+            console.print(f"[bold]{escape(step.id)}[/bold] ({step.spec.kind}): {escape(note)}")
 
     def preview(self, step: PlannedStep, changes: list[Change]) -> None:
         if self.quiet:
@@ -56,7 +57,7 @@ class ConsoleOutput:
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            console.print(f"  {message}")
+            console.print(f"  {escape(message)}")
 
 
 def terminal_confirm(step: PlannedStep, changes: list[Change]) -> bool:
