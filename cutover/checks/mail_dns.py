@@ -136,7 +136,7 @@ def check_spf(domain: str, lookup: Lookup) -> list[LintFinding]:
                                     f"(limit {SPF_LOOKUP_LIMIT}): receivers fail it"))
     elif count.unchecked:
         findings.append(LintFinding("spf", domain, f"SPF needs at least {count.lookups} DNS "
-                                    f"lookups; not followed: {', '.join(count.unchecked)}",
+                                    f"lookup(s); not followed: {', '.join(count.unchecked)}",
                                     "info"))
     return findings
 
