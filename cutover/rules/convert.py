@@ -395,7 +395,7 @@ class _Converter:
             if header:
                 parts.append(self.header_test(text, case))
             if body:
-                pattern, capture = procmail_regex.translate(text)
+                pattern, capture = procmail_regex.translate(text, multiline=True)
                 self.check_capture(capture, line)
                 self.requires.update({"body", "regex"})
                 parts.append(f"body :raw{case} :regex {sieve_string(pattern)}")

@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass
 
 WORD_CHARS = "a-zA-Z0-9_"
+LINE_END = "[^[:print:][:blank:]]"
 
 # The recipient headers of procmail's ^TO_ / ^TO expansion:
 # (^((Original-)?(Resent-)?(To|Cc|Bcc)|(X-Envelope|Apparently(-Resent)?)-To):
@@ -71,8 +72,14 @@ class HeaderMatch:
     pattern: str | None
 
 
-def translate(regex: str) -> tuple[str, bool]:
-    """Procmail regex -> POSIX ERE, and whether it held a `\\/` MATCH marker."""
+def translate(regex: str, multiline: bool = False) -> tuple[str, bool]:
+    """Procmail regex -> POSIX ERE, and whether it held a `\\/` MATCH marker.
+
+    `multiline`: the text is many lines (a body), matched as one string by Pigeonhole, whose
+    regcomp has no REG_NEWLINE; so `^` and `$` are spelled as line edges and `.` must not cross
+    a line end, as in procmail. A line end is written as "a control character other than a
+    blank" (`[^[:print:][:blank:]]`): Pigeonhole turns a line break inside a Sieve string into
+    CRLF while a stored body may end its lines with LF alone, so a literal one would miss."""
     out: list[str] = []
     capture = False
     index = 0
@@ -97,6 +104,11 @@ def translate(regex: str) -> tuple[str, bool]:
         if char == "^" and regex[index:index + 2] == "^^":
             out.append("^")
             index += 2
+            continue
+        if multiline and char in "^$.":
+            out.append({"^": f"(^|{LINE_END})", "$": f"({LINE_END}|$)",
+                        ".": "([^[:cntrl:]]|[[:blank:]])"}[char])
+            index += 1
             continue
         if char in "{}":
             out.append(f"[{char}]")

@@ -68,3 +68,9 @@ def test_text_glued_to_the_colon_is_refused():
 def test_a_condition_not_naming_a_header_is_refused():
     with pytest.raises(RegexUntranslatable, match="whole header"):
         header_match("DATA_REQUEST")
+
+
+def test_body_regex_spells_line_edges_and_keeps_dot_on_one_line():
+    pattern, _ = translate("^STA_LIST.*AKS01$", multiline=True)
+    assert pattern == ("(^|[^[:print:][:blank:]])STA_LIST([^[:cntrl:]]|[[:blank:]])*AKS01"
+                       "([^[:print:][:blank:]]|$)")
