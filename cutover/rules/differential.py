@@ -416,7 +416,9 @@ def verify(rcfile: Path, messages: list[Path], script: str, home: Path, files: l
     report = Report()
     with SieveTester(script) as sieve:
         for path in messages:
-            message = path.read_bytes()
+            # an MTA hands procmail LF line ends; mail fetched over IMAP or EWS has CRLF, and
+            # procmail would not even find the blank line ending the header in it
+            message = path.read_bytes().replace(b"\r\n", b"\n")
             sender = envelope_sender(message)
             report.cases.append(Case(path.name, sandbox.run(message, sender),
                                      sieve.run(message, sender)))

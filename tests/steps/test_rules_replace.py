@@ -153,3 +153,22 @@ def test_apply_and_rollback_over_managesieve_on_dovecot(tmp_path: Path, dovecot,
     RulesReplace().rollback(ctx, change)
     assert (store.active(user), store.scripts(user)) == (None, [])
     assert rc_path(workspace).is_file()
+
+
+def test_sample_from_a_mailstore_with_crlf_mail_agrees(tmp_path: Path):
+    workspace = make_workspace(tmp_path, {"kind": "sievedir", "path": "sieve/"})
+    config = yaml.safe_load((tmp_path / "cutover.yaml").read_text())
+    config["mailstores"] = {"exchange": {"kind": "maildir", "path": "mail/exchange"}}
+    (tmp_path / "cutover.yaml").write_text(yaml.safe_dump(config))
+    maildir = tmp_path / "mail" / "exchange" / ITEM["address"]
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    for number, message in enumerate(sorted((CORPUS / "datarequest/messages").iterdir())):
+        # mail fetched from Exchange or IMAP has CRLF line ends
+        crlf = message.read_bytes().replace(b"\n", b"\r\n")
+        (maildir / "cur" / f"17000000{number:02d}.M1P1Q{number}.host:2,S").write_bytes(crlf)
+    workspace = Workspace(tmp_path)
+    ctx = context(workspace, messages=None, mailstore="exchange", mailbox="{address}")
+    [change] = RulesReplace().preview(ctx)
+    RulesReplace().apply(ctx, change)
+    assert RulesReplace().verify(ctx, [change]) == []
