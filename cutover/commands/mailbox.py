@@ -1,0 +1,207 @@
+"""`cutover mailbox sync|verify SRC DST`: copy one account exactly and incrementally, compare two.
+
+Example:
+    CUTOVER_SOURCE_PASSWORD=... CUTOVER_TARGET_PASSWORD=... \\
+    cutover mailbox sync imap://bob@old.example.org:143 imap://bob@127.0.0.1:10143 --jobs 4
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichBar
+from rich.table import Table
+
+from cutover.commands.common import JSON_OPTION, console, err_console, print_json, workspace_of
+from cutover.errors import UsageError, VerificationFailed
+from cutover.mailsync.engine import Account, AccountResult, MailSync, Progress, SyncOptions
+from cutover.mailsync.folders import FolderRules
+from cutover.mailsync.urls import store_for_url
+from cutover.mailsync.verify import compare
+
+app = typer.Typer(no_args_is_help=True, help="Copy and compare mailboxes (IMAP, Maildir, EWS).")
+
+FOLDERS = typer.Option(None, "--folders", help="Only folders matching this glob (repeatable).")
+EXCLUDE = typer.Option(None, "--exclude", help="Skip folders matching this glob (repeatable).")
+MAP_FOLDER = typer.Option(None, "--map-folder", help="Rename a folder: OLD=NEW (repeatable).")
+SOURCE_PW_FILE = typer.Option(None, "--source-password-file", help="File holding the source "
+                              "password (else env CUTOVER_SOURCE_PASSWORD).")
+TARGET_PW_FILE = typer.Option(None, "--target-password-file", help="File holding the target "
+                              "password (else env CUTOVER_TARGET_PASSWORD).")
+NO_TLS_VERIFY = typer.Option(False, "--no-tls-verify", help="Accept self-signed certificates.")
+
+
+def _secret(side: str, path: Path | None) -> tuple[object, object]:
+    """(password getter, token getter) for `side`, read lazily and never echoed."""
+    upper = side.upper()
+    token = os.environ.get(f"CUTOVER_{upper}_OAUTH2_TOKEN")
+    if path is not None:
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --{side}-password-file {path}: {exc.strerror}") from None
+        return (lambda: text), None
+    password = os.environ.get(f"CUTOVER_{upper}_PASSWORD")
+    if password is not None:
+        return (lambda: password), None
+    if token:
+        return None, (lambda: token)
+    return None, None
+
+
+def _open(url: str, side: str, password_file: Path | None, base: Path, tls_verify: bool):
+    password, token = _secret(side, password_file)
+    try:
+        return store_for_url(url, password, token, base=base, tls_verify=tls_verify)
+    except UsageError as exc:
+        if str(exc) == "no password":
+            raise UsageError(f"no {side} password: set CUTOVER_{side.upper()}_PASSWORD or "
+                             f"--{side}-password-file") from None
+        raise
+
+
+def _rate(text: str | None) -> float | None:
+    """"10M" -> 10485760 bytes/s; plain numbers are bytes/s."""
+    if not text:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)[bB]?(?:/s)?\s*", text)
+    if not match:
+        raise UsageError(f"--max-bandwidth wants a rate like 10M (bytes/s), not {text!r}")
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return float(match.group(1)) * scale
+
+
+class BarProgress(Progress):
+    """Rich progress bars on standard error: one per account and one overall."""
+
+    def __init__(self, bar: RichBar):
+        self.bar = bar
+        self.overall = bar.add_task("all accounts", total=0)
+        self.tasks: dict[str, int] = {}
+
+    def _task(self, account: str) -> int:
+        if account not in self.tasks:
+            self.tasks[account] = self.bar.add_task(account, total=0)
+        return self.tasks[account]
+
+    def planned(self, account: str, messages: int, size: int) -> None:
+        for task in (self._task(account), self.overall):
+            total = self.bar.tasks[task].total or 0
+            self.bar.update(task, total=total + size)
+
+    def copied(self, account: str, messages: int, size: int) -> None:
+        self.bar.advance(self._task(account), size)
+        self.bar.advance(self.overall, size)
+
+
+def _summary(results: list[AccountResult], dry_run: bool) -> Table:
+    table = Table(title="mailbox sync" + (" (dry run)" if dry_run else ""))
+    for column in ("account", "folders", "unchanged", "copied", "MB", "flags", "deleted",
+                   "renamed", "rematched"):
+        table.add_column(column, justify="left" if column == "account" else "right")
+    for r in results:
+        copied = sum(r.to_copy.values()) if dry_run else r.copied
+        size = r.to_copy_bytes if dry_run else r.copied_bytes
+        table.add_row(r.account, str(r.folders), str(r.unchanged_folders), str(copied),
+                      f"{size / 1e6:.1f}", str(r.flags_updated), str(r.deleted),
+                      str(len(r.renamed_folders)), str(r.rematched))
+    return table
+
+
+@app.command()
+def sync(
+    ctx: typer.Context,
+    src: str = typer.Argument(..., help="Source: imap://USER@HOST:PORT, imaps://, maildir:, ews://"),
+    dst: str = typer.Argument(..., help="Target: imap://USER@HOST:PORT, imaps://, maildir:"),
+    folders: list[str] = FOLDERS,
+    exclude: list[str] = EXCLUDE,
+    map_folder: list[str] = MAP_FOLDER,
+    jobs: int = typer.Option(4, "--jobs", "-j", min=1, help="Folders copied in parallel."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be copied; change "
+                                 "nothing."),
+    delete: bool = typer.Option(False, "--delete", help="Expunge on the target what the source "
+                                "no longer has."),
+    max_bandwidth: str = typer.Option(None, "--max-bandwidth", help="Cap, e.g. 10M (bytes/s)."),
+    max_msgs_per_s: float = typer.Option(None, "--max-msgs-per-s", help="Cap on messages/s."),
+    state: Path = typer.Option(None, "--state", help="State DB (default: the workspace's "
+                               "state/cutover.db)."),
+    source_password_file: Path = SOURCE_PW_FILE,
+    target_password_file: Path = TARGET_PW_FILE,
+    no_tls_verify: bool = NO_TLS_VERIFY,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Copy SRC to DST exactly; a re-run copies only what changed.
+
+    Example: cutover mailbox sync imap://bob@old:143 maildir:///srv/mail/bob --delete
+    """
+    workspace = workspace_of(ctx)
+    base = Path.cwd()
+    source, source_user = _open(src, "source", source_password_file, base, not no_tls_verify)
+    target, target_user = _open(dst, "target", target_password_file, base, not no_tls_verify)
+    options = SyncOptions(FolderRules.parse(folders, exclude, map_folder), delete=delete,
+                          dry_run=dry_run, jobs=jobs, max_msgs_per_s=max_msgs_per_s,
+                          max_bytes_per_s=_rate(max_bandwidth))
+    account = Account(source, source_user, target, target_user)
+    state_path = state or workspace.state_path
+    show_bars = not json_output and sys.stderr.isatty()
+    if show_bars:
+        bar = RichBar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      TimeRemainingColumn(), console=err_console, transient=True)
+        with bar:
+            results = MailSync(state_path, options, BarProgress(bar)).run([account])
+    else:
+        results = MailSync(state_path, options).run([account])
+    if json_output:
+        print_json({"dry_run": dry_run, "accounts": [r.to_json() for r in results]})
+    else:
+        console.print(_summary(results, dry_run))
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    src: str = typer.Argument(..., help="Source mailbox URL."),
+    dst: str = typer.Argument(..., help="Target mailbox URL."),
+    folders: list[str] = FOLDERS,
+    exclude: list[str] = EXCLUDE,
+    map_folder: list[str] = MAP_FOLDER,
+    allow_extra: bool = typer.Option(False, "--allow-extra", help="Extra target messages are "
+                                     "fine (a sync without --delete keeps them)."),
+    source_password_file: Path = SOURCE_PW_FILE,
+    target_password_file: Path = TARGET_PW_FILE,
+    no_tls_verify: bool = NO_TLS_VERIFY,
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Compare SRC and DST: exit 0 when equal, else list differences per folder and exit 1.
+
+    Example: cutover mailbox verify imap://bob@old:143 maildir:///srv/mail/bob --json
+    """
+    base = Path.cwd()
+    source, source_user = _open(src, "source", source_password_file, base, not no_tls_verify)
+    target, target_user = _open(dst, "target", target_password_file, base, not no_tls_verify)
+    rules = FolderRules.parse(folders, exclude, map_folder)
+    with source.open(source_user) as left, target.open(target_user) as right:
+        result = compare(left, right, rules, delete=not allow_extra)
+    if json_output:
+        print_json(result.to_json())
+    else:
+        for diff in result.differences:
+            console.print(diff.describe(), markup=False)
+        verdict = "equal" if result.equal else f"{len(result.differences)} folder(s) differ"
+        console.print(f"{result.folders} folders, {result.messages} messages: {verdict}",
+                      markup=False)
+    if not result.equal:
+        if json_output:
+            raise typer.Exit(1)
+        raise VerificationFailed(f"{source.describe(source_user)} and "
+                                 f"{target.describe(target_user)} differ")

@@ -1,0 +1,530 @@
+"""The sync engine: make each target account an exact copy of its source account, incrementally.
+
+Per account: list both folder trees, map names (special-use, --map-folder), follow renamed and
+removed source folders through the identity map, create missing target folders parents first.
+Then every folder is one task (run `jobs` at a time, each worker with its own sessions and DB
+connection):
+
+1. STATUS on both sides; if both match what the last sync recorded (UIDVALIDITY, UIDNEXT,
+   MESSAGES and HIGHESTMODSEQ or the store's change marker) the folder is skipped.
+2. List both sides (UID, FLAGS, SIZE, INTERNALDATE). Re-match by content digest when a
+   UIDVALIDITY changed on either side or pending rows were left by an interrupted run.
+3. Copy what is new in batches (bodies prefetched while the previous batch is appended),
+   recording each batch `pending` before the APPEND and `done` after; fix flags/keywords;
+   with `delete`, expunge on the target what the source no longer has.
+4. Record both sides' counters for the next run's fast path.
+
+Memory stays bounded: at most two batches of bodies (a few MB, or one large message) per worker.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cutover.connectors.mailstore import (
+    SEPARATOR,
+    FolderInfo,
+    MailboxSession,
+    MailStore,
+    MessageRef,
+    NewMessage,
+    content_digest,
+)
+from cutover.errors import NotFound
+from cutover.mailsync.folders import FolderRules, plan_folders
+from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
+
+COPY_BATCH_BYTES = 4 * 1024 * 1024
+COPY_BATCH_COUNT = 100
+FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
+
+
+@dataclass(frozen=True)
+class Account:
+    """One source account copied to one target account."""
+
+    source: MailStore
+    source_user: str
+    target: MailStore
+    target_user: str
+
+    @property
+    def pair(self) -> str:
+        source = self.source.describe(self.source_user)
+        return f"{source} -> {self.target.describe(self.target_user)}"
+
+    @property
+    def label(self) -> str:
+        if self.source_user == self.target_user:
+            return self.source_user
+        return f"{self.source_user} -> {self.target_user}"
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    rules: FolderRules = field(default_factory=FolderRules)
+    delete: bool = False
+    dry_run: bool = False
+    jobs: int = 4
+    max_msgs_per_s: float | None = None
+    max_bytes_per_s: float | None = None
+
+
+@dataclass
+class AccountResult:
+    account: str
+    folders: int = 0
+    unchanged_folders: int = 0
+    created_folders: list[str] = field(default_factory=list)
+    renamed_folders: list[str] = field(default_factory=list)
+    copied: int = 0
+    copied_bytes: int = 0
+    flags_updated: int = 0
+    deleted: int = 0
+    rematched: int = 0
+    to_copy: dict[str, int] = field(default_factory=dict)  # dry run: folder -> messages
+    to_copy_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Progress:
+    """Callbacks the CLI renders; the default does nothing."""
+
+    def planned(self, account: str, messages: int, size: int) -> None: ...
+
+    def copied(self, account: str, messages: int, size: int) -> None: ...
+
+    def folder_done(self, account: str, folder: str) -> None: ...
+
+
+class Throttle:
+    """--max-msgs-per-s and --max-bandwidth, shared by every worker."""
+
+    def __init__(self, msgs_per_s: float | None, bytes_per_s: float | None):
+        self.msgs_per_s, self.bytes_per_s = msgs_per_s, bytes_per_s
+        self.lock = threading.Lock()
+        self.start = time.monotonic()
+        self.msgs = self.bytes = 0
+
+    def take(self, messages: int, size: int) -> None:
+        if not self.msgs_per_s and not self.bytes_per_s:
+            return
+        with self.lock:
+            self.msgs += messages
+            self.bytes += size
+            due = max(self.msgs / self.msgs_per_s if self.msgs_per_s else 0,
+                      self.bytes / self.bytes_per_s if self.bytes_per_s else 0)
+            wait = self.start + due - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)  # rate limiting is the point here
+
+
+@dataclass
+class _FolderTask:
+    account: Account
+    source: FolderInfo
+    target_name: str
+    result: AccountResult
+
+
+class Sessions:
+    """One session per (store, user) per thread; all closed at the end."""
+
+    def __init__(self):
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[MailboxSession] = []
+
+    def get(self, store: MailStore, user: str) -> MailboxSession:
+        cache = self.local.__dict__.setdefault("cache", {})
+        key = (id(store), user)
+        if key not in cache:
+            session = store.open(user)
+            cache[key] = session
+            with self.lock:
+                self.opened.append(session)
+        return cache[key]
+
+    def reset(self, store: MailStore, user: str) -> None:
+        cache = self.local.__dict__.setdefault("cache", {})
+        session = cache.pop((id(store), user), None)
+        if session is not None:
+            session.close()
+
+    def close(self) -> None:
+        for session in self.opened:
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
+
+class MailSync:
+    def __init__(self, state_path: Path, options: SyncOptions, progress: Progress | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.state_path = Path(state_path)
+        self.options = options
+        self.progress = progress or Progress()
+        self.clock = clock
+        self.throttle = Throttle(options.max_msgs_per_s, options.max_bytes_per_s)
+        self.sessions = Sessions()
+        self._maps = threading.local()
+
+    def identity(self) -> IdentityMap:
+        if not hasattr(self._maps, "map"):
+            self._maps.map = IdentityMap.open(self.state_path)
+        return self._maps.map
+
+    # --- entry point ------------------------------------------------------------------------
+    def run(self, accounts: list[Account]) -> list[AccountResult]:
+        try:
+            results, tasks = [], []
+            for account in accounts:
+                result = AccountResult(account.label)
+                results.append(result)
+                tasks.extend(self._prepare_account(account, result))
+            with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
+                for future in [pool.submit(self._run_task, task) for task in tasks]:
+                    future.result()
+            return results
+        finally:
+            self.sessions.close()
+            # sqlite connections close in their own thread; workers' go with their threads.
+            if hasattr(self._maps, "map"):
+                self._maps.map.close()
+                del self._maps.map
+
+    # --- account level ----------------------------------------------------------------------
+    def _prepare_account(self, account: Account, result: AccountResult) -> list[_FolderTask]:
+        src = self.sessions.get(account.source, account.source_user)
+        dst = self.sessions.get(account.target, account.target_user)
+        src_folders = src.folders()
+        self._check_named_folders(src_folders, account)
+        dst_folders = dst.folders()
+        mapping = plan_folders(src_folders, dst_folders, self.options.rules)
+        by_name = {f.name: f for f in src_folders}
+        if not self.options.dry_run:
+            dst_folders = self._follow_renames(account, src_folders, dst_folders, mapping,
+                                               dst, result)
+        existing = {f.name for f in dst_folders}
+        tasks = []
+        for src_name, dst_name in mapping.items():
+            info = by_name[src_name]
+            if not info.selectable:
+                continue
+            result.folders += 1
+            if dst_name not in existing:
+                result.created_folders.append(dst_name)
+                if not self.options.dry_run:
+                    dst.create_folder(dst_name, info.special_use)
+            tasks.append(_FolderTask(account, info, dst_name, result))
+        return tasks
+
+    def _check_named_folders(self, folders: list[FolderInfo], account: Account) -> None:
+        names = {f.name for f in folders}
+        for pattern in self.options.rules.include:
+            if not any(c in pattern for c in "*?[") and pattern not in names:
+                raise NotFound(f"folder {pattern!r} does not exist in "
+                               f"{account.source.describe(account.source_user)}")
+
+    def _follow_renames(self, account: Account, src_folders: list[FolderInfo],
+                        dst_folders: list[FolderInfo], mapping: dict[str, str],
+                        dst: MailboxSession, result: AccountResult) -> list[FolderInfo]:
+        """A recorded source folder that vanished while a new one with its UIDVALIDITY
+        appeared was renamed: rename its target folder too, keep every identity row."""
+        identity = self.identity()
+        records = identity.folder_records(account.pair)
+        src_names = {f.name: f for f in src_folders}
+        vanished = {r.src_uidvalidity: r for name, r in records.items() if name not in src_names}
+        dst_names = {f.name for f in dst_folders}
+        changed = False
+        for info in src_folders:
+            if info.name in records or not info.selectable or info.name not in mapping:
+                continue
+            record = vanished.pop(info.uidvalidity, None)
+            if record is None:
+                continue
+            new_dst = mapping[info.name]
+            if record.dst_folder in dst_names and new_dst not in dst_names:
+                parent = new_dst.rpartition(SEPARATOR)[0]
+                if parent and parent not in dst_names:
+                    dst.create_folder(parent)
+                dst.rename_folder(record.dst_folder, new_dst)
+                changed = True
+            identity.rename_source_folder(account.pair, record.src_folder, info.name, new_dst)
+            result.renamed_folders.append(f"{record.src_folder} -> {info.name}")
+        for record in vanished.values():
+            if self.options.delete:
+                self._remove_copied_folder(account, record, dst)
+                changed = True
+        return dst.folders() if changed else dst_folders
+
+    def _remove_copied_folder(self, account: Account, record: FolderRecord,
+                              dst: MailboxSession) -> None:
+        identity = self.identity()
+        rows = [r for r in identity.rows(account.pair, record.src_folder) if r.dst_uid]
+        try:
+            dst.delete(record.dst_folder, [r.dst_uid for r in rows])
+            if dst.folder(record.dst_folder).messages == 0:
+                dst.delete_folder(record.dst_folder)
+        except NotFound:
+            pass
+        identity.forget_folder(account.pair, record.src_folder)
+
+    # --- folder level -----------------------------------------------------------------------
+    def _run_task(self, task: _FolderTask) -> None:
+        for attempt in range(FOLDER_ATTEMPTS):
+            try:
+                self._sync_folder(task)
+                break
+            except Exception as exc:
+                if _is_connection_failure(exc) and attempt < FOLDER_ATTEMPTS - 1:
+                    self._reset_sessions(task.account)
+                    continue
+                raise
+        self.progress.folder_done(task.account.label, task.source.name)
+
+    def _reset_sessions(self, account: Account) -> None:
+        self.sessions.reset(account.source, account.source_user)
+        self.sessions.reset(account.target, account.target_user)
+
+    def _sync_folder(self, task: _FolderTask) -> None:
+        account, name, dst_name = task.account, task.source.name, task.target_name
+        src = self.sessions.get(account.source, account.source_user)
+        dst = self.sessions.get(account.target, account.target_user)
+        identity = self.identity()
+        src_info = src.folder(name)
+        if self.options.dry_run:
+            self._preview_folder(task, src, identity)
+            return
+        dst_info = dst.folder(dst_name)
+        record = identity.folder_records(account.pair).get(name)
+        rows = identity.rows(account.pair, name)
+        pending = [r for r in rows if r.state == "pending"]
+        if record and not pending and _unchanged(record, src_info, dst_info, dst_name):
+            task.result.unchanged_folders += 1
+            return
+        src_msgs = src.list_messages(name)
+        dst_msgs = {m.uid: m for m in dst.list_messages(dst_name)}
+        rows = self._rematch(task, src, dst, src_info, dst_info, record, rows, src_msgs, dst_msgs)
+        done = {r.src_uid: r for r in rows if r.state == "done"}
+        src_by_uid = {m.uid: m for m in src_msgs}
+        new = [m for m in src_msgs if m.uid not in done]
+        self._copy(task, src, dst, src_info, dst_info, new)
+        self._fix_flags(task, dst, done, src_by_uid, dst_msgs)
+        if self.options.delete:
+            self._expunge(task, dst, [r for r in done.values() if r.src_uid not in src_by_uid])
+        after = dst.folder(dst_name)
+        identity.save_folder(account.pair, FolderRecord(
+            name, dst_name, src_info.uidvalidity, src_info.uidnext, src_info.messages,
+            src_info.highestmodseq, after.uidvalidity, after.uidnext, after.messages,
+            after.highestmodseq), self.clock().isoformat())
+
+    def _preview_folder(self, task: _FolderTask, src: MailboxSession,
+                        identity: IdentityMap) -> None:
+        rows = identity.rows(task.account.pair, task.source.name)
+        info = src.folder(task.source.name)
+        done = {r.src_uid for r in rows if r.state == "done" and
+                r.src_uidvalidity == info.uidvalidity}
+        new = [m for m in src.list_messages(task.source.name) if m.uid not in done]
+        if new:
+            task.result.to_copy[task.source.name] = len(new)
+            task.result.to_copy_bytes += sum(m.size for m in new)
+
+    def _rematch(self, task: _FolderTask, src: MailboxSession, dst: MailboxSession,
+                 src_info: FolderInfo, dst_info: FolderInfo, record: FolderRecord | None,
+                 rows: list[Row], src_msgs: list[MessageRef],
+                 dst_msgs: dict[int, MessageRef]) -> list[Row]:
+        """Bring the rows up to date with both sides; returns the valid `done` rows."""
+        identity, pair = self.identity(), task.account.pair
+        name, dst_name = task.source.name, task.target_name
+        dropped: list[Row] = []  # removed from the DB (by their current key)
+        updated: list[Row] = []  # written back
+        done = [r for r in rows if r.state == "done"]
+        # Rows whose target UID is void (UIDVALIDITY reset, another folder) or unconfirmed
+        # (pending after an interrupted run) are matched by digest against unclaimed mail.
+        stale_dst = [r for r in done if r.dst_uidvalidity != dst_info.uidvalidity
+                     or r.dst_folder != dst_name]
+        stale_ids = {id(r) for r in stale_dst}
+        pending = [r for r in rows if r.state == "pending"]
+        if stale_dst or pending:
+            claimed = {r.dst_uid for r in done if id(r) not in stale_ids}
+            floor = 0 if stale_dst else min(r.dst_uidnext_before or 0 for r in pending)
+            candidates = [u for u in dst_msgs if u not in claimed and u >= floor]
+            pool = _digest_pool(dst, dst_name, candidates)
+            for row in [*stale_dst, *pending]:
+                uid = pool[row.digest].pop(0) if pool.get(row.digest) else None
+                if uid is None:
+                    dropped.append(row)
+                    continue
+                row.dst_uid, row.dst_uidvalidity, row.dst_folder = (
+                    uid, dst_info.uidvalidity, dst_name)
+                row.state = "done"
+                updated.append(row)
+                task.result.rematched += 1
+        dropped_ids = {id(r) for r in dropped}
+        live = [r for r in rows if r.state == "done" and id(r) not in dropped_ids]
+        # The source got a new UIDVALIDITY: old UIDs are void, contents still match.
+        stale_src = [r for r in live if r.src_uidvalidity != src_info.uidvalidity]
+        if stale_src:
+            fresh = {r.src_uid for r in live if r.src_uidvalidity == src_info.uidvalidity}
+            pool = _digest_pool(src, name, [m.uid for m in src_msgs if m.uid not in fresh])
+            for row in stale_src:
+                identity.drop(pair, [row])  # the key changes
+                uid = pool[row.digest].pop(0) if pool.get(row.digest) else None
+                if uid is not None:
+                    row.src_uid, row.src_uidvalidity = uid, src_info.uidvalidity
+                    updated.append(row)
+                    task.result.rematched += 1
+                    continue
+                row.state = "gone"
+                if self.options.delete and row.dst_uid in dst_msgs:
+                    dst.delete(dst_name, [row.dst_uid])
+                    task.result.deleted += 1
+        # A copy the target lost is copied again.
+        for row in live:
+            if row.state == "done" and row.dst_uid not in dst_msgs:
+                dropped.append(row)
+                row.state = "gone"
+        identity.drop(pair, dropped)
+        identity.put(pair, [r for r in updated if r.state == "done"])
+        return [r for r in rows if r.state == "done" and r.dst_uid in dst_msgs
+                and r.src_uidvalidity == src_info.uidvalidity]
+
+    def _copy(self, task: _FolderTask, src: MailboxSession, dst: MailboxSession,
+              src_info: FolderInfo, dst_info: FolderInfo, new: list[MessageRef]) -> None:
+        if not new:
+            return
+        label, pair = task.account.label, task.account.pair
+        self.progress.planned(label, len(new), sum(m.size for m in new))
+        identity = self.identity()
+        refs = {m.uid: m for m in new}
+        for batch in _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new]))):
+            size = sum(len(content) for _, content in batch)
+            self.throttle.take(len(batch), size)
+            # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT seen
+            # when the folder task started.
+            uidnext = dst_info.uidnext
+            rows = [Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
+                        dst_info.uidvalidity, None, content_digest(content), "pending",
+                        uidnext) for uid, content in batch]
+            identity.put(pair, rows)
+            uids = dst.append(task.target_name, [
+                NewMessage(content, refs[uid].flags, refs[uid].internaldate)
+                for uid, content in batch])
+            for row, uid in zip(rows, uids, strict=True):
+                row.dst_uid, row.state = uid, "done"
+            identity.put(pair, rows)
+            task.result.copied += len(batch)
+            task.result.copied_bytes += size
+            self.progress.copied(label, len(batch), size)
+
+    def _fix_flags(self, task: _FolderTask, dst: MailboxSession, done: dict[int, Row],
+                   src_by_uid: dict[int, MessageRef], dst_msgs: dict[int, MessageRef]) -> None:
+        wanted: dict[frozenset[str], list[int]] = defaultdict(list)
+        for src_uid, row in done.items():
+            source, target = src_by_uid.get(src_uid), dst_msgs.get(row.dst_uid)
+            if source is not None and target is not None and source.flags != target.flags:
+                wanted[source.flags].append(row.dst_uid)
+        for flags, uids in wanted.items():
+            dst.set_flags(task.target_name, uids, flags)
+            task.result.flags_updated += len(uids)
+
+    def _expunge(self, task: _FolderTask, dst: MailboxSession, rows: list[Row]) -> None:
+        if rows:
+            dst.delete(task.target_name, [r.dst_uid for r in rows])
+            self.identity().drop(task.account.pair, rows)
+            task.result.deleted += len(rows)
+
+
+def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name: str) -> bool:
+    return (record.dst_folder == dst_name and src.highestmodseq and dst.highestmodseq
+            and (record.src_uidvalidity, record.src_uidnext, record.src_messages,
+                 record.src_modseq) == (src.uidvalidity, src.uidnext, src.messages,
+                                        src.highestmodseq)
+            and (record.dst_uidvalidity, record.dst_uidnext, record.dst_messages,
+                 record.dst_modseq) == (dst.uidvalidity, dst.uidnext, dst.messages,
+                                        dst.highestmodseq))
+
+
+def _digest_pool(session: MailboxSession, folder: str, uids: list[int]) -> dict[str, list[int]]:
+    pool: dict[str, list[int]] = defaultdict(list)
+    for uid, content in session.fetch(folder, sorted(uids)):
+        pool[content_digest(content)].append(uid)
+    return pool
+
+
+def _batches(stream: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
+    batch: list[tuple[int, bytes]] = []
+    size = 0
+    for uid, content in stream:
+        if batch and (size + len(content) > COPY_BATCH_BYTES or len(batch) >= COPY_BATCH_COUNT):
+            yield batch
+            batch, size = [], 0
+        batch.append((uid, content))
+        size += len(content)
+    if batch:
+        yield batch
+
+
+_DONE = object()
+
+
+def _prefetched(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Read the next batch from the source while the current one is appended to the target."""
+    channel: queue.Queue = queue.Queue(maxsize=depth)
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        channel.put(batch, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            failure.append(exc)
+        finally:
+            channel.put(_DONE)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = channel.get()
+            if item is _DONE:
+                break
+            yield item
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                channel.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    from cutover.errors import AuthenticationFailed, ConnectionFailed
+
+    return isinstance(exc, (ConnectionFailed, OSError)) and not isinstance(
+        exc, AuthenticationFailed)

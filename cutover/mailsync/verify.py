@@ -1,0 +1,113 @@
+"""Compare two accounts: same folder tree, per folder the same multiset of messages byte for
+byte, with the same flags/keywords and INTERNALDATE (to the second)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from cutover.connectors.mailstore import MailboxSession, MessageRef, content_digest
+from cutover.mailsync.folders import FolderRules, plan_folders
+
+
+@dataclass
+class FolderDiff:
+    source: str
+    target: str
+    missing: int = 0  # in the source, not in the target
+    extra: int = 0  # in the target, not in the source
+    flags: int = 0
+    dates: int = 0
+    problem: str = ""  # folder-level: missing folder, \\Noselect mismatch
+
+    @property
+    def equal(self) -> bool:
+        return not (self.missing or self.extra or self.flags or self.dates or self.problem)
+
+    def describe(self) -> str:
+        if self.problem:
+            return f"{self.source}: {self.problem}"
+        parts = [f"{n} {what}" for n, what in ((self.missing, "missing"),
+                 (self.extra, "extra"), (self.flags, "with other flags"),
+                 (self.dates, "with another INTERNALDATE")) if n]
+        return f"{self.source} -> {self.target}: " + ", ".join(parts)
+
+
+@dataclass
+class Comparison:
+    folders: int = 0
+    messages: int = 0
+    differences: list[FolderDiff] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not self.differences
+
+    def to_json(self) -> dict[str, Any]:
+        return {"equal": self.equal, "folders": self.folders, "messages": self.messages,
+                "differences": [dict(d.__dict__, description=d.describe())
+                                for d in self.differences]}
+
+
+def compare(src: MailboxSession, dst: MailboxSession, rules: FolderRules | None = None,
+            delete: bool = True) -> Comparison:
+    """`delete=False` accepts extra target messages (a sync without --delete keeps them)."""
+    rules = rules or FolderRules()
+    src_folders, dst_folders = src.folders(), dst.folders()
+    mapping = plan_folders(src_folders, dst_folders, rules)
+    dst_by_name = {f.name: f for f in dst_folders}
+    result = Comparison()
+    for info in src_folders:
+        if info.name not in mapping:
+            continue
+        target = mapping[info.name]
+        result.folders += 1
+        other = dst_by_name.get(target)
+        if other is None:
+            result.differences.append(FolderDiff(info.name, target, problem="missing on target"))
+            continue
+        if not info.selectable:
+            continue
+        if not other.selectable:
+            result.differences.append(FolderDiff(info.name, target,
+                                                 problem="not selectable on target"))
+            continue
+        diff = _compare_folder(src, dst, info.name, target, delete)
+        result.messages += info.messages
+        if not diff.equal:
+            result.differences.append(diff)
+    return result
+
+
+def _snapshot(session: MailboxSession, folder: str) -> dict[str, list[tuple]]:
+    refs: dict[int, MessageRef] = {m.uid: m for m in session.list_messages(folder)}
+    by_digest: dict[str, list[tuple]] = defaultdict(list)
+    for uid, content in session.fetch(folder, sorted(refs)):
+        ref = refs[uid]
+        by_digest[content_digest(content)].append(
+            (tuple(sorted(ref.flags)), int(ref.internaldate.timestamp())))
+    return by_digest
+
+
+def _compare_folder(src: MailboxSession, dst: MailboxSession, name: str, target: str,
+                    delete: bool) -> FolderDiff:
+    diff = FolderDiff(name, target)
+    left, right = _snapshot(src, name), _snapshot(dst, target)
+    for digest in set(left) | set(right):
+        a, b = left.get(digest, []), right.get(digest, [])
+        if len(a) > len(b):
+            diff.missing += len(a) - len(b)
+        elif len(b) > len(a) and delete:
+            diff.extra += len(b) - len(a)
+        common = min(len(a), len(b))
+        if not common:
+            continue
+        if Counter(f for f, _ in a) != Counter(f for f, _ in b) and len(a) == len(b):
+            diff.flags += sum((Counter(f for f, _ in a) - Counter(f for f, _ in b)).values())
+        if Counter(d for _, d in a) != Counter(d for _, d in b) and len(a) == len(b):
+            diff.dates += sum((Counter(d for _, d in a) - Counter(d for _, d in b)).values())
+        if len(a) != len(b):
+            pairs_a, pairs_b = sorted(a)[:common], sorted(b)[:common]
+            diff.flags += sum(1 for x, y in zip(pairs_a, pairs_b, strict=True) if x[0] != y[0])
+    return diff
