@@ -19,7 +19,9 @@ Memory stays bounded: at most two batches of bodies (a few MB, or one large mess
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -420,12 +422,15 @@ class MailSync:
                         dst_info.uidvalidity, None, content_digest(content), "pending",
                         uidnext) for uid, content in batch]
             identity.put(pair, rows)
+            _crash_point("before-append")
             uids = dst.append(task.target_name, [
                 NewMessage(content, refs[uid].flags, refs[uid].internaldate)
                 for uid, content in batch])
+            _crash_point("after-append")
             for row, uid in zip(rows, uids, strict=True):
                 row.dst_uid, row.state = uid, "done"
             identity.put(pair, rows)
+            _crash_point("after-record")
             task.result.copied += len(batch)
             task.result.copied_bytes += size
             self.progress.copied(label, len(batch), size)
@@ -446,6 +451,25 @@ class MailSync:
             dst.delete(task.target_name, [r.dst_uid for r in rows])
             self.identity().drop(task.account.pair, rows)
             task.result.deleted += len(rows)
+
+
+_crash_lock = threading.Lock()
+_crash_counts: dict[str, int] = defaultdict(int)
+
+
+def _crash_point(phase: str) -> None:
+    """Test hook: CUTOVER_MAILSYNC_CRASH_AT="PHASE:N" kills the process (SIGKILL, as kill -9)
+    the N-th time PHASE is reached, to prove a re-run is exact with no duplicates."""
+    wanted = os.environ.get("CUTOVER_MAILSYNC_CRASH_AT")
+    if not wanted:
+        return
+    name, _, count = wanted.partition(":")
+    if name != phase:
+        return
+    with _crash_lock:
+        _crash_counts[phase] += 1
+        if _crash_counts[phase] == int(count or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name: str) -> bool:
