@@ -13,7 +13,7 @@ from rich.console import Console
 
 from cutover.workspace import Workspace
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # never break paths in messages
 err_console = Console(stderr=True, highlight=False)
 
 
