@@ -27,15 +27,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Command groups live in cutover/commands/<module>.py, each exposing `app` (a typer.Typer).
-SUBCOMMANDS = {
-    "plan": "plan",
-    "inventory": "inventory",
-    "report": "report",
-    "mailbox": "mailbox",
-    "dns": "dns",
-    "rules": "rules",
-}
+# Command modules in cutover/commands/: groups (`cutover plan check`) and top-level commands.
+SUBCOMMANDS = ("plan", "inventory", "report", "mailbox", "dns", "rules")
+TOP_LEVEL = ("run", "routes")
 
 
 @app.callback()
@@ -50,31 +44,29 @@ def main_options(
     ctx.obj = AppState(workspace_dir=workspace, debug=debug)
 
 
-def _mount_subcommands() -> None:
-    for name, module_name in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(f"cutover.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"cutover.commands.{module_name}":
-                continue  # not built yet
-            raise
-        app.add_typer(module.app, name=name)
+def _command_module(name: str):
+    """cutover.commands.<name>, or None while that group is not built."""
+    try:
+        return importlib.import_module(f"cutover.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"cutover.commands.{name}":
+            return None
+        raise
 
 
-def _mount_top_level() -> None:
-    """Modules that add top-level commands (not groups) expose `register(app)`."""
-    for module_name in ("run", "routes"):
-        try:
-            module = importlib.import_module(f"cutover.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"cutover.commands.{module_name}":
-                continue  # not built yet
-            raise
-        module.register(app)
+def _mount_commands() -> None:
+    # Modules adding top-level commands expose `register(app)`; groups expose `app`.
+    for name in TOP_LEVEL:
+        module = _command_module(name)
+        if module is not None:
+            module.register(app)
+    for name in SUBCOMMANDS:
+        module = _command_module(name)
+        if module is not None:
+            app.add_typer(module.app, name=name)
 
 
-_mount_top_level()
-_mount_subcommands()
+_mount_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
