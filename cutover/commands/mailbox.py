@@ -201,7 +201,5 @@ def verify(
         console.print(f"{result.folders} folders, {result.messages} messages: {verdict}",
                       markup=False)
     if not result.equal:
-        if json_output:
-            raise typer.Exit(1)
         raise VerificationFailed(f"{source.describe(source_user)} and "
                                  f"{target.describe(target_user)} differ")
