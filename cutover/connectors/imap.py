@@ -4,6 +4,7 @@
       linux:
         kind: imap
         url: "imap://{user}@mail.verify.example.org:143"   # STARTTLS when offered; imaps:// too
+                                                           # (or host: H, port: 993, ssl: true)
         password: env/LINUX_IMAP_PASSWORD                  # or file/PATH; one password for all
         login: "{user}*cutover"                            # optional: a Dovecot master user
         tls_verify: true                                   # false for a self-signed lab
@@ -114,8 +115,13 @@ class ImapMailStore:
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ImapMailStore:
         url = str(config.get("url", "")).replace("{user}", "user")
+        if not url and config.get("host"):  # host/port/ssl spelled out instead of a URL
+            scheme = "imaps" if config.get("ssl") else "imap"
+            port = config.get("port", 993 if config.get("ssl") else 143)
+            url = f"{scheme}://user@{config['host']}:{port}"
         if not url:
-            raise ConfigInvalid("an imap mailstore needs url: imap://{user}@HOST:PORT")
+            raise ConfigInvalid("an imap mailstore needs url: imap://{user}@HOST:PORT "
+                                "(or host, port, ssl)")
         endpoint, _ = parse_endpoint(url)
         password_ref = config.get("password")
         token_ref = config.get("oauth2_token")

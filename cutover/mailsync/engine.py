@@ -191,6 +191,7 @@ class MailSync:
     # --- entry point ------------------------------------------------------------------------
     def run(self, accounts: list[Account]) -> list[AccountResult]:
         try:
+            self.identity()  # migrate once, before any worker opens its own connection
             results, tasks = [], []
             for account in accounts:
                 result = AccountResult(account.label)

@@ -1,0 +1,166 @@
+"""Step kind `mailbox.sync`: copy each account's mail exactly, incrementally, to its new store.
+
+    - id: move-mail
+      kind: mailbox.sync
+      requires: [accounts]
+      for_each: {class: verification}
+      params:
+        source: exchange                       # cutover.yaml mailstores names
+        target: linux
+        source_user: "{address}"
+        target_user: "{local}@verify.example.org"
+        exclude: ["Calendar*", "Contacts"]     # optional globs (folders: [...] to include only)
+        map_folder: {"Archive": "Old/Archive"} # optional
+        delete: false                          # true: expunge what the source no longer has
+        jobs: 4
+
+One Change per account. `before` records the target's folders with their UIDVALIDITY and UIDNEXT
+at preview time, so a rollback removes exactly the copies this step made (from the identity map,
+at or above those UIDNEXTs) and the folders it created, and never anything that was there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cutover.connectors.mailstore import MailStore
+from cutover.errors import UsageError
+from cutover.item_template import expand
+from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.folders import FolderRules
+from cutover.mailsync.identity import IdentityMap
+from cutover.mailsync.verify import compare
+from cutover.steps.base import Change, Context, Finding, Params, Step, register
+
+
+class MailboxSyncParams(Params):
+    source: str
+    target: str
+    source_user: str = "{address}"
+    target_user: str = "{address}"
+    folders: list[str] = []
+    exclude: list[str] = []
+    map_folder: dict[str, str] = {}
+    delete: bool = False
+    jobs: int = 4
+
+
+def _store(ctx: Context, name: str) -> MailStore:
+    store = ctx.connector("mailstores", name)
+    if not hasattr(store, "open") or not hasattr(store, "describe"):
+        raise UsageError(f"cutover.yaml: mailstores.{name} is not a mail store")
+    return store
+
+
+def _account(ctx: Context) -> Account:
+    params: MailboxSyncParams = ctx.params
+    return Account(_store(ctx, params.source), expand(params.source_user, ctx.item).strip(),
+                   _store(ctx, params.target), expand(params.target_user, ctx.item).strip())
+
+
+def _rules(params: MailboxSyncParams) -> FolderRules:
+    return FolderRules.parse(params.folders, params.exclude, params.map_folder)
+
+
+def _options(params: MailboxSyncParams, dry_run: bool) -> SyncOptions:
+    return SyncOptions(_rules(params), delete=params.delete, dry_run=dry_run, jobs=params.jobs)
+
+
+@register
+class MailboxSync(Step):
+    kind = "mailbox.sync"
+    Params = MailboxSyncParams
+    summary = "Copy each account's mail exactly (folders, flags, dates) to its new mail store."
+
+    def preview(self, ctx: Context) -> list[Change]:
+        account = _account(ctx)
+        [result] = MailSync(ctx.workspace.state_path, _options(ctx.params, True)).run([account])
+        if not result.to_copy and not result.created_folders:
+            return []
+        with account.target.open(account.target_user) as target:
+            listing = target.folders()
+        folders = {f.name: [f.uidvalidity, f.uidnext, f.messages]
+                   for f in listing if f.selectable}
+        parents = [f.name for f in listing if not f.selectable]
+        total = sum(result.to_copy.values())
+        return [Change(
+            item=account.target_user,
+            action="update" if any(v[2] for v in folders.values()) else "create",
+            before={"pair": account.pair, "target_folders": folders, "target_parents": parents},
+            after={"pair": account.pair, "copy": result.to_copy,
+                   "bytes": result.to_copy_bytes, "new_folders": result.created_folders},
+            summary=f"copy {total} messages ({result.to_copy_bytes / 1e6:.1f} MB) "
+                    f"{account.source_user} -> {account.target_user}",
+        )]
+
+    def apply(self, ctx: Context, change: Change) -> None:
+        MailSync(ctx.workspace.state_path, _options(ctx.params, False)).run([_account(ctx)])
+
+    def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
+        account = _account(ctx)
+        findings = []
+        for change in changes:
+            if change.after is not None and "copy" in change.after:
+                with account.source.open(account.source_user) as left, \
+                        account.target.open(account.target_user) as right:
+                    result = compare(left, right, _rules(ctx.params), delete=ctx.params.delete)
+                findings += [Finding(change.item, d.describe()) for d in result.differences]
+            else:  # after a rollback: the target holds what it held before, no more
+                findings += self._check_restored(account, change)
+        return findings
+
+    @staticmethod
+    def _check_restored(account: Account, change: Change) -> list[Finding]:
+        wanted = (change.after or {}).get("target_folders", {})
+        with account.target.open(account.target_user) as target:
+            now = {f.name: f.messages for f in target.folders() if f.selectable}
+        findings = []
+        for name, messages in now.items():
+            if name not in wanted:
+                findings.append(Finding(change.item, f"folder {name} is still on the target"))
+            elif messages != wanted[name][2]:
+                findings.append(Finding(change.item, f"{name} holds {messages} messages, "
+                                                     f"{wanted[name][2]} before"))
+        return findings
+
+    def rollback(self, ctx: Context, change: Change) -> None:
+        account = _account(ctx)
+        before = change.before or {}
+        folders_before: dict[str, list[int]] = before.get("target_folders", {})
+        pair = before.get("pair", account.pair)
+        identity = IdentityMap.open(ctx.workspace.state_path)
+        try:
+            rows = identity.all_rows(pair)
+            with account.target.open(account.target_user) as target:
+                current = {f.name: f for f in target.folders()}
+                copied: dict[str, list[int]] = {}
+                for row in rows:
+                    old = folders_before.get(row.dst_folder)
+                    ours = old is None or (row.dst_uidvalidity == old[0] and
+                                           (row.dst_uid or 0) >= old[1])
+                    if ours and row.dst_uid and row.dst_folder in current:
+                        copied.setdefault(row.dst_folder, []).append(row.dst_uid)
+                for folder, uids in copied.items():
+                    target.delete(folder, uids)
+                created = [n for n, f in current.items() if f.selectable and n not in
+                           folders_before and target.folder(n).messages == 0]
+                parents = [n for n, f in current.items() if not f.selectable and n not in
+                           before.get("target_parents", [])]
+                for name in sorted(created + parents, key=lambda n: -n.count("/")):
+                    if name in parents and any(o.startswith(name + "/") for o in current
+                                               if o not in created and o not in parents):
+                        continue  # still holds folders that were there before
+                    target.delete_folder(name)
+            identity.drop(pair, rows)
+            for src_folder in identity.folder_records(pair):
+                identity.forget_folder(pair, src_folder)
+        finally:
+            identity.close()
+
+    def manual_checks(self, params: Any) -> list[str]:
+        return [f"cutover mailbox verify <{params.source} URL of {params.source_user}> "
+                f"<{params.target} URL of {params.target_user}>"]
+
+    def manual_rollback(self, params: Any) -> list[str]:
+        return [f"Delete from {params.target_user} on {params.target} the folders and messages "
+                "the copy created (they are newer than the run started)."]
