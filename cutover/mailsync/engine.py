@@ -19,6 +19,7 @@ Memory stays bounded: at most two batches of bodies (a few MB, or one large mess
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
 import signal
@@ -27,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,7 +47,7 @@ from cutover.errors import NotFound
 from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
 
-COPY_BATCH_BYTES = 4 * 1024 * 1024
+COPY_BATCH_BYTES = 1024 * 1024
 COPY_BATCH_COUNT = 100
 FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
 
@@ -141,28 +143,30 @@ class _FolderTask:
 
 
 class Sessions:
-    """One session per (store, user) per thread; all closed at the end."""
+    """A pool of open sessions per (store, user): a worker leases one for a folder task and
+    gives it back, so N workers need at most N logins per account."""
 
     def __init__(self):
-        self.local = threading.local()
         self.lock = threading.Lock()
+        self.idle: dict[tuple[int, str], list[MailboxSession]] = defaultdict(list)
         self.opened: list[MailboxSession] = []
 
-    def get(self, store: MailStore, user: str) -> MailboxSession:
-        cache = self.local.__dict__.setdefault("cache", {})
+    @contextmanager
+    def lease(self, store: MailStore, user: str) -> Iterator[MailboxSession]:
         key = (id(store), user)
-        if key not in cache:
+        with self.lock:
+            session = self.idle[key].pop() if self.idle[key] else None
+        if session is None:
             session = store.open(user)
-            cache[key] = session
             with self.lock:
                 self.opened.append(session)
-        return cache[key]
-
-    def reset(self, store: MailStore, user: str) -> None:
-        cache = self.local.__dict__.setdefault("cache", {})
-        session = cache.pop((id(store), user), None)
-        if session is not None:
-            session.close()
+        try:
+            yield session
+        except BaseException:
+            session.close()  # its connection state is unknown: never reuse it
+            raise
+        with self.lock:
+            self.idle[key].append(session)
 
     def close(self) -> None:
         for session in self.opened:
@@ -172,9 +176,22 @@ class Sessions:
                 pass
 
 
+def _return_freed_memory() -> None:
+    """glibc raises its mmap threshold after big frees, so message-sized buffers end up in
+    arenas that never shrink; a fixed threshold (and two arenas) keeps peak RSS near what is
+    really in use."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 class MailSync:
     def __init__(self, state_path: Path, options: SyncOptions, progress: Progress | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        _return_freed_memory()
         self.state_path = Path(state_path)
         self.options = options
         self.progress = progress or Progress()
@@ -210,8 +227,12 @@ class MailSync:
 
     # --- account level ----------------------------------------------------------------------
     def _prepare_account(self, account: Account, result: AccountResult) -> list[_FolderTask]:
-        src = self.sessions.get(account.source, account.source_user)
-        dst = self.sessions.get(account.target, account.target_user)
+        with self.sessions.lease(account.source, account.source_user) as src, \
+                self.sessions.lease(account.target, account.target_user) as dst:
+            return self._plan_account(account, result, src, dst)
+
+    def _plan_account(self, account: Account, result: AccountResult, src: MailboxSession,
+                      dst: MailboxSession) -> list[_FolderTask]:
         src_folders = src.folders()
         self._check_named_folders(src_folders, account)
         dst_folders = dst.folders()
@@ -220,7 +241,9 @@ class MailSync:
         if not self.options.dry_run:
             dst_folders = self._follow_renames(account, src_folders, dst_folders, mapping,
                                                dst, result)
-        existing = {f.name for f in dst_folders}
+        existing = {f.name: f for f in dst_folders}
+        records = self.identity().folder_records(account.pair)
+        pending = self.identity().pending_folders(account.pair)
         tasks = []
         for src_name, dst_name in mapping.items():
             info = by_name[src_name]
@@ -231,7 +254,13 @@ class MailSync:
                 result.created_folders.append(dst_name)
                 if not self.options.dry_run:
                     dst.create_folder(dst_name, info.special_use)
+            elif (src_name in records and src_name not in pending and not self.options.dry_run
+                  and _unchanged(records[src_name], info, existing[dst_name], dst_name)):
+                result.unchanged_folders += 1  # the no-op fast path: LIST + STATUS only
+                continue
             tasks.append(_FolderTask(account, info, dst_name, result))
+        # Largest first, so the big folders do not start last and finish alone.
+        tasks.sort(key=lambda t: -t.source.size_bytes)
         return tasks
 
     def _check_named_folders(self, folders: list[FolderInfo], account: Account) -> None:
@@ -293,19 +322,18 @@ class MailSync:
                 break
             except Exception as exc:
                 if _is_connection_failure(exc) and attempt < FOLDER_ATTEMPTS - 1:
-                    self._reset_sessions(task.account)
                     continue
                 raise
         self.progress.folder_done(task.account.label, task.source.name)
 
-    def _reset_sessions(self, account: Account) -> None:
-        self.sessions.reset(account.source, account.source_user)
-        self.sessions.reset(account.target, account.target_user)
-
     def _sync_folder(self, task: _FolderTask) -> None:
+        with self.sessions.lease(task.account.source, task.account.source_user) as src, \
+                self.sessions.lease(task.account.target, task.account.target_user) as dst:
+            self._sync_folder_with(task, src, dst)
+
+    def _sync_folder_with(self, task: _FolderTask, src: MailboxSession,
+                          dst: MailboxSession) -> None:
         account, name, dst_name = task.account, task.source.name, task.target_name
-        src = self.sessions.get(account.source, account.source_user)
-        dst = self.sessions.get(account.target, account.target_user)
         identity = self.identity()
         src_info = src.folder(name)
         if self.options.dry_run:

@@ -156,6 +156,11 @@ class IdentityMap:
             "AND src_uidvalidity = ? AND src_uid = ?",
             [(pair, r.src_folder, r.src_uidvalidity, r.src_uid) for r in rows])
 
+    def pending_folders(self, pair: str) -> set[str]:
+        cursor = self.db.execute("SELECT DISTINCT src_folder FROM mailsync_messages "
+                                 "WHERE pair = ? AND state = 'pending'", [pair])
+        return {row[0] for row in cursor.fetchall()}
+
     def pairs(self) -> list[str]:
         cursor = self.db.execute("SELECT DISTINCT pair FROM mailsync_messages")
         return [row[0] for row in cursor.fetchall()]
