@@ -134,6 +134,8 @@ class MaildirSession(SessionBase):
                 path = Path(directory) / name
                 rel = path.relative_to(self.root).parts
                 folder = SEPARATOR.join(imap_utf7.decode(p.encode("ascii")) for p in rel)
+                if folder == INBOX:
+                    continue  # holds INBOX's children (INBOX itself is the root), as in Dovecot
                 if (path / "cur").is_dir():
                     result.append(self._info(folder, path))
                 else:

@@ -54,5 +54,7 @@ def store_for_url(url: str, password: Callable[[], str] | None,
             raise UsageError("put no password in the URL: use CUTOVER_*_PASSWORD")
         if password is None and token is None:
             raise UsageError("no password")
-        return EwsMailStore(parts.hostname, password, token=token), unquote(parts.username)
+        # On the command line the mailbox logs in as itself (no impersonation account).
+        return EwsMailStore(parts.hostname, password, token=token, access="delegate",
+                            tls_verify=tls_verify), unquote(parts.username)
     raise UsageError(f"unsupported mailbox URL {url!r}: use imap://, imaps://, maildir:, ews://")

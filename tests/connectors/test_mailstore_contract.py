@@ -101,3 +101,11 @@ def test_deleted_folder_is_gone_and_missing_folder_is_not_found(session):
 def test_imap_wrong_password_is_authentication_failed(dovecot, dovecot_user):
     with pytest.raises(AuthenticationFailed):
         imap_store(dovecot, password="wrong").open(dovecot_user)
+
+
+def test_a_child_of_inbox_is_listed_under_inbox(session):
+    session.create_folder("INBOX/Station Reports")
+    session.append("INBOX/Station Reports", [NewMessage(MESSAGE)])
+    folders = {f.name: f for f in session.folders()}
+    assert set(folders) == {INBOX, "INBOX/Station Reports"}
+    assert folders[INBOX].selectable and folders["INBOX/Station Reports"].messages == 1
