@@ -63,11 +63,11 @@ def runbook_markdown(plan: Plan, plan_argument: str) -> str:
         "Every step runs through `cutover`, which writes a checkpoint before changing anything.",
         "",
         "```sh",
-        f"cutover plan check {plan_argument}      # validate the plan",
-        f"cutover plan show {plan_argument}       # preview every step, no side effects",
-        f"cutover run {plan_argument}             # run step by step, confirming each",
-        "cutover status                          # where the run stands",
-        "cutover resume                          # after a crash or an interruption",
+        *_commented([(f"cutover plan check {plan_argument}", "validate the plan"),
+                     (f"cutover plan show {plan_argument}", "preview every step, no side effects"),
+                     (f"cutover run {plan_argument}", "run step by step, confirming each"),
+                     ("cutover status", "where the run stands"),
+                     ("cutover resume", "after a crash or an interruption")]),
         "```",
         "",
         "## Steps",
@@ -76,6 +76,11 @@ def runbook_markdown(plan: Plan, plan_argument: str) -> str:
     for number, step in enumerate(plan.ordered(), start=1):
         lines += _step_section(number, step, plan_argument)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _commented(commands: list[tuple[str, str]]) -> list[str]:
+    width = max(len(command) for command, _ in commands) + 2
+    return [f"{command.ljust(width)}# {comment}" for command, comment in commands]
 
 
 def _step_section(number: int, step, plan_argument: str) -> list[str]:

@@ -313,21 +313,12 @@ class Runner:
                 rollback: bool = False) -> None:
         instance = step.kind()
         findings: list[Finding] = []
-        by_item: dict[str, list[Change]] = {}
-        items: dict[str, dict[str, Any] | None] = {}
-        for entry in entries:
-            change = _change_of(entry)
-            key = (entry.get("for_item") or {}).get("address", "")
-            by_item.setdefault(key, []).append(change.inverse() if rollback else change)
-            items[key] = entry.get("for_item")
-        if not entries:
-            by_item = {"": []}
-            items = {"": None}
-        for key, changes in by_item.items():
+        for item, changes in self._verification_groups(step, entries, rollback):
             try:
-                findings += instance.verify(self.context(step, items[key]), changes)
+                findings += instance.verify(self.context(step, item), changes)
             except CutoverError as exc:
-                findings.append(Finding(key or step.id, str(exc).splitlines()[0]))
+                where = item["address"] if item else step.id
+                findings.append(Finding(where, str(exc).splitlines()[0]))
         self.output.findings(step, findings)
         errors = [f for f in findings if f.severity == "error"]
         what = "rollback of step" if rollback else "step"
@@ -340,6 +331,26 @@ class Runner:
             raise VerificationFailed(f"{what} {step.id}: {message}")
         self.state.record_event("verified", self.plan.name, step.id,
                                 message=f"{len(findings)} warning(s)" if findings else None)
+
+    def _verification_groups(self, step: PlannedStep, entries: list[dict[str, Any]],
+                             rollback: bool) -> list[tuple[dict[str, Any] | None, list[Change]]]:
+        """What verify sees: per for_each item its changes (inverted after a rollback). Items
+        that needed no change are verified too: "nothing to change" is a claim about the world."""
+        groups: dict[str, tuple[dict[str, Any] | None, list[Change]]] = {}
+        for entry in entries:
+            item = entry.get("for_item")
+            change = _change_of(entry)
+            key = item["address"] if item else ""
+            groups.setdefault(key, (item, []))[1].append(change.inverse() if rollback
+                                                          else change)
+        if rollback:
+            return list(groups.values())
+        if step.spec.for_each is not None:
+            for item in self.items_for(step):
+                groups.setdefault(item["address"], (item, []))
+        elif not groups:
+            groups[""] = (None, [])
+        return list(groups.values())
 
     # --- rollback ------------------------------------------------------------------------
     def rollback(self, step_id: str, cascade: bool = False, yes: bool = False) -> list[str]:

@@ -53,8 +53,11 @@ def print_summary(workspace: Workspace) -> None:
 
 
 def _print_routes(workspace: Workspace) -> None:
-    try:
-        from cutover.commands.routes import routes_table
-    except ImportError:
-        return
-    console.print(routes_table(workspace))
+    """Where mail for each domain now goes, and which old addresses forward where."""
+    from cutover.commands.routes import domains_table
+    from cutover.routing import compute_routing
+
+    routing = compute_routing(workspace)
+    console.print(domains_table(routing))
+    console.print(f"{len(routing.forwards)} old addresses forward to the verification domain "
+                  "(cutover routes lists them)")

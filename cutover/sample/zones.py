@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from cutover.sample.org import OLD_DOMAIN, VERIFY_DOMAIN
 
-DKIM_KEY = ("MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCvrcrRvSxMUo5uazQccqnPCTGTySpDvHfu/A9uJyIh"
-            "KdHqAE6kWkjCgZoHeRE7nT774pJhbRbGqkFNbfa+uIdvP02//FbMZm5lsiI7fqMy/x9BbS8d21B1y3ew8"
-            "Ks85PmgTO5hChzhwQpqQnpHyPTmqqdZhMjQJSw9FgTyOYArFwIDAQAB")
+DKIM_KEY = (
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAj9xPv9ekTLCxyqn9leleHgCdB3Mt0DXz1Hmk"
+    "M+fvyVUdOuX0fbHpEP6Szk0cxo8y7QSO34eTdw4j4PayphrvjvIz3xUG8kdlNxImIvgMailSWhFjlD3z"
+    "C9oRoHyXw4p0YOqjHwc8Cc+K5pTYlYiwHhYuqZevqqERRfe/tkKTtiGxSVerjd4tYH0I3OgV4njAn0L6"
+    "XzaDE2SAPNSTq068hAA/uKwkhagQlApeVv0C8au5U0Q21eqtF5rWTnr5TKOLxRpLozsUjtRxQli1nehT"
+    "DOr65CFndLU0jXTBD5VR8h2EcWFKE/90RkGfdUZqnKSdI3HFKl4lq448DxVqv9ck8QIDAQAB"
+)
 
 
 def _dkim_txt() -> str:
