@@ -52,10 +52,18 @@ def _store(ctx: Context, name: str) -> MailStore:
     return store
 
 
-def _account(ctx: Context) -> Account:
+def _account(ctx: Context, change: Change | None = None) -> Account:
+    """The account pair of this item; from the Change when there is one (rollback and verify
+    then need nothing but the checkpoint)."""
     params: MailboxSyncParams = ctx.params
-    return Account(_store(ctx, params.source), expand(params.source_user, ctx.item).strip(),
-                   _store(ctx, params.target), expand(params.target_user, ctx.item).strip())
+    recorded = (change.before or change.after or {}) if change is not None else {}
+    if "source_user" in recorded:
+        source_user, target_user = recorded["source_user"], recorded["target_user"]
+    else:
+        source_user = expand(params.source_user, ctx.item).strip()
+        target_user = expand(params.target_user, ctx.item).strip()
+    return Account(_store(ctx, params.source), source_user, _store(ctx, params.target),
+                   target_user)
 
 
 def _rules(params: MailboxSyncParams) -> FolderRules:
@@ -86,8 +94,11 @@ class MailboxSync(Step):
         return [Change(
             item=account.target_user,
             action="update" if any(v[2] for v in folders.values()) else "create",
-            before={"pair": account.pair, "target_folders": folders, "target_parents": parents},
-            after={"pair": account.pair, "copy": result.to_copy,
+            before={"pair": account.pair, "source_user": account.source_user,
+                    "target_user": account.target_user, "target_folders": folders,
+                    "target_parents": parents},
+            after={"pair": account.pair, "source_user": account.source_user,
+                   "target_user": account.target_user, "copy": result.to_copy,
                    "bytes": result.to_copy_bytes, "new_folders": result.created_folders},
             summary=f"copy {total} messages ({result.to_copy_bytes / 1e6:.1f} MB) "
                     f"{account.source_user} -> {account.target_user}",
@@ -97,17 +108,24 @@ class MailboxSync(Step):
         MailSync(ctx.workspace.state_path, _options(ctx.params, False)).run([_account(ctx)])
 
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
-        account = _account(ctx)
+        if not changes:  # "nothing to copy" is a claim about the world too
+            account = _account(ctx)
+            return self._compare(ctx, account, account.target_user)
         findings = []
         for change in changes:
+            account = _account(ctx, change)
             if change.after is not None and "copy" in change.after:
-                with account.source.open(account.source_user) as left, \
-                        account.target.open(account.target_user) as right:
-                    result = compare(left, right, _rules(ctx.params), delete=ctx.params.delete)
-                findings += [Finding(change.item, d.describe()) for d in result.differences]
+                findings += self._compare(ctx, account, change.item)
             else:  # after a rollback: the target holds what it held before, no more
                 findings += self._check_restored(account, change)
         return findings
+
+    @staticmethod
+    def _compare(ctx: Context, account: Account, item: str) -> list[Finding]:
+        with account.source.open(account.source_user) as left, \
+                account.target.open(account.target_user) as right:
+            result = compare(left, right, _rules(ctx.params), delete=ctx.params.delete)
+        return [Finding(item, d.describe()) for d in result.differences]
 
     @staticmethod
     def _check_restored(account: Account, change: Change) -> list[Finding]:
@@ -124,7 +142,7 @@ class MailboxSync(Step):
         return findings
 
     def rollback(self, ctx: Context, change: Change) -> None:
-        account = _account(ctx)
+        account = _account(ctx, change)
         before = change.before or {}
         folders_before: dict[str, list[int]] = before.get("target_folders", {})
         pair = before.get("pair", account.pair)
