@@ -115,10 +115,13 @@ class Progress:
 class Throttle:
     """--max-msgs-per-s and --max-bandwidth, shared by every worker."""
 
-    def __init__(self, msgs_per_s: float | None, bytes_per_s: float | None):
+    def __init__(self, msgs_per_s: float | None, bytes_per_s: float | None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
         self.msgs_per_s, self.bytes_per_s = msgs_per_s, bytes_per_s
+        self.clock, self.sleep = clock, sleep
         self.lock = threading.Lock()
-        self.start = time.monotonic()
+        self.start = clock()
         self.msgs = self.bytes = 0
 
     def take(self, messages: int, size: int) -> None:
@@ -129,9 +132,9 @@ class Throttle:
             self.bytes += size
             due = max(self.msgs / self.msgs_per_s if self.msgs_per_s else 0,
                       self.bytes / self.bytes_per_s if self.bytes_per_s else 0)
-            wait = self.start + due - time.monotonic()
+            wait = self.start + due - self.clock()
         if wait > 0:
-            time.sleep(wait)  # rate limiting is the point here
+            self.sleep(wait)  # rate limiting is the point here
 
 
 @dataclass
