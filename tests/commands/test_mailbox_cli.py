@@ -97,3 +97,19 @@ def test_failures_are_one_error_line_and_exit_2(dovecot, source, tmp_path, case)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr and PASSWORD not in result.stderr + result.stdout
+
+
+def test_dry_run_reports_counts_and_writes_no_mail(source, tmp_path):
+    env = {"CUTOVER_SOURCE_PASSWORD": PASSWORD}
+    result = run("sync", source, "maildir:mail/bob", "--dry-run", "--json", "--max-bandwidth",
+                 "10M", "--max-msgs-per-s", "500", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["dry_run"] and sum(report["accounts"][0]["to_copy"].values()) == 21
+    assert not (tmp_path / "mail" / "bob" / "Sent").exists()
+
+
+def test_bad_rate_is_a_usage_error(source, tmp_path):
+    result = run("sync", source, "maildir:mail/bob", "--max-bandwidth", "fast", cwd=tmp_path,
+                 env={"CUTOVER_SOURCE_PASSWORD": PASSWORD})
+    assert result.returncode == 2 and result.stderr.startswith("error: --max-bandwidth")
