@@ -33,37 +33,30 @@ def cutover(workspace: Path, *args: str, crash_at: str | None = None
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pristine") / "agency"
-    write_sample(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(pristine, tmp_path_factory) -> dict:
-    workspace = tmp_path_factory.mktemp("reference") / "agency"
-    shutil.copytree(pristine, workspace)
+def baselines(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """Per plan: the workspace as it stands before the plan runs, and the fingerprint an
+    uninterrupted run of the plan leaves."""
+    root = tmp_path_factory.mktemp("baselines")
+    current = root / "start"
+    write_sample(current)
+    result: dict[str, tuple[Path, dict]] = {}
     for name in PLAN_NAMES:
-        result = cutover(workspace, "run", f"plans/{name}", "--yes")
-        assert result.returncode == 0, result.stderr
-    return fingerprint(workspace)
+        before = root / f"before-{name}"
+        shutil.copytree(current, before)
+        ran = cutover(current, "run", f"plans/{name}", "--yes")
+        assert ran.returncode == 0, ran.stderr
+        result[name] = (before, fingerprint(current))
+    return result
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 @pytest.mark.parametrize("plan, step", SAMPLE_STEPS)
-def test_crash_then_resume_ends_as_an_uninterrupted_run(pristine, uninterrupted, tmp_path,
-                                                        plan, step, point):
+def test_crash_then_resume_ends_as_an_uninterrupted_run(baselines, tmp_path, plan, step, point):
+    before, uninterrupted = baselines[plan]
     workspace = tmp_path / "agency"
-    shutil.copytree(pristine, workspace)
-    crashed = False
-    for name in PLAN_NAMES:
-        result = cutover(workspace, "run", f"plans/{name}", "--yes",
-                         crash_at=f"{step}:{point}" if name == plan else None)
-        if result.returncode == 137:
-            crashed = True
-            resumed = cutover(workspace, "resume", "--yes")
-            assert resumed.returncode == 0, resumed.stderr
-        else:
-            assert result.returncode == 0, result.stderr
-    assert crashed, f"{step}:{point} was never reached"
+    shutil.copytree(before, workspace)
+    crashed = cutover(workspace, "run", f"plans/{plan}", "--yes", crash_at=f"{step}:{point}")
+    assert crashed.returncode == 137, f"{step}:{point} was never reached: {crashed.stderr}"
+    resumed = cutover(workspace, "resume", "--yes")
+    assert resumed.returncode == 0, resumed.stderr
     assert fingerprint(workspace) == uninterrupted

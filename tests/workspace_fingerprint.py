@@ -30,6 +30,13 @@ def _maildir_entry(path: Path, root: Path) -> str:
     return f"{folder} {digest} {flags}"
 
 
+def _text(path: Path, root: Path) -> str:
+    """File text with the workspace's own path written as $WS: two copies of a workspace
+    in different directories hold the same content."""
+    text = path.read_bytes().decode("utf-8", "surrogateescape")
+    return text.replace(str(root), "$WS")
+
+
 def fingerprint(root: Path) -> dict[str, object]:
     """Maildir messages as (folder, content, flags), zone records without SOA, passwd entries
     without their random hashes, every other file byte for byte."""
@@ -39,8 +46,8 @@ def fingerprint(root: Path) -> dict[str, object]:
         if not path.is_file():
             continue
         relative = path.relative_to(root)
-        if relative.parts[0] in IGNORED_TOP:
-            continue
+        if relative.parts[0] in IGNORED_TOP or path.name.endswith(".lock"):
+            continue  # lock files are incidental
         if path.parent.name in ("cur", "new", "tmp") and relative.parts[0] == "mail":
             if path.parent.name != "tmp":
                 messages.append(_maildir_entry(path, root))
@@ -51,8 +58,9 @@ def fingerprint(root: Path) -> dict[str, object]:
             result[str(relative)] = _zone_records(path)
         elif relative.parts[:2] == ("dovecot", "users"):
             result[str(relative)] = [line.split(":")[0] + ":" + ":".join(line.split(":")[2:])
-                                     for line in path.read_text().splitlines()]
+                                     for line in _text(path, root).splitlines()]
         else:
-            result[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            result[str(relative)] = hashlib.sha256(_text(path, root).encode(
+                "utf-8", "surrogateescape")).hexdigest()
     result["mail"] = sorted(messages)
     return result
