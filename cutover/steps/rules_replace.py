@@ -27,7 +27,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -35,7 +35,7 @@ from cutover.connectors.sieve_store import SieveStore, check_name
 from cutover.errors import NotFound, UnsafeChange, UsageError
 from cutover.item_template import expand
 from cutover.rules.convert import Conversion, convert
-from cutover.rules.differential import Report, message_files, verify
+from cutover.rules.differential import Report, ToolMissing, message_files, require_tool, verify
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 ASIDE_SUFFIX = ".replaced-by-sieve"
@@ -60,6 +60,10 @@ class RulesReplaceParams(Params):
     mailstore: str | None = None
     mailbox: str = "{address}"
     sample: int = Field(default=50, ge=1, le=10000)
+    #: "required": no switch without the differential proof. "when-available": a machine
+    #: without procmail or sieve-test (a demo laptop) converts and deploys anyway, and verify
+    #: says, as a warning, that nothing was compared.
+    differential: Literal["required", "when-available"] = "required"
 
 
 def normalised(script: str | None) -> str | None:
@@ -139,6 +143,9 @@ class RulesReplace(Step):
             return []
         files = _procmail_files(account, conversion)
         rc_key = account.rc.relative_to(account.home).as_posix()
+        missing = _missing_tool(ctx)
+        if missing:
+            ctx.log(f"{account.address}: {missing}; deploying without the differential proof")
         report = _compare(ctx, files, rc_key, conversion.script)
         if report is not None and report.disagreements and not ctx.force:
             first = report.disagreements[0]
@@ -250,6 +257,10 @@ def _check_procmail(ctx: Context, state: dict[str, Any]) -> list[Finding]:
 
 def _check_agreement(ctx: Context, state: dict[str, Any], deployed: str) -> list[Finding]:
     """The deployed script (what the store holds now) against the recorded procmail files."""
+    missing = _missing_tool(ctx)
+    if missing:
+        return [Finding(state["account"], f"{missing}: procmail and Sieve were not compared",
+                        "warning")]
     report = _compare(ctx, state["procmail_files"], state["rc_key"], deployed)
     if report is None:
         return [Finding(state["account"], "no sample messages: procmail and Sieve were not "
@@ -259,9 +270,25 @@ def _check_agreement(ctx: Context, state: dict[str, Any], deployed: str) -> list
             for case in report.disagreements]
 
 
+def _missing_tool(ctx: Context) -> str | None:
+    """Why the differential check cannot run here, when the step allows that; else None
+    (and a missing tool raises ToolMissing in `_compare`, refusing the step)."""
+    if ctx.params.differential != "when-available":
+        return None
+    try:
+        require_tool("procmail", "procmail")
+        require_tool("sieve-test", "dovecot-sieve")
+    except ToolMissing as missing:
+        return str(missing)
+    return None
+
+
 def _compare(ctx: Context, files: dict[str, Any], rc_key: str, script: str) -> Report | None:
     """Real procmail (fed the recorded procmail files, in a scratch HOME) against sieve-test
-    running `script`, over the sample; None when there is no sample."""
+    running `script`, over the sample; None when there is no sample or, when allowed, no
+    tools to compare with."""
+    if _missing_tool(ctx):
+        return None
     with tempfile.TemporaryDirectory(prefix="cutover-rules-") as temp:
         messages = _sample(ctx, Path(temp) / "sample")
         if not messages:
