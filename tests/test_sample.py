@@ -72,6 +72,13 @@ def test_demo_runs_both_phases_clean_under_warnings_as_errors(tmp_path):
     result = subprocess.run([sys.executable, "-W", "error", "-m", "cutover", "demo",
                              str(target)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+    passwords = [line.split(": ", 1)[1] for path in (target / "credentials").iterdir()
+                 for line in path.read_text().splitlines() if line.startswith("password: ")]
+    assert len(passwords) == 13  # one per verification account, handed to the operator
+    state_bytes = b"".join(p.read_bytes() for p in (target / "state").iterdir())
+    for password in passwords:
+        assert password.encode() not in state_bytes
+        assert password not in result.stdout + result.stderr
     status = subprocess.run([sys.executable, "-m", "cutover", "--workspace", str(target),
                              "status", "--json"], capture_output=True, text=True)
     import json
