@@ -30,6 +30,9 @@ app = typer.Typer(
 # Command modules in cutover/commands/: groups (`cutover plan check`) and top-level commands.
 SUBCOMMANDS = ("plan", "inventory", "report", "mailbox", "dns", "rules")
 TOP_LEVEL = ("run", "routes")
+TOP_LEVEL_COMMANDS = {command: "run" for command in
+                      ("run", "resume", "status", "log", "rollback", "runbook", "init", "demo")}
+TOP_LEVEL_COMMANDS["routes"] = "routes"
 
 
 @app.callback()
@@ -54,24 +57,54 @@ def _command_module(name: str):
         raise
 
 
-def _mount_commands() -> None:
-    # Modules adding top-level commands expose `register(app)`; groups expose `app`.
-    for name in TOP_LEVEL:
+_mounted: set[str] = set()
+
+
+def mount_commands(only: str | None = None) -> typer.Typer:
+    """Import and mount the command modules: all of them, or only the one `only` lives in
+    (a run of `cutover mailbox sync` then pays for no other module's imports)."""
+    for name in TOP_LEVEL + SUBCOMMANDS:
+        if name in _mounted or (only is not None and name != _module_of(only)):
+            continue
         module = _command_module(name)
-        if module is not None:
-            module.register(app)
-    for name in SUBCOMMANDS:
-        module = _command_module(name)
-        if module is not None:
+        if module is None:
+            continue
+        if name in SUBCOMMANDS:  # groups expose `app`; top-level modules `register(app)`
             app.add_typer(module.app, name=name)
+        else:
+            module.register(app)
+        _mounted.add(name)
+    return app
 
 
-_mount_commands()
+def _module_of(command: str) -> str | None:
+    if command in SUBCOMMANDS:
+        return command
+    return TOP_LEVEL_COMMANDS.get(command)
+
+
+def _command_named(argv: list[str]) -> str | None:
+    """The command word of argv, skipping the global options; None when help is asked for or
+    the word is unknown (then every command is mounted, so the error names the choices)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--workspace", "-w"):
+            next(words, None)
+        elif word.startswith("--workspace="):
+            continue
+        elif word.startswith("-"):
+            if word in ("--help",):
+                return None
+        else:
+            return word if _module_of(word) else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    arguments = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in arguments
     try:
+        mount_commands(only=_command_named(arguments))
         app(args=argv, standalone_mode=False)
     except CutoverError as exc:
         if debug:

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from cutover.cli import app
+from cutover.cli import mount_commands
+
+app = mount_commands()
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
