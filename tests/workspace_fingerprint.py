@@ -30,16 +30,19 @@ def _maildir_entry(path: Path, root: Path) -> str:
     return f"{folder} {digest} {flags}"
 
 
-def _text(path: Path, root: Path) -> str:
-    """File text with the workspace's own path written as $WS: two copies of a workspace
-    in different directories hold the same content."""
+def _text(path: Path, roots: tuple[Path, ...]) -> str:
+    """File text with the workspace's paths written as $WS: two copies of a workspace in
+    different directories hold the same content."""
     text = path.read_bytes().decode("utf-8", "surrogateescape")
-    return text.replace(str(root), "$WS")
+    for root in roots:
+        text = text.replace(str(root), "$WS")
+    return text
 
 
-def fingerprint(root: Path) -> dict[str, object]:
+def fingerprint(root: Path, copied_from: tuple[Path, ...] = ()) -> dict[str, object]:
     """Maildir messages as (folder, content, flags), zone records without SOA, passwd entries
     without their random hashes, every other file byte for byte."""
+    roots = (root, *copied_from)
     result: dict[str, object] = {}
     messages: list[str] = []
     for path in sorted(root.rglob("*")):
@@ -58,9 +61,9 @@ def fingerprint(root: Path) -> dict[str, object]:
             result[str(relative)] = _zone_records(path)
         elif relative.parts[:2] == ("dovecot", "users"):
             result[str(relative)] = [line.split(":")[0] + ":" + ":".join(line.split(":")[2:])
-                                     for line in _text(path, root).splitlines()]
+                                     for line in _text(path, roots).splitlines()]
         else:
-            result[str(relative)] = hashlib.sha256(_text(path, root).encode(
+            result[str(relative)] = hashlib.sha256(_text(path, roots).encode(
                 "utf-8", "surrogateescape")).hexdigest()
     result["mail"] = sorted(messages)
     return result
