@@ -2,7 +2,7 @@
 
     - id: cloud-mailboxes-exist
       kind: cloud.mailbox
-      for_each: people
+      for_each: {destination: cloud}
       params:
         directory: m365          # cutover.yaml `directory: {m365: {kind: graph-directory, ...}}`
         user: "{address}"        # the address to look up (mail, UPN or any smtp: proxy)

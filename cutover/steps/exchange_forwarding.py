@@ -2,7 +2,7 @@
 
     - id: forward-moved-accounts
       kind: exchange.forwarding
-      for_each: verification-accounts
+      for_each: {class: verification}
       params:
         source: exchange
         mailbox: "{address}"

@@ -2,7 +2,7 @@
 
     - id: alias-old-addresses
       kind: postfix.maps
-      for_each: verification-accounts
+      for_each: {class: verification}
       params:
         server: linux-mx
         map: virtual
