@@ -50,3 +50,20 @@ def account_fields(account: str) -> dict[str, str]:
     """Template fields for a connector's user/path templates."""
     local, _, domain = account.partition("@")
     return {"address": account, "local": local, "domain": domain}
+
+
+def normalised(script: str | None) -> str | None:
+    """Script text as stores hand it back: LF line ends, one final newline."""
+    return None if script is None else script.replace("\r\n", "\n").rstrip("\n") + "\n"
+
+
+def restore_script(store: SieveStore, account: str, name: str, script: str | None,
+                   active: str | None) -> None:
+    """Put one script and the account's activation back as recorded: `script` None means the
+    script did not exist; `active` None means no script was active. Idempotent."""
+    if script is not None and normalised(store.get(account, name)) != normalised(script):
+        store.put(account, name, script)
+    if store.active(account) != active:
+        store.activate(account, active)
+    if script is None and name in store.scripts(account):
+        store.delete(account, name)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cutover.connectors.sieve_store import SieveStore, check_name
+from cutover.connectors.sieve_store import SieveStore, check_name, normalised, restore_script
 from cutover.errors import NotFound, UnsafeChange, UsageError
 from cutover.item_template import expand
 from cutover.rules.convert import Conversion, convert
@@ -64,11 +64,6 @@ class RulesReplaceParams(Params):
     #: without procmail or sieve-test (a demo laptop) converts and deploys anyway, and verify
     #: says, as a warning, that nothing was compared.
     differential: Literal["required", "when-available"] = "required"
-
-
-def normalised(script: str | None) -> str | None:
-    """Script text as stores hand it back: LF line ends, one final newline."""
-    return None if script is None else script.replace("\r\n", "\n").rstrip("\n") + "\n"
 
 
 def _encode(path: Path) -> dict[str, Any]:
@@ -194,14 +189,8 @@ class RulesReplace(Step):
     def rollback(self, ctx: Context, change: Change) -> None:
         state = change.before
         store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
-        address, name = state["account"], state["script_name"]
-        if state["script"] is not None and \
-                normalised(store.get(address, name)) != normalised(state["script"]):
-            store.put(address, name, state["script"])
-        if store.active(address) != state["active"]:
-            store.activate(address, state["active"])
-        if state["script"] is None and name in store.scripts(address):
-            store.delete(address, name)
+        restore_script(store, state["account"], state["script_name"], state["script"],
+                       state["active"])
         if state["procmail_enabled"]:
             _restore_procmailrc(ctx, state)
 

@@ -24,12 +24,11 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from cutover.connectors.sieve_store import SieveStore, check_name
+from cutover.connectors.sieve_store import SieveStore, check_name, normalised, restore_script
 from cutover.errors import UsageError
 from cutover.item_template import expand
 from cutover.rules.convert import sieve_string
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
-from cutover.steps.rules_replace import normalised
 
 _PREAMBLE = re.compile(r"\A(?:\s*(?:#[^\n]*\n|require\s+(?:\[[^\]]*\]|\"[^\"]*\")\s*;))*")
 
@@ -117,14 +116,8 @@ class SieveRedirect(Step):
     def rollback(self, ctx: Context, change: Change) -> None:
         state = change.before
         store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
-        address, name = state["account"], state["script_name"]
-        if state["script"] is not None and \
-                normalised(store.get(address, name)) != normalised(state["script"]):
-            store.put(address, name, state["script"])
-        if store.active(address) != state["active"]:
-            store.activate(address, state["active"])
-        if state["script"] is None and name in store.scripts(address):
-            store.delete(address, name)
+        restore_script(store, state["account"], state["script_name"], state["script"],
+                       state["active"])
 
     def manual_rollback(self, params: Any) -> list[str]:
         return [f"remove the block after '{marker(params.to)}' from the account's active "
