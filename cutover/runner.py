@@ -180,8 +180,10 @@ class Runner:
                 if self._run_step(step, options, result) == "waiting":
                     self.state.finish_run(run_id, "waiting")
                     return result
-        except ConfirmationRequired:
-            if not result.done:  # a refusal before any change leaves the state as it was
+        except UsageError:
+            # A refusal (no confirmation, unsafe change, bad input found at preview) before
+            # this invocation changed anything leaves the state as it was, audit log apart.
+            if not result.done:
                 self.state.db["runs"].delete(run_id)
             raise
         self.state.finish_run(run_id, "finished")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cutover.errors import StepFailed
+from cutover.errors import StepFailed, UnsafeChange
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 
 class FilesParams(Params):
     files: dict[str, str | None]
     fail_on: str | None = None  # a file whose apply raises, to test failures
+    unsafe: bool = False  # preview refuses unless --force, as a safety threshold would
 
 
 @register
@@ -23,6 +24,8 @@ class TestFiles(Step):
         return name.format(**ctx.item) if ctx.item else name
 
     def preview(self, ctx: Context) -> list[Change]:
+        if ctx.params.unsafe and not ctx.force:
+            raise UnsafeChange("this step changes too much: --force to pass")
         changes = []
         for name, wanted in ctx.params.files.items():
             path = ctx.workspace.path(self._target(ctx, name))

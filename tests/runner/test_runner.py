@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from cutover.errors import ConfirmationRequired, RollbackRefused, StepFailed, VerificationFailed
+from cutover.errors import (
+    ConfirmationRequired,
+    RollbackRefused,
+    StepFailed,
+    UnsafeChange,
+    VerificationFailed,
+)
 from cutover.runner import RunOptions, select_items
 
 TWO_STEPS = """\
@@ -212,3 +218,18 @@ def test_for_each_selector_matches_fields(selector, expected):
                   {"address": "c@x", "class": "people"},
                   {"address": "d@x", "class": "shared"}]
     assert [r["address"] for r in select_items(recipients, selector)] == expected
+
+
+def test_an_unsafe_step_is_refused_before_any_change_and_force_passes(workspace, write_plan,
+                                                                      runner_for):
+    plan = write_plan("""\
+        name: risky
+        steps:
+          - {id: big, kind: test.files, params: {files: {a: "1"}, unsafe: true}}
+        """)
+    runner = runner_for(plan)
+    with pytest.raises(UnsafeChange):
+        runner.run(RunOptions(yes=True))
+    assert not (workspace.root / "a").exists()
+    assert list(runner.state.db["runs"].rows) == [] and runner.state.steps() == []
+    assert runner.run(RunOptions(yes=True, force=True)).done == ["big"]
