@@ -177,13 +177,19 @@ def _mail_store(route: DomainRoute, servers: dict[str, PostfixMapDirectory],
             if any(_domain_of(k) == route.domain for k in server.parsed(map_name).as_dict()):
                 holders.append(f"{name} virtual mailboxes")
                 break
+    if _mx_is_cloud(route):
+        # the MX decides: mail stores still holding copies are the migration's sources/twins
+        return "Microsoft 365 (Exchange Online)" + (f"; also {', '.join(holders)}"
+                                                   if holders else "")
     if holders:
         return ", ".join(holders)
-    if any(host.rstrip(".").endswith(CLOUD_MX) for _, host in route.mx):
-        return "Microsoft 365 (Exchange Online)"
     if route.next_hop and not route.next_hop.startswith("("):
         return f"beyond {_nexthop_host(route.next_hop)}"
     return None
+
+
+def _mx_is_cloud(route: DomainRoute) -> bool:
+    return bool(route.mx) and all(host.rstrip(".").endswith(CLOUD_MX) for _, host in route.mx)
 
 
 def _nexthop_host(transport: str) -> str:
@@ -234,6 +240,8 @@ def compute_routing(workspace: Workspace) -> Routing:
         route = DomainRoute(domain)
         route.zone, route.mx = _mx(workspace, domain)
         _postfix_route(route, servers)
+        if _mx_is_cloud(route) and not route.filter_hop:
+            route.filter_hop = "Exchange Online Protection (the MX)"
         route.mail_store = _mail_store(route, servers, stores)
         routes.append(route)
     forwards = _forwards(workspace, servers)

@@ -52,9 +52,18 @@ def inventory(
 
     Example: cutover report inventory --format html -o inventory.html
     """
+    meta = write_inventory_report(workspace_of(ctx), fmt, output, snapshot, throughput)
+    if output is not None:
+        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})")
+
+
+def write_inventory_report(workspace, fmt: str, output: Path | None,
+                           snapshot: str | None = None, throughput: float | None = None
+                           ) -> dict:
+    """Render the inventory report of a snapshot (default: the latest) to `output`, or to
+    standard output; returns the snapshot's metadata."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
-    workspace = workspace_of(ctx)
     state = State.open(workspace.state_path)
     meta = store.get_snapshot(state, snapshot)
     summary = summarize(store.iter_recipients(state, meta["id"]), meta,
@@ -62,11 +71,11 @@ def inventory(
     recipients = store.iter_recipients(state, meta["id"]) if fmt == "csv" else None
     if output is None:
         render(fmt, summary, recipients, sys.stdout)
-        return
+        return meta
     try:
         with output.open("w", encoding="utf-8", newline="") as out:
             render(fmt, summary, recipients, out)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})")
+    return meta
 

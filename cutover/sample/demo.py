@@ -24,6 +24,19 @@ def run_demo(target: Path) -> None:
     print_summary(workspace)
 
 
+def write_reports(workspace: Workspace) -> list[Path]:
+    """The inventory report as an administrator would hand it on: HTML and Markdown."""
+    from cutover.commands.report import write_inventory_report
+
+    reports = workspace.root / "reports"
+    reports.mkdir(exist_ok=True)
+    written = []
+    for fmt, name in (("html", "inventory.html"), ("md", "inventory.md")):
+        write_inventory_report(workspace, fmt, reports / name)
+        written.append(reports / name)
+    return written
+
+
 def print_summary(workspace: Workspace) -> None:
     from cutover.inventory.store import latest_recipients
     from cutover.state import State
@@ -48,7 +61,9 @@ def print_summary(workspace: Workspace) -> None:
                       str(changed.get((row["plan"], row["step_id"]), 0)), row["status"])
     console.print(table)
     _print_routes(workspace)
-    console.print(f"\nworkspace: {workspace.root}\n"
+    reports = write_reports(workspace)
+    console.print(f"\ninventory report: {reports[0]}")
+    console.print(f"workspace: {workspace.root}\n"
                   f"next: cutover --workspace {workspace.root} status | log | routes")
 
 
@@ -59,5 +74,4 @@ def _print_routes(workspace: Workspace) -> None:
 
     routing = compute_routing(workspace)
     console.print(domains_table(routing))
-    console.print(f"{len(routing.forwards)} old addresses forward to the verification domain "
-                  "(cutover routes lists them)")
+    console.print(f"{len(routing.forwards)} forwarded addresses (cutover routes lists them)")
