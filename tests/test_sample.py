@@ -86,3 +86,31 @@ def test_demo_runs_both_phases_clean_under_warnings_as_errors(tmp_path):
     report = json.loads(status.stdout)
     assert sorted(p["name"] for p in report["plans"]) == ["phase1-segregate", "phase2-cloud"]
     assert all(step["status"] == "done" for p in report["plans"] for step in p["steps"])
+
+
+EXPECTED_CLASS = {"person": ("people", "cloud"), "functional": ("verification", "linux"),
+                  "shared": ("shared", "cloud"), "resource": ("resource", "cloud"),
+                  "service": ("service", "keep"), "unknown": ("unknown", "keep")}
+
+
+def test_sample_organisation_classifies_as_expected_with_reasons(sample, tmp_path):
+    import shutil
+
+    from cutover.inventory.store import latest_recipients
+    from cutover.sample.org import recipients
+    from cutover.state import State
+
+    workspace = tmp_path / "agency"
+    shutil.copytree(sample, workspace)
+    result = subprocess.run([sys.executable, "-m", "cutover", "--workspace", str(workspace),
+                             "inventory", "collect"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    found = {r["address"]: r for r in latest_recipients(State.open(workspace / "state" /
+                                                                   "cutover.db"))}
+    for recipient in recipients():
+        if recipient.role not in EXPECTED_CLASS:
+            continue
+        classified = found[recipient.address.lower()]
+        assert (classified["class"], classified["destination"]) == \
+            EXPECTED_CLASS[recipient.role], recipient.address
+        assert classified["reason"], recipient.address
