@@ -23,6 +23,7 @@ import imaplib
 import re
 import socket
 import ssl
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -112,6 +113,8 @@ class ImapMailStore:
         self.login = login
         self.tls_verify = tls_verify
         self.timeout = timeout
+        self._ssl: ssl.SSLContext | None = None
+        self._ssl_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ImapMailStore:
@@ -145,18 +148,24 @@ class ImapMailStore:
 
     # --- used by ImapSession; kept here so the session never sees the password twice ------
     def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if not self.tls_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
+        """One context per store, built on first use: loading the CA bundle costs tens of ms,
+        which a plain connection that is never offered STARTTLS should not pay."""
+        with self._ssl_lock:
+            if self._ssl is None:
+                context = ssl.create_default_context()
+                if not self.tls_verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                self._ssl = context
+            return self._ssl
 
     def _connect(self, user: str) -> IMAPClient:
         where = f"{self.endpoint.host}:{self.endpoint.port}"
+        implicit_tls = self.endpoint.security == "imaps"
         try:
-            client = IMAPClient(self.endpoint.host, self.endpoint.port,
-                                ssl=self.endpoint.security == "imaps",
-                                ssl_context=self._ssl_context(), timeout=self.timeout)
+            client = IMAPClient(self.endpoint.host, self.endpoint.port, ssl=implicit_tls,
+                                ssl_context=self._ssl_context() if implicit_tls else None,
+                                timeout=self.timeout)
             if self.endpoint.security != "imaps" and client.has_capability("STARTTLS"):
                 client.starttls(self._ssl_context())
             login = self.login.replace("{user}", user)
