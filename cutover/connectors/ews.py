@@ -213,6 +213,8 @@ def _translate(exc: Exception, where: str) -> Exception:
 
 
 class EwsSession(SessionBase):
+    # No EXACT-CONTENT: Exchange rebuilds the MIME export from MAPI properties on each read
+    # (categories show up as a Keywords: header), so its digest is not a stable identity.
     capabilities = frozenset({"KEYWORDS"})
 
     def __init__(self, store: EwsMailStore, user: str, account: Any):

@@ -258,7 +258,7 @@ class ImapSession(SessionBase):
         self.capabilities = frozenset(
             c for c in ("CONDSTORE", "QRESYNC", "UIDPLUS", "MULTIAPPEND", "SPECIAL-USE",
                         "STATUS=SIZE", "LITERAL+", "MOVE") if c in caps
-        ) | {"KEYWORDS", "INTERNALDATE"}
+        ) | {"KEYWORDS", "INTERNALDATE", "EXACT-CONTENT"}
         if "CONDSTORE" in caps:
             self._client.enable("CONDSTORE") if "ENABLE" in caps else None
         self._selected = None

@@ -102,7 +102,8 @@ class _Entry:
 
 
 class MaildirSession(SessionBase):
-    capabilities = frozenset({"UIDPLUS", "MULTIAPPEND", "KEYWORDS", "INTERNALDATE"})
+    capabilities = frozenset({"UIDPLUS", "MULTIAPPEND", "KEYWORDS", "INTERNALDATE",
+                              "EXACT-CONTENT"})
 
     def __init__(self, root: Path, user: str):
         self.root = root

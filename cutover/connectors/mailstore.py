@@ -34,6 +34,11 @@ Capabilities (`session.capabilities`) a store may advertise, so the engine can c
     SPECIAL-USE  folders() reports special_use from the server (not guessed from names)
     KEYWORDS     arbitrary keywords ($Label1) are kept
     INTERNALDATE append() keeps the given INTERNALDATE
+    EXACT-CONTENT fetch() returns exactly the bytes append() was given, and the same bytes on
+                 every read, so copies are matched and verified by content digest. Without it
+                 (Graph: Exchange Online rebuilds MIME from MAPI properties; EWS exports are
+                 rebuilt too and change with categories) the engine and verify match messages
+                 by normalised identity instead (cutover/mailsync/normalised.py).
 """
 
 from __future__ import annotations

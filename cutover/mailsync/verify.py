@@ -1,5 +1,13 @@
 """Compare two accounts: same folder tree, per folder the same multiset of messages byte for
-byte, with the same flags/keywords and INTERNALDATE (to the second)."""
+byte, with the same flags/keywords and INTERNALDATE (to the second).
+
+Byte for byte needs both stores to keep content exactly (capability EXACT-CONTENT). When one
+does not (Exchange Online through Graph rebuilds MIME; an EWS export is rebuilt from MAPI too),
+messages are matched by their normalised identity (cutover/mailsync/normalised.py: Message-ID,
+else Date/From/Subject/body size), still counted as a multiset per folder, and compared on
+\\Seen \\Flagged \\Answered, keywords as the stores report them, and INTERNALDATE to the second.
+The result names the comparison used.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,23 @@ from typing import Any
 
 from cutover.connectors.mailstore import MailboxSession, MessageRef, content_digest
 from cutover.mailsync.folders import FolderRules, plan_folders
+from cutover.mailsync.normalised import (
+    compared_flags,
+    keeps_exact_content,
+    message_identity,
+    pair_up,
+)
+
+BY_CONTENT = "content-digest"
+BY_IDENTITY = "normalised-identity"
+METHOD_DESCRIPTIONS = {
+    BY_CONTENT: "messages compared byte for byte (content digest), all flags",
+    BY_IDENTITY: "messages compared by normalised identity (Message-ID, else Date/From/"
+                 "Subject/body size), \\Seen \\Flagged \\Answered and keywords: a store "
+                 "does not keep content exactly",
+}
+
+Entry = tuple[tuple[str, ...], int]  # (sorted flags, INTERNALDATE in whole seconds)
 
 
 @dataclass
@@ -39,13 +64,18 @@ class Comparison:
     folders: int = 0
     messages: int = 0
     differences: list[FolderDiff] = field(default_factory=list)
+    method: str = BY_CONTENT  # BY_CONTENT or BY_IDENTITY
 
     @property
     def equal(self) -> bool:
         return not self.differences
 
+    def describe_method(self) -> str:
+        return METHOD_DESCRIPTIONS[self.method]
+
     def to_json(self) -> dict[str, Any]:
         return {"equal": self.equal, "folders": self.folders, "messages": self.messages,
+                "comparison": self.method, "comparison_description": self.describe_method(),
                 "differences": [dict(d.__dict__, description=d.describe())
                                 for d in self.differences]}
 
@@ -57,7 +87,8 @@ def compare(src: MailboxSession, dst: MailboxSession, rules: FolderRules | None 
     src_folders, dst_folders = src.folders(), dst.folders()
     mapping = plan_folders(src_folders, dst_folders, rules)
     dst_by_name = {f.name: f for f in dst_folders}
-    result = Comparison()
+    method = BY_CONTENT if keeps_exact_content(src, dst) else BY_IDENTITY
+    result = Comparison(method=method)
     for info in src_folders:
         if info.name not in mapping:
             continue
@@ -73,16 +104,16 @@ def compare(src: MailboxSession, dst: MailboxSession, rules: FolderRules | None 
             result.differences.append(FolderDiff(info.name, target,
                                                  problem="not selectable on target"))
             continue
-        diff = _compare_folder(src, dst, info.name, target, delete)
+        diff = _compare_folder(src, dst, info.name, target, delete, method)
         result.messages += info.messages
         if not diff.equal:
             result.differences.append(diff)
     return result
 
 
-def _snapshot(session: MailboxSession, folder: str) -> dict[str, list[tuple]]:
+def _snapshot(session: MailboxSession, folder: str) -> dict[str, list[Entry]]:
     refs: dict[int, MessageRef] = {m.uid: m for m in session.list_messages(folder)}
-    by_digest: dict[str, list[tuple]] = defaultdict(list)
+    by_digest: dict[str, list[Entry]] = defaultdict(list)
     for uid, content in session.fetch(folder, sorted(refs)):
         ref = refs[uid]
         by_digest[content_digest(content)].append(
@@ -90,24 +121,40 @@ def _snapshot(session: MailboxSession, folder: str) -> dict[str, list[tuple]]:
     return by_digest
 
 
+def _identities(session: MailboxSession, folder: str) -> list[tuple[Any, Entry]]:
+    refs: dict[int, MessageRef] = {m.uid: m for m in session.list_messages(folder)}
+    return [(message_identity(content),
+             (tuple(sorted(compared_flags(refs[uid].flags))),
+              int(refs[uid].internaldate.timestamp())))
+            for uid, content in session.fetch(folder, sorted(refs))]
+
+
 def _compare_folder(src: MailboxSession, dst: MailboxSession, name: str, target: str,
-                    delete: bool) -> FolderDiff:
+                    delete: bool, method: str = BY_CONTENT) -> FolderDiff:
     diff = FolderDiff(name, target)
-    left, right = _snapshot(src, name), _snapshot(dst, target)
-    for digest in set(left) | set(right):
-        a, b = left.get(digest, []), right.get(digest, [])
-        if len(a) > len(b):
-            diff.missing += len(a) - len(b)
-        elif len(b) > len(a) and delete:
-            diff.extra += len(b) - len(a)
-        common = min(len(a), len(b))
-        if not common:
-            continue
-        if Counter(f for f, _ in a) != Counter(f for f, _ in b) and len(a) == len(b):
-            diff.flags += sum((Counter(f for f, _ in a) - Counter(f for f, _ in b)).values())
-        if Counter(d for _, d in a) != Counter(d for _, d in b) and len(a) == len(b):
-            diff.dates += sum((Counter(d for _, d in a) - Counter(d for _, d in b)).values())
-        if len(a) != len(b):
-            pairs_a, pairs_b = sorted(a)[:common], sorted(b)[:common]
-            diff.flags += sum(1 for x, y in zip(pairs_a, pairs_b, strict=True) if x[0] != y[0])
+    if method == BY_CONTENT:
+        left, right = _snapshot(src, name), _snapshot(dst, target)
+        groups = [(left.get(d, []), right.get(d, [])) for d in set(left) | set(right)]
+    else:
+        groups = pair_up(_identities(src, name), _identities(dst, target))
+    for a, b in groups:
+        _compare_group(diff, a, b, delete)
     return diff
+
+
+def _compare_group(diff: FolderDiff, a: list[Entry], b: list[Entry], delete: bool) -> None:
+    """One message on both sides (a list each: duplicates are counted)."""
+    if len(a) > len(b):
+        diff.missing += len(a) - len(b)
+    elif len(b) > len(a) and delete:
+        diff.extra += len(b) - len(a)
+    common = min(len(a), len(b))
+    if not common:
+        return
+    if Counter(f for f, _ in a) != Counter(f for f, _ in b) and len(a) == len(b):
+        diff.flags += sum((Counter(f for f, _ in a) - Counter(f for f, _ in b)).values())
+    if Counter(d for _, d in a) != Counter(d for _, d in b) and len(a) == len(b):
+        diff.dates += sum((Counter(d for _, d in a) - Counter(d for _, d in b)).values())
+    if len(a) != len(b):
+        pairs_a, pairs_b = sorted(a)[:common], sorted(b)[:common]
+        diff.flags += sum(1 for x, y in zip(pairs_a, pairs_b, strict=True) if x[0] != y[0])
