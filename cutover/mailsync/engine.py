@@ -46,6 +46,7 @@ from cutover.connectors.mailstore import (
 from cutover.errors import NotFound
 from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
+from cutover.mailsync.normalised import EXACT_CONTENT, IdentityPool, message_identity
 
 COPY_BATCH_BYTES = 1024 * 1024
 COPY_BATCH_COUNT = 100
@@ -396,9 +397,10 @@ class MailSync:
             claimed = {r.dst_uid for r in done if id(r) not in stale_ids}
             floor = 0 if stale_dst else min(r.dst_uidnext_before or 0 for r in pending)
             candidates = [u for u in dst_msgs if u not in claimed and u >= floor]
-            pool = _digest_pool(dst, dst_name, candidates)
-            for row in [*stale_dst, *pending]:
-                uid = pool[row.digest].pop(0) if pool.get(row.digest) else None
+            unresolved = [*stale_dst, *pending]
+            find_copy = _copy_finder(src, dst, name, dst_name, src_info, candidates, unresolved)
+            for row in unresolved:
+                uid = find_copy(row)
                 if uid is None:
                     dropped.append(row)
                     continue
@@ -512,6 +514,28 @@ def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name:
             and (record.dst_uidvalidity, record.dst_uidnext, record.dst_messages,
                  record.dst_modseq) == (dst.uidvalidity, dst.uidnext, dst.messages,
                                         dst.highestmodseq))
+
+
+def _copy_finder(src: MailboxSession, dst: MailboxSession, src_folder: str, dst_folder: str,
+                 src_info: FolderInfo, candidates: list[int],
+                 rows: list[Row]) -> Callable[[Row], int | None]:
+    """How a row finds its copy among unclaimed target messages: by content digest when the
+    target keeps bytes (EXACT-CONTENT); else (Graph rebuilds MIME, so the digest never matches
+    and the message would be copied twice) by the normalised identity of its source message."""
+    if EXACT_CONTENT in dst.capabilities:
+        pool = _digest_pool(dst, dst_folder, candidates)
+        return lambda row: pool[row.digest].pop(0) if pool.get(row.digest) else None
+    targets = IdentityPool((message_identity(content), uid)
+                           for uid, content in dst.fetch(dst_folder, sorted(candidates)))
+    # rows whose source UID is void too (both sides reset) have no source to ask: re-copied
+    wanted = sorted({r.src_uid for r in rows if r.src_uidvalidity == src_info.uidvalidity})
+    sources = {uid: message_identity(content) for uid, content in src.fetch(src_folder, wanted)}
+
+    def find(row: Row) -> int | None:
+        identity = sources.get(row.src_uid) if row.src_uidvalidity == src_info.uidvalidity \
+            else None
+        return targets.take(identity) if identity is not None else None
+    return find
 
 
 def _digest_pool(session: MailboxSession, folder: str, uids: list[int]) -> dict[str, list[int]]:
