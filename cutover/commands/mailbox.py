@@ -200,6 +200,8 @@ def verify(
         verdict = "equal" if result.equal else f"{len(result.differences)} folder(s) differ"
         console.print(f"{result.folders} folders, {result.messages} messages: {verdict}",
                       markup=False)
+        console.print(f"comparison: {result.method} ({result.describe_method()})",
+                      markup=False)
     if not result.equal:
         raise VerificationFailed(f"{source.describe(source_user)} and "
                                  f"{target.describe(target_user)} differ")

@@ -29,7 +29,7 @@ from cutover.item_template import expand
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.folders import FolderRules
 from cutover.mailsync.identity import IdentityMap
-from cutover.mailsync.verify import compare
+from cutover.mailsync.verify import BY_CONTENT, compare
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 
@@ -125,7 +125,8 @@ class MailboxSync(Step):
         with account.source.open(account.source_user) as left, \
                 account.target.open(account.target_user) as right:
             result = compare(left, right, _rules(ctx.params), delete=ctx.params.delete)
-        return [Finding(item, d.describe()) for d in result.differences]
+        how = "" if result.method == BY_CONTENT else f" (compared by {result.method})"
+        return [Finding(item, d.describe() + how) for d in result.differences]
 
     @staticmethod
     def _check_restored(account: Account, change: Change) -> list[Finding]:
