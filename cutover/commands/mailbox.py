@@ -11,23 +11,19 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichBar
-from rich.table import Table
 
 from cutover.commands.common import JSON_OPTION, console, err_console, print_json, workspace_of
 from cutover.errors import UsageError, VerificationFailed
 from cutover.mailsync.engine import Account, AccountResult, MailSync, Progress, SyncOptions
 from cutover.mailsync.folders import FolderRules
 from cutover.mailsync.urls import store_for_url
-from cutover.mailsync.verify import compare
+
+if TYPE_CHECKING:  # imported where used: a no-op re-run with --json needs neither
+    from rich.progress import Progress as RichBar
+    from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, help="Copy and compare mailboxes (IMAP, Maildir, EWS).")
 
@@ -105,6 +101,8 @@ class BarProgress(Progress):
 
 
 def _summary(results: list[AccountResult], dry_run: bool) -> Table:
+    from rich.table import Table
+
     table = Table(title="mailbox sync" + (" (dry run)" if dry_run else ""))
     for column in ("account", "folders", "unchanged", "copied", "MB", "flags", "deleted",
                    "renamed", "rematched"):
@@ -155,6 +153,9 @@ def sync(
     state_path = state or workspace.state_path
     show_bars = not json_output and sys.stderr.isatty()
     if show_bars:
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichBar
+
         bar = RichBar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                       TimeRemainingColumn(), console=err_console, transient=True)
         with bar:
@@ -190,6 +191,8 @@ def verify(
     source, source_user = _open(src, "source", source_password_file, base, not no_tls_verify)
     target, target_user = _open(dst, "target", target_password_file, base, not no_tls_verify)
     rules = FolderRules.parse(folders, exclude, map_folder)
+    from cutover.mailsync.verify import compare  # only this command pays for the comparison
+
     with source.open(source_user) as left, target.open(target_user) as right:
         result = compare(left, right, rules, delete=not allow_extra)
     if json_output:

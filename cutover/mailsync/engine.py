@@ -172,6 +172,25 @@ class Sessions:
         with self.lock:
             self.idle[key].append(session)
 
+    @contextmanager
+    def logging_in(self, *accounts: tuple[MailStore, str]) -> Iterator[None]:
+        """Log in to each (store, user) in the background while the body runs, the sessions
+        going to the idle pool: a login mostly waits for the server, so the source's, the
+        target's and the body's work overlap. Login failures are raised in the order given."""
+        with self.lock:
+            wanted = [(store, user) for store, user in accounts if not self.idle[(id(store), user)]]
+        with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+            logins = [pool.submit(self._open_idle, store, user) for store, user in wanted]
+            yield
+        for login in logins:
+            login.result()
+
+    def _open_idle(self, store: MailStore, user: str) -> None:
+        session = store.open(user)
+        with self.lock:
+            self.opened.append(session)
+            self.idle[(id(store), user)].append(session)
+
     def close(self) -> None:
         for session in self.opened:
             try:
@@ -212,11 +231,13 @@ class MailSync:
     # --- entry point ------------------------------------------------------------------------
     def run(self, accounts: list[Account]) -> list[AccountResult]:
         try:
-            self.identity()  # migrate once, before any worker opens its own connection
             results, tasks = [], []
             for account in accounts:
                 result = AccountResult(account.label)
                 results.append(result)
+                with self.sessions.logging_in((account.source, account.source_user),
+                                              (account.target, account.target_user)):
+                    self.identity()  # migrate once, before any worker opens its own connection
                 tasks.extend(self._prepare_account(account, result))
             with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
                 for future in [pool.submit(self._run_task, task) for task in tasks]:

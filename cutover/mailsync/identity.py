@@ -11,21 +11,24 @@ Two tables in the state DB (migration set "cutover.mailsync"):
   at or above that UIDNEXT, so an APPEND that did arrive is never repeated.
 
 `pair` names the two accounts ("imap://a@h:143 -> maildir:///m/a"); no password is ever stored.
+
+Opening is cheap once the tables exist: a state DB that already records every migration of this
+set is opened with plain sqlite3, so a no-op re-run (and each worker thread) skips importing
+sqlite-utils and checking every migration set again.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils.migrations import Migrations
-
-MAILSYNC_MIGRATIONS = Migrations("cutover.mailsync")
+MIGRATION_SET = "cutover.mailsync"
 
 
-@MAILSYNC_MIGRATIONS()
 def m001_identity_map(db: Any) -> None:
     db.execute("""CREATE TABLE IF NOT EXISTS mailsync_folders (
         pair TEXT NOT NULL, src_folder TEXT NOT NULL, dst_folder TEXT NOT NULL,
@@ -40,6 +43,40 @@ def m001_identity_map(db: Any) -> None:
         PRIMARY KEY (pair, src_folder, src_uidvalidity, src_uid))""")
     db.execute("CREATE INDEX IF NOT EXISTS mailsync_messages_dst ON mailsync_messages "
                "(pair, dst_folder, dst_uid)")
+
+
+MIGRATIONS = (m001_identity_map,)  # in order; a new one is appended here
+
+
+@cache
+def mailsync_migrations() -> Any:
+    """The sqlite-utils migration set, built only when the DB needs migrating."""
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for migration in MIGRATIONS:
+        migrations()(migration)
+    return migrations
+
+
+def _open_migrated(path: Path) -> sqlite3.Connection | None:
+    """A connection to `path` when it is a WAL state DB on which every migration of this set
+    has been applied (so State.open ran on it before), else None."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+    try:
+        applied = {row[0] for row in conn.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
+        wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    except sqlite3.DatabaseError:  # no such table, not a DB, locked: State.open says why
+        conn.close()
+        return None
+    if not wal or not {m.__name__ for m in MIGRATIONS} <= applied:
+        conn.close()
+        return None
+    conn.execute("PRAGMA synchronous=NORMAL")  # as State.open sets it
+    return conn
 
 
 @dataclass
@@ -76,26 +113,29 @@ _ROW_FIELDS = ("src_folder", "src_uidvalidity", "src_uid", "dst_folder", "dst_ui
 class IdentityMap:
     """Reads and writes the two tables through one sqlite connection (one per thread)."""
 
-    def __init__(self, state: Any):
-        self.state = state
-        self.db = state.db
-        state.migrate(MAILSYNC_MIGRATIONS)
+    def __init__(self, conn: sqlite3.Connection):
+        self.db = conn
 
     @classmethod
     def open(cls, path: Path) -> IdentityMap:
-        from cutover.state import State
+        conn = _open_migrated(Path(path))
+        if conn is None:
+            from cutover.state import State
 
-        return cls(State.open(path))
+            state = State.open(path)
+            state.migrate(mailsync_migrations())
+            conn = state.db.conn
+        return cls(conn)
 
     def close(self) -> None:
-        self.state.close()
+        self.db.close()
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
         self.db.execute(sql, list(params))
 
     def _many(self, sql: str, rows: list[tuple]) -> None:
         if rows:
-            conn = self.db.conn
+            conn = self.db
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(sql, rows)
