@@ -357,13 +357,19 @@ class UidMap:
     def __init__(self, path: Path, mailbox: str):
         from cutover.state import State
 
-        self.state = State.open(path)
-        self.state.migrate(GRAPH_MIGRATIONS)
-        self.conn: sqlite3.Connection = self.state.db.conn
+        state = State.open(path)  # checks the file is ours, WAL, migrations
+        try:
+            state.migrate(GRAPH_MIGRATIONS)
+        finally:
+            state.close()
+        # The sync engine's session pool hands a session from thread to thread (one at a
+        # time), so this connection must not be tied to the thread that opened it.
+        self.conn: sqlite3.Connection = sqlite3.connect(
+            str(path), timeout=10, isolation_level=None, check_same_thread=False)
         self.mailbox = mailbox.lower()
 
     def close(self) -> None:
-        self.state.close()
+        self.conn.close()
 
     def uidvalidity(self, folder_id: str) -> int:
         row = self.conn.execute("SELECT id FROM graph_folders WHERE mailbox = ? AND folder_id = ?",
