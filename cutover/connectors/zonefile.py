@@ -1,6 +1,9 @@
 """ZoneFile: the file-backed twin of Rfc2136Zone. One zone file per zone under `path`, named
-after the zone (`example.org` or `example.org.zone`), edited record for record with dnspython:
-the edited RRsets change, the SOA serial is bumped, every other record stays as it was.
+after the zone (`example.org` or `example.org.zone`), edited line by line as an administrator
+would (cutover.parsers.zone_text): only the lines of the edited RRsets change and the SOA serial
+is bumped in place; comments, directives, ordering and alignment stay. A file that cannot be
+edited with certainty that way ($INCLUDE, $GENERATE) is rewritten whole through dnspython,
+every record kept.
 
     providers:
       demo-zones: {kind: zonefile, path: zones/}
@@ -45,6 +48,7 @@ from cutover.parsers.zone_records import (
     zone_origin,
     zone_text,
 )
+from cutover.parsers.zone_text import ZoneTextUnsupported, edit_zone_text
 
 if TYPE_CHECKING:
     from cutover.workspace import Workspace
@@ -119,10 +123,19 @@ class ZoneFile:
                 current = _rrset(zone, loaded, edit.name, edit.type)
                 if not same_rrset(current, edit.before):
                     raise WorldChanged(changed_message(zone, edit, current, str(path)))
-            for edit in edits:
-                _replace(zone, loaded, edit)
-            _bump_serial(loaded)
-            _write(path, loaded)
+            _write(path, _edited_text(zone, path, loaded, edits))
+
+
+def _edited_text(zone: str, path: Path, loaded: dns.zone.Zone, edits: list[Edit]) -> str:
+    wanted = {(edit.name, edit.type): edit.after for edit in edits}
+    try:
+        with open(path, newline="") as source:  # keep CRLF line ends as they are
+            return edit_zone_text(source.read(), zone, wanted)
+    except ZoneTextUnsupported:
+        for edit in edits:
+            _replace(zone, loaded, edit)
+        _bump_serial(loaded)
+        return zone_file_text(loaded)
 
 
 
@@ -164,13 +177,13 @@ def _bump_serial(loaded: dns.zone.Zone) -> None:
     loaded.replace_rdataset(dns.name.empty, rdataset)
 
 
-def _write(path: Path, loaded: dns.zone.Zone) -> None:
+def _write(path: Path, text: str) -> None:
     """Write beside the file and rename over it: a reader sees the old or the new zone."""
     mode = path.stat().st_mode & 0o7777
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(handle, "w") as out:
-            out.write(zone_file_text(loaded))
+        with os.fdopen(handle, "w", newline="") as out:
+            out.write(text)
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
