@@ -46,7 +46,6 @@ from cutover.connectors.mailstore import (
 from cutover.errors import NotFound
 from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
-from cutover.mailsync.normalised import EXACT_CONTENT, IdentityPool, message_identity
 
 COPY_BATCH_BYTES = 1024 * 1024
 COPY_BATCH_COUNT = 100
@@ -543,6 +542,9 @@ def _copy_finder(src: MailboxSession, dst: MailboxSession, src_folder: str, dst_
     """How a row finds its copy among unclaimed target messages: by content digest when the
     target keeps bytes (EXACT-CONTENT); else (Graph rebuilds MIME, so the digest never matches
     and the message would be copied twice) by the normalised identity of its source message."""
+    # imported here: the email parser costs a no-op re-run (which never re-matches) ~10 ms
+    from cutover.mailsync.normalised import EXACT_CONTENT, IdentityPool, message_identity
+
     if EXACT_CONTENT in dst.capabilities:
         pool = _digest_pool(dst, dst_folder, candidates)
         return lambda row: pool[row.digest].pop(0) if pool.get(row.digest) else None
