@@ -19,7 +19,7 @@ strings in, strings out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import dns.exception
 import dns.name
@@ -72,7 +72,6 @@ class Entry:
     value: str | None = None
     in_zone: bool = False
     origin: dns.name.Name | None = None  # $ORIGIN in effect for this entry
-    explicit_ttl: bool = False
 
     @property
     def is_record(self) -> bool:
@@ -223,7 +222,6 @@ class _Reader:
     default_ttl: int | None = None
     default_from_soa: bool = False
     last_ttl: int | None = None
-    owners: dict[str, int] = field(default_factory=dict)
 
     def directive(self, entry: Entry) -> None:
         tokens = _entry_tokens(entry.lines)
@@ -240,7 +238,7 @@ class _Reader:
             return self.last_ttl
         return self.default_ttl
 
-    def owner(self, entry: Entry, fields: Fields) -> dns.name.Name:
+    def owner(self, fields: Fields) -> dns.name.Name:
         if fields.owner is None:
             return self.last_name
         text = fields.tokens[fields.owner].text
@@ -268,10 +266,9 @@ def read_entries(text: str, zone: str) -> list[Entry]:
             if _entry_tokens(entry.lines):
                 reader.directive(entry)
             continue
-        entry.owner = reader.owner(entry, fields)
+        entry.owner = reader.owner(fields)
         reader.last_name = entry.owner
         entry.ttl = reader.ttl(fields)
-        entry.explicit_ttl = fields.ttl is not None
         if entry.ttl is None:
             raise ZoneTextUnsupported(f"no TTL known for {entry.lines[0].strip()!r}")
         rdata = _rdata(fields, reader.origin)
@@ -318,6 +315,14 @@ def edit_zone_text(text: str, zone: str, edits: Mapping[Key, RRset | None],
                    bump_serial: bool = True) -> str:
     """`text` with each RRset of `edits` set to its value (None: removed) and the SOA serial
     bumped; every other line as it was. Keys are (relative name, type), values canonical."""
+    try:
+        return _edit_zone_text(text, zone, edits, bump_serial)
+    except dns.exception.DNSException as exc:
+        raise ZoneTextUnsupported(f"cannot edit line by line: {exc}") from None
+
+
+def _edit_zone_text(text: str, zone: str, edits: Mapping[Key, RRset | None],
+                    bump_serial: bool) -> str:
     expected = dnspython_rrsets(text, zone)
     entries = read_entries(text, zone)
     if entry_rrsets(entries, zone) != expected:
@@ -417,7 +422,7 @@ def _new_entry(template: Entry | None, entries: list[Entry], position: int,
     line = _layout(template, owner, here, ttl, key[1], data)
     newline = _newline(template.lines[0] if template else "")
     return Entry([line + newline], owner=owner, ttl=ttl, rdtype=key[1], value=value,
-                 in_zone=True, origin=here, explicit_ttl=True)
+                 in_zone=True, origin=here)
 
 
 def _final_origin(entries: list[Entry]) -> dns.name.Name | None:
@@ -513,11 +518,11 @@ def _write_inherited_fields(entries: list[Entry], origin: dns.name.Name) -> list
             if _entry_tokens(entry.lines):
                 reader.directive(entry)
             continue
-        if entry.owner is not None and reader.owner(entry, fields) != entry.owner:
+        if entry.owner is not None and reader.owner(fields) != entry.owner:
             _write_owner(entry, _owner_text(entry.owner, reader.origin))
             fields = record_fields(entry)
         assert fields is not None
-        reader.last_name = entry.owner or reader.owner(entry, fields)
+        reader.last_name = entry.owner or reader.owner(fields)
         if reader.ttl(fields) != entry.ttl and entry.ttl is not None:
             _write_ttl(entry, fields, entry.ttl)
             reader.ttl(record_fields(entry))  # type: ignore[arg-type]

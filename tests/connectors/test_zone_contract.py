@@ -159,6 +159,32 @@ def test_zone_file_edit_keeps_the_other_records_and_the_file_mode(tmp_path):
     assert path.read_text() == expected
 
 
+def test_zone_file_rollback_gives_back_the_administrators_lines(tmp_path):
+    from cutover.sample.zones import old_zone
+
+    (tmp_path / "zones").mkdir()
+    path = tmp_path / "zones" / ZONE
+    path.write_text(old_zone())
+    provider = ZoneFile(tmp_path / "zones")
+    before = provider.read_rrset(ZONE, "@", "MX")
+    switched = wanted_rrset(ZONE, "@", "MX", 300, ["0 example-org.mail.protection.outlook.com."])
+    provider.update(ZONE, [Edit("@", "MX", before, switched)])
+    assert "; negative caching" in path.read_text()
+    provider.update(ZONE, [Edit("@", "MX", switched, before)])
+    assert path.read_text() == old_zone().replace("2026110101", "2026110103")
+
+
+def test_zone_file_with_generate_is_still_edited_record_for_record(tmp_path):
+    (tmp_path / "zones").mkdir()
+    (tmp_path / "zones" / ZONE).write_text(SAMPLE_ZONE + "$GENERATE 1-2 host$ A 192.0.2.$\n")
+    provider = ZoneFile(tmp_path / "zones")
+    before = provider.read_zone(ZONE)
+    provider.update(ZONE, [Edit("www", "A", before[("www", "A")], None)])
+    after = provider.read_zone(ZONE)
+    assert set(before) - set(after) == {("www", "A")}
+    assert after[("host2", "A")].values == ("192.0.2.2",)
+
+
 def test_wrong_tsig_secret_is_an_authentication_failure(bind_pair, tmp_path):
     pair = bind_pair()
     key = tmp_path / "wrong.key"
