@@ -532,8 +532,10 @@ def _write_inherited_fields(entries: list[Entry], origin: dns.name.Name) -> list
 def _write_owner(entry: Entry, owner_text: str) -> None:
     line = entry.lines[0]
     indent = len(line) - len(line.lstrip(" \t"))
-    width = indent if "\t" not in line[:indent] else 0
-    gap = width - len(owner_text) if width > len(owner_text) else 1
+    if "\t" in line[:indent]:
+        entry.lines[0] = owner_text + line[:indent].lstrip(" ") + line[indent:]
+        return
+    gap = indent - len(owner_text) if indent > len(owner_text) else 1
     entry.lines[0] = owner_text + " " * gap + line[indent:]
 
 
