@@ -24,7 +24,7 @@ from cutover.errors import (
     UsageError,
     VerificationFailed,
 )
-from cutover.plan import Plan, PlannedStep, load_plan
+from cutover.plan import Plan, PlannedStep
 from cutover.state import State, iso, parse_iso
 from cutover.steps.base import Change, Context, Finding, Waiting, changes_digest
 from cutover.workspace import Workspace
@@ -415,17 +415,7 @@ def _change_of(entry: dict[str, Any]) -> Change:
                              ("item", "action", "before", "after", "summary")})
 
 
-def waiting_steps(state: State) -> list[dict[str, Any]]:
-    return [row for row in state.steps() if row["status"] == "waiting"]
-
-
 def remaining_wait(row: dict[str, Any], now: datetime) -> float | None:
     if not row.get("wait_until"):
         return None
     return max(0.0, (parse_iso(row["wait_until"]) - now).total_seconds())
-
-
-def load_runner(workspace: Workspace, state: State, plan_path: str,
-                output: Output | None = None, confirm: Confirm | None = None) -> Runner:
-    return Runner(workspace, state, load_plan(workspace.resolve_plan(plan_path)), output,
-                  confirm)
