@@ -6,15 +6,37 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
 
-from cutover.workspace import Workspace
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console(highlight=False, soft_wrap=True)  # never break paths in messages
-err_console = Console(stderr=True, highlight=False)
+    from cutover.workspace import Workspace
+
+
+class DeferredConsole:
+    """A rich Console built on first use: importing rich costs ~20 ms that a command printing
+    only JSON (a no-op `mailbox sync --json`) never needs. Everything else is the Console's."""
+
+    def __init__(self, **options: Any):
+        self._options = options
+        self._console: Console | None = None
+
+    def _real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+
+console = DeferredConsole(highlight=False, soft_wrap=True)  # never break paths in messages
+err_console = DeferredConsole(stderr=True, highlight=False)
 
 
 @dataclass
@@ -23,6 +45,8 @@ class AppState:
     debug: bool = False
 
     def workspace(self) -> Workspace:
+        from cutover.workspace import Workspace  # YAML is loaded only by commands that need it
+
         return Workspace(self.workspace_dir)
 
 

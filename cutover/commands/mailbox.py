@@ -142,7 +142,6 @@ def sync(
 
     Example: cutover mailbox sync imap://bob@old:143 maildir:///srv/mail/bob --delete
     """
-    workspace = workspace_of(ctx)
     base = Path.cwd()
     source, source_user = _open(src, "source", source_password_file, base, not no_tls_verify)
     target, target_user = _open(dst, "target", target_password_file, base, not no_tls_verify)
@@ -150,7 +149,7 @@ def sync(
                           dry_run=dry_run, jobs=jobs, max_msgs_per_s=max_msgs_per_s,
                           max_bytes_per_s=_rate(max_bandwidth))
     account = Account(source, source_user, target, target_user)
-    state_path = state or workspace.state_path
+    state_path = state or workspace_of(ctx).state_path
     show_bars = not json_output and sys.stderr.isatty()
     if show_bars:
         from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
