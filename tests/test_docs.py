@@ -34,3 +34,22 @@ def test_command_has_help_with_an_example(name, callback):
 @pytest.mark.parametrize("name", sorted({name.split()[0] for name, _ in COMMANDS}))
 def test_readme_mentions_every_command(name):
     assert f"cutover {name}" in README
+
+
+@pytest.mark.parametrize("name, render", [("step-kinds.md", "step_kinds_markdown"),
+                                          ("connectors.md", "connectors_markdown")])
+def test_reference_docs_are_generated_from_the_current_code(name, render):
+    import cutover.reference as reference
+
+    path = Path(__file__).resolve().parent.parent / "docs" / name
+    assert path.read_text() == getattr(reference, render)(), (
+        f"regenerate docs/{name}: python -c 'from cutover.reference import *; "
+        f"open(\"docs/{name}\", \"w\").write({render}())'")
+
+
+def test_every_step_kind_documents_a_plan_example_and_its_params():
+    from cutover.reference import step_kinds
+
+    for kind in step_kinds():
+        assert f"kind: {kind['kind']}" in kind["doc"], kind["kind"]
+        assert kind["summary"], kind["kind"]

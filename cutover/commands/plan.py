@@ -46,3 +46,28 @@ def show(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file."),
              "note": result.preview_errors.get(step.id) or
              ("done" if step.id in result.skipped else None)}
             for step in loaded.ordered()]})
+
+
+@app.command()
+def kinds(json_output: bool = JSON_OPTION) -> None:
+    """List the step kinds a plan can use, with what each does (docs/step-kinds.md has their
+    params and examples).
+
+    Example: cutover plan kinds
+    """
+    from rich.table import Table
+
+    from cutover.reference import step_kinds
+
+    found = step_kinds()
+    if json_output:
+        print_json([{key: k[key] for key in ("kind", "summary")} |
+                    {"params": [{"name": n, "type": t, "default": d} for n, t, d in k["params"]]}
+                    for k in found])
+        return
+    table = Table(title="step kinds", title_justify="left")
+    table.add_column("kind")
+    table.add_column("what it does")
+    for k in found:
+        table.add_row(k["kind"], k["summary"])
+    console.print(table)
