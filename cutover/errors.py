@@ -75,6 +75,10 @@ class RollbackRefused(UsageError):
     """The step cannot be rolled back now (never ran, or dependents are applied)."""
 
 
+class PreviewChanged(UsageError):
+    """The step's preview differs from the one the operator reviewed (--expect-hash)."""
+
+
 class ConfirmationRequired(UsageError):
     """The operator did not confirm (no --yes and no terminal to ask)."""
 

@@ -19,6 +19,7 @@ from cutover.errors import (
     ConfirmationRequired,
     CutoverError,
     NotFound,
+    PreviewChanged,
     RollbackRefused,
     StepFailed,
     UsageError,
@@ -61,6 +62,8 @@ class RunOptions:
     yes: bool = False
     dry_run: bool = False
     force: bool = False
+    #: with `step`: apply only if the preview's hash starts with this (what was reviewed)
+    expect_hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"step": self.step, "until": self.until, "yes": self.yes, "force": self.force}
@@ -73,6 +76,7 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     waiting: tuple[str, datetime, str] | None = None
     previews: dict[str, list[Change]] = field(default_factory=dict)
+    preview_hashes: dict[str, str] = field(default_factory=dict)
     preview_errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -171,6 +175,8 @@ class Runner:
         steps = self.selected_steps(options)
         if options.dry_run:
             return self._dry_run(steps, options, result)
+        if options.expect_hash and not options.step:
+            raise UsageError("--expect-hash names one step's preview: use it with --step")
         if options.step:
             self._require_dependencies_done(self.plan.step(options.step))
         run_id = self.state.start_run(self.plan.name, str(self.plan.path), options.to_json())
@@ -210,7 +216,8 @@ class Runner:
                 self.output.step_header(step, f"cannot preview yet: {reason}")
                 continue
             result.previews[step.id] = changes
-            self.output.step_header(step, "preview")
+            result.preview_hashes[step.id] = changes_digest(changes)
+            self.output.step_header(step, f"preview {changes_digest(changes)[:12]}")
             self.output.preview(step, changes)
         return result
 
@@ -260,9 +267,15 @@ class Runner:
                     return None
                 self._advance_clock_to(wait.until, wait.reason)
         changes = [change for change, _ in planned]
-        self.output.step_header(step, "preview")
+        digest = changes_digest(changes)
+        self.output.step_header(step, f"preview {digest[:12]}")
         self.output.preview(step, changes)
         result.previews[step.id] = changes
+        result.preview_hashes[step.id] = digest
+        if options.expect_hash and not digest.startswith(options.expect_hash.lower()):
+            raise PreviewChanged(f"step {step.id}: the preview is {digest[:12]}, not the "
+                                 f"reviewed {options.expect_hash[:12]}: the world changed "
+                                 "since the review; nothing was applied (review it again)")
         if changes and step.spec.confirm and not options.yes:
             if self.confirm is None:
                 raise ConfirmationRequired(f"step {step.id} changes {len(changes)} item(s): "
@@ -270,8 +283,7 @@ class Runner:
             if not self.confirm(step, changes):
                 raise ConfirmationRequired(f"step {step.id} was not confirmed; nothing changed")
         entries = [dict(change.to_json(), for_item=item) for change, item in planned]
-        self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries,
-                                    changes_digest(changes))
+        self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries, digest)
         self.state.record_event("checkpoint", self.plan.name, step.id,
                                 message=f"{len(entries)} change(s) recorded before applying")
         _crash_if_asked(step.id, "after-checkpoint")

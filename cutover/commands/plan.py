@@ -43,6 +43,7 @@ def show(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file."),
         print_json({"plan": loaded.name, "steps": [
             {"id": step.id, "kind": step.spec.kind,
              "changes": changes_json(result.previews.get(step.id, [])),
+             "preview_hash": result.preview_hashes.get(step.id),
              "note": result.preview_errors.get(step.id) or
              ("done" if step.id in result.skipped else None)}
             for step in loaded.ordered()]})

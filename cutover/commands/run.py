@@ -123,6 +123,9 @@ def register(app: typer.Typer) -> None:
             yes: bool = YES_OPTION,
             dry_run: bool = typer.Option(False, "--dry-run", help="Preview only; change nothing."),
             force: bool = typer.Option(False, "--force", help="Pass safety thresholds."),
+            expect_hash: str = typer.Option(
+                None, "--expect-hash", help="With --step: apply only if the preview still has "
+                "this hash (as `plan show` printed it), i.e. exactly what was reviewed."),
             ) -> None:
         """Run a plan step by step: preview, confirm, checkpoint, apply, verify.
 
@@ -130,7 +133,8 @@ def register(app: typer.Typer) -> None:
         """
         if step and until:
             raise UsageError("--step and --until exclude each other")
-        run_plan(workspace_of(ctx), plan, RunOptions(step, until, yes, dry_run, force))
+        run_plan(workspace_of(ctx), plan, RunOptions(step, until, yes, dry_run, force,
+                                                     expect_hash))
 
     @app.command()
     def resume(ctx: typer.Context, yes: bool = YES_OPTION) -> None:

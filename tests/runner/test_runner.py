@@ -6,9 +6,11 @@ import pytest
 
 from cutover.errors import (
     ConfirmationRequired,
+    PreviewChanged,
     RollbackRefused,
     StepFailed,
     UnsafeChange,
+    UsageError,
     VerificationFailed,
 )
 from cutover.runner import RunOptions, select_items
@@ -233,3 +235,22 @@ def test_an_unsafe_step_is_refused_before_any_change_and_force_passes(workspace,
     assert not (workspace.root / "a").exists()
     assert list(runner.state.db["runs"].rows) == [] and runner.state.steps() == []
     assert runner.run(RunOptions(yes=True, force=True)).done == ["big"]
+
+
+def test_expect_hash_applies_exactly_what_was_reviewed(workspace, write_plan, runner_for):
+    runner = runner_for(write_plan(TWO_STEPS))
+    reviewed = runner.run(RunOptions(dry_run=True)).preview_hashes["first"]
+    (workspace.root / "b.txt").write_text("someone else wrote this")  # the world moves on
+    with pytest.raises(PreviewChanged, match="first"):
+        runner.run(RunOptions(yes=True, step="first", expect_hash=reviewed[:12]))
+    assert not (workspace.root / "a.txt").exists()
+    assert runner.state.steps() == [] and list(runner.state.db["runs"].rows) == []
+    again = runner.run(RunOptions(dry_run=True)).preview_hashes["first"]
+    assert runner.run(RunOptions(yes=True, step="first", expect_hash=again[:12])).done == [
+        "first"]
+
+
+def test_expect_hash_needs_a_single_step(workspace, write_plan, runner_for):
+    runner = runner_for(write_plan(TWO_STEPS))
+    with pytest.raises(UsageError, match="--step"):
+        runner.run(RunOptions(yes=True, expect_hash="abc"))
