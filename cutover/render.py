@@ -105,8 +105,9 @@ def _step_section(number: int, step, plan_argument: str) -> list[str]:
     lines += ["Parameters:", "", "```json", params, "```", ""]
     lines += ["**Preview**", "", "```sh",
               f"cutover run {plan_argument} --step {spec.id} --dry-run", "```", ""]
-    lines += ["**Apply**", "", "```sh", f"cutover run {plan_argument} --step {spec.id}",
-              "```", ""]
+    lines += ["**Apply** exactly what was reviewed (the preview prints its hash; if the world "
+              "changed since, the step is refused and nothing changes):", "", "```sh",
+              f"cutover run {plan_argument} --step {spec.id} --expect-hash HASH", "```", ""]
     checks = instance.manual_checks(step.params)
     lines += ["**Verify by hand**", ""]
     lines += [f"- `{check}`" if not check.startswith("-") else check for check in checks] or []
