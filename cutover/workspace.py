@@ -135,7 +135,7 @@ class Workspace:
         given = Path(plan)
         for candidate in (given, self.root / given):
             if candidate.is_file():
-                return candidate.resolve()
+                return candidate  # as the operator wrote it: error lines name this path
         raise UsageError(f"plan not found: {plan}")
 
     def check_writable(self) -> None:
