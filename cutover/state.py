@@ -205,11 +205,16 @@ class State:
                                        "started": iso(utcnow())}).last_pk
 
     def finish_run(self, run_id: int, status: str) -> None:
-        self.db["runs"].update(run_id, {"status": status, "finished": iso(utcnow())})
+        with self.db.atomic():
+            self.db["runs"].update(run_id, {"status": status, "finished": iso(utcnow())})
+            if status == "finished":  # an earlier interrupted run of the plan is now moot
+                self.db.execute("UPDATE runs SET status = 'superseded' WHERE plan = ? AND "
+                                "id != ? AND status NOT IN ('finished', 'superseded')",
+                                [self.db["runs"].get(run_id)["plan"], run_id])
 
     def unfinished_run(self) -> dict[str, Any] | None:
-        rows = list(self.db["runs"].rows_where("status != 'finished'", order_by="id desc",
-                                               limit=1))
+        rows = list(self.db["runs"].rows_where("status NOT IN ('finished', 'superseded')",
+                                               order_by="id desc", limit=1))
         return rows[0] if rows else None
 
     def step(self, plan: str, step_id: str) -> dict[str, Any] | None:

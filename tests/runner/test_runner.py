@@ -254,3 +254,11 @@ def test_expect_hash_needs_a_single_step(workspace, write_plan, runner_for):
     runner = runner_for(write_plan(TWO_STEPS))
     with pytest.raises(UsageError, match="--step"):
         runner.run(RunOptions(yes=True, expect_hash="abc"))
+
+
+def test_a_finished_run_supersedes_an_interrupted_one(workspace, write_plan, runner_for):
+    runner = runner_for(write_plan(TWO_STEPS))
+    interrupted = runner.state.start_run("two", "plans/p.yaml", {})
+    runner.run(RunOptions(yes=True))
+    assert runner.state.db["runs"].get(interrupted)["status"] == "superseded"
+    assert runner.state.unfinished_run() is None
