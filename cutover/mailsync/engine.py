@@ -492,9 +492,11 @@ class MailSync:
     def _fix_flags(self, task: _FolderTask, dst: MailboxSession, done: dict[int, Row],
                    src_by_uid: dict[int, MessageRef], dst_msgs: dict[int, MessageRef]) -> None:
         wanted: dict[frozenset[str], list[int]] = defaultdict(list)
+        same = _flags_agree(dst)
         for src_uid, row in done.items():
             source, target = src_by_uid.get(src_uid), dst_msgs.get(row.dst_uid)
-            if source is not None and target is not None and source.flags != target.flags:
+            if source is not None and target is not None and not same(source.flags,
+                                                                       target.flags):
                 wanted[source.flags].append(row.dst_uid)
         for flags, uids in wanted.items():
             dst.set_flags(task.target_name, uids, flags)
@@ -631,3 +633,14 @@ def _is_connection_failure(exc: BaseException) -> bool:
 
     return isinstance(exc, (ConnectionFailed, OSError)) and not isinstance(
         exc, AuthenticationFailed)
+
+
+def _flags_agree(dst: MailboxSession):
+    """How flags compare for this target: exactly, or (a store that rebuilds messages, such as
+    Graph, which cannot set \\Draft outside Drafts) on the flags verify compares, so a re-run
+    does not patch the same messages again and again."""
+    if "EXACT-CONTENT" in dst.capabilities:
+        return lambda source, target: source == target
+    from cutover.mailsync.normalised import compared_flags
+
+    return lambda source, target: compared_flags(source) == compared_flags(target)

@@ -317,3 +317,15 @@ def test_interrupted_copy_to_graph_is_rematched_not_copied_twice(cloud, source, 
     assert verify(source, target).equal
     [again] = sync(source, target, tmp_path)
     assert (again.copied, cloud.created) == (0, len(SOURCE))
+
+
+def test_flags_graph_cannot_hold_are_not_patched_again_on_every_run(cloud, source, target,
+                                                                    tmp_path):
+    with source.open(SOURCE_USER) as session:  # \Deleted: a flag Exchange Online does not keep
+        session.append(INBOX, [NewMessage(STATION,
+                                          frozenset({"\\Seen", "\\Deleted"}),
+                                          when("2024-03-22T08:00:00"))])
+    sync(source, target, tmp_path)
+    [again] = sync(source, target, tmp_path)
+    assert again.copied == 0 and again.flags_updated == 0
+    assert verify(source, target).differences == []
