@@ -31,6 +31,7 @@ from cutover.steps.base import Change, Context, Finding, Waiting, changes_digest
 from cutover.workspace import Workspace
 
 CRASH_POINTS = ("after-checkpoint", "mid-apply", "after-apply")
+MIN_HASH_PREFIX = 8
 APPLIED = ("running", "done", "failed")
 
 
@@ -126,10 +127,19 @@ class Runner:
 
     # --- contexts ------------------------------------------------------------------------
     def context(self, step: PlannedStep, item: dict[str, Any] | None = None,
-                force: bool = False, dry_run: bool = False) -> Context:
+                force: bool = False, dry_run: bool = False, params: Any = None) -> Context:
         return Context(workspace=self.workspace, plan_name=self.plan.name, step_id=step.id,
-                       params=step.params, item=item, force=force, dry_run=dry_run,
-                       clock=self.now, log=self.output.note, holds=self.state.holds)
+                       params=params if params is not None else step.params, item=item,
+                       force=force, dry_run=dry_run, clock=self.now, log=self.output.note,
+                       holds=self.state.holds)
+
+    def applied_params(self, step: PlannedStep) -> Any:
+        """The params the step's checkpoint was applied with: a rollback or a resume acts on
+        the systems the step changed, even if the plan file was edited since."""
+        checkpoint = self.state.checkpoint(self.plan.name, step.id)
+        if checkpoint is None or checkpoint.get("params") is None:
+            return step.params
+        return step.kind.Params.model_validate(checkpoint["params"])
 
     def items_for(self, step: PlannedStep) -> list[dict[str, Any] | None]:
         if step.spec.for_each is None:
@@ -173,28 +183,40 @@ class Runner:
     def run(self, options: RunOptions) -> RunResult:
         result = RunResult(self.plan.name)
         steps = self.selected_steps(options)
-        if options.dry_run:
-            return self._dry_run(steps, options, result)
         if options.expect_hash and not options.step:
             raise UsageError("--expect-hash names one step's preview: use it with --step")
+        if options.expect_hash and len(options.expect_hash) < MIN_HASH_PREFIX:
+            raise UsageError(f"--expect-hash needs at least {MIN_HASH_PREFIX} characters of "
+                             "the hash `plan show` printed")
+        if options.dry_run:
+            return self._dry_run(steps, options, result)
         if options.step:
             self._require_dependencies_done(self.plan.step(options.step))
-        run_id = self.state.start_run(self.plan.name, str(self.plan.path), options.to_json())
+        run_id = self.state.start_run(self.plan.name, self.workspace.relative(self.plan.path),
+                                      options.to_json())
         self.state.record_event("run-started", self.plan.name, message=str(options.to_json()))
         try:
             for step in steps:
                 if self._run_step(step, options, result) == "waiting":
                     self.state.finish_run(run_id, "waiting")
                     return result
-        except UsageError:
+        except BaseException as exc:
             # A refusal (no confirmation, unsafe change, bad input found at preview) before
             # this invocation changed anything leaves the state as it was, audit log apart.
-            if not result.done:
+            # A failure once a checkpoint exists keeps its run: resume picks it up.
+            if isinstance(exc, (UsageError, KeyboardInterrupt)) and not result.done and \
+                    not self._checkpointed_since(run_id):
                 self.state.db["runs"].delete(run_id)
             raise
         self.state.finish_run(run_id, "finished")
         self.state.record_event("run-finished", self.plan.name)
         return result
+
+    def _checkpointed_since(self, run_id: int) -> bool:
+        started = self.state.db["runs"].get(run_id)["started"]
+        return bool(self.state.db.execute(
+            "SELECT COUNT(*) FROM checkpoints WHERE plan = ? AND created >= ?",
+            [self.plan.name, started]).fetchone()[0])
 
     def _dry_run(self, steps: list[PlannedStep], options: RunOptions,
                  result: RunResult) -> RunResult:
@@ -237,6 +259,11 @@ class Runner:
         checkpoint = self.state.checkpoint(self.plan.name, step.id)
         if status in ("running", "failed") and checkpoint is not None:
             self.output.step_header(step, "resuming from its checkpoint")
+            reviewed = options.expect_hash
+            if reviewed and not checkpoint["preview_hash"].startswith(reviewed.lower()):
+                raise PreviewChanged(f"step {step.id}: its checkpoint holds preview "
+                                     f"{checkpoint['preview_hash'][:12]}, not the reviewed "
+                                     f"{reviewed[:12]}; nothing was applied")
             entries = checkpoint["changes"]
         else:
             entries = self._preview_and_checkpoint(step, options, result)
@@ -283,7 +310,8 @@ class Runner:
             if not self.confirm(step, changes):
                 raise ConfirmationRequired(f"step {step.id} was not confirmed; nothing changed")
         entries = [dict(change.to_json(), for_item=item) for change, item in planned]
-        self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries, digest)
+        self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries, digest,
+                                    step.params.model_dump(mode="json"))
         self.state.record_event("checkpoint", self.plan.name, step.id,
                                 message=f"{len(entries)} change(s) recorded before applying")
         _crash_if_asked(step.id, "after-checkpoint")
@@ -292,6 +320,7 @@ class Runner:
     def _apply_entries(self, step: PlannedStep, entries: list[dict[str, Any]],
                        options: RunOptions) -> None:
         instance = step.kind()
+        params = self.applied_params(step)
         status_by_item = {row["item"]: row["status"] for row in
                           self.state.items(self.plan.name, step.id)}
         crash_after = (len(entries) + 1) // 2
@@ -302,16 +331,17 @@ class Runner:
             if status_by_item.get(entry["item"]) == "done":
                 continue
             change = _change_of(entry)
-            ctx = self.context(step, entry.get("for_item"), force=options.force)
+            ctx = self.context(step, entry.get("for_item"), force=options.force, params=params)
             try:
                 instance.apply(ctx, change)
             except CutoverError as exc:
                 self._fail(step, f"apply of {change.item} failed: {str(exc).splitlines()[0]}")
             except Exception as exc:  # a bug or an unexpected system error: record, stop
                 self._fail(step, f"apply of {change.item} failed: {type(exc).__name__}: {exc}")
-            self.state.mark_item(self.plan.name, step.id, change.item, "done")
-            self.state.record_event("applied", self.plan.name, step.id, change.item,
-                                    change.before, change.after, change.describe())
+            with self.state.atomic():
+                self.state.mark_item(self.plan.name, step.id, change.item, "done")
+                self.state.record_event("applied", self.plan.name, step.id, change.item,
+                                        change.before, change.after, change.describe())
             done += 1
             self.output.progress(step, done, len(entries))
             if done == crash_after:
@@ -326,10 +356,11 @@ class Runner:
     def _verify(self, step: PlannedStep, entries: list[dict[str, Any]],
                 rollback: bool = False) -> None:
         instance = step.kind()
+        params = self.applied_params(step)
         findings: list[Finding] = []
         for item, changes in self._verification_groups(step, entries, rollback):
             try:
-                findings += instance.verify(self.context(step, item), changes)
+                findings += instance.verify(self.context(step, item, params=params), changes)
             except CutoverError as exc:
                 where = item["address"] if item else step.id
                 findings.append(Finding(where, str(exc).splitlines()[0]))
@@ -390,6 +421,8 @@ class Runner:
                 raise ConfirmationRequired("rollback was not confirmed; nothing changed")
         for name in order:
             self._rollback_step(self.plan.step(name))
+        # an interrupted run must not re-apply, on resume, what was just rolled back
+        self.state.supersede_runs(self.plan.name)
         return order
 
     def _rollback_step(self, step: PlannedStep) -> None:
@@ -408,15 +441,21 @@ class Runner:
                 break
         self.output.step_header(step, f"rolling back {len(touched)} change(s)")
         instance = step.kind()
+        params = self.applied_params(step)
         for entry in reversed(touched):
             change = _change_of(entry)
             try:
-                instance.rollback(self.context(step, entry.get("for_item"), force=True), change)
+                instance.rollback(self.context(step, entry.get("for_item"), force=True,
+                                               params=params), change)
             except CutoverError as exc:
                 self._fail(step, f"rollback of {change.item} failed: {str(exc).splitlines()[0]}")
-            self.state.mark_item(self.plan.name, step.id, change.item, "rolled_back")
-            self.state.record_event("rolled-back", self.plan.name, step.id, change.item,
-                                    change.after, change.before, f"restore {change.item}")
+            except Exception as exc:  # the step must not stay `done` with items restored
+                self._fail(step, f"rollback of {change.item} failed: {type(exc).__name__}: "
+                                 f"{exc}")
+            with self.state.atomic():
+                self.state.mark_item(self.plan.name, step.id, change.item, "rolled_back")
+                self.state.record_event("rolled-back", self.plan.name, step.id, change.item,
+                                        change.after, change.before, f"restore {change.item}")
         self._verify(step, touched, rollback=True)
         self.state.set_step(self.plan.name, step.id, step.spec.kind, "rolled_back")
         self.state.record_event("step-rolled-back", self.plan.name, step.id)

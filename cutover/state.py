@@ -60,6 +60,12 @@ def m002_settings(db: sqlite_utils.Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
 
 
+@STATE_MIGRATIONS()
+def m003_checkpoint_params(db: sqlite_utils.Database) -> None:
+    # the params a step was applied with: rollback and resume use them, not a plan edited since
+    db["checkpoints"].add_column("params", str)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -93,7 +99,7 @@ class Holds:
         if not rows:
             # a hold on a whole zone's MX is written as "dns:zone:*:MX"
             parts = key.split(":")
-            if len(parts) == 4 and parts[1:3] != ["*"]:
+            if len(parts) == 4 and parts[2] != "*":
                 rows = list(self._state.db["holds"].rows_where(
                     "key = ?", [":".join([parts[0], parts[1], "*", parts[3]])]))
         if not rows:
@@ -127,7 +133,8 @@ class State:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a checkpoint committed before a DNS or mail write survives a power loss
+            conn.execute("PRAGMA synchronous=FULL")
             state = cls(db, path)
             state.migrate(STATE_MIGRATIONS)
             return state
@@ -207,10 +214,19 @@ class State:
     def finish_run(self, run_id: int, status: str) -> None:
         with self.db.atomic():
             self.db["runs"].update(run_id, {"status": status, "finished": iso(utcnow())})
-            if status == "finished":  # an earlier interrupted run of the plan is now moot
-                self.db.execute("UPDATE runs SET status = 'superseded' WHERE plan = ? AND "
-                                "id != ? AND status NOT IN ('finished', 'superseded')",
-                                [self.db["runs"].get(run_id)["plan"], run_id])
+            if status == "finished":
+                self.supersede_runs(self.db["runs"].get(run_id)["plan"], keep=run_id)
+
+    def supersede_runs(self, plan: str, keep: int | None = None) -> None:
+        """Earlier interrupted runs of `plan` are moot once none of its steps is left
+        mid-apply: resume must not replay them."""
+        unsettled = self.db.execute(
+            "SELECT COUNT(*) FROM steps WHERE plan = ? AND status IN ('running', 'failed')",
+            [plan]).fetchone()[0]
+        if not unsettled:
+            self.db.execute("UPDATE runs SET status = 'superseded' WHERE plan = ? AND "
+                            "id != ? AND status NOT IN ('finished', 'superseded')",
+                            [plan, keep if keep is not None else -1])
 
     def unfinished_run(self) -> dict[str, Any] | None:
         rows = list(self.db["runs"].rows_where("status NOT IN ('finished', 'superseded')",
@@ -246,14 +262,15 @@ class State:
 
     # --- checkpoints and items --------------------------------------------------------------
     def write_checkpoint(self, plan: str, step_id: str, kind: str, changes: list[dict[str, Any]],
-                         preview_hash: str) -> None:
+                         preview_hash: str, params: dict[str, Any] | None = None) -> None:
         """Durably record what will change, and how to undo it, before anything changes."""
         with self.db.atomic():
             self.db["items"].delete_where("plan = ? AND step_id = ?", [plan, step_id])
             self.db["checkpoints"].upsert({"plan": plan, "step_id": step_id,
                                            "created": iso(utcnow()),
                                            "preview_hash": preview_hash,
-                                           "changes": _json(changes)}, pk=("plan", "step_id"))
+                                           "changes": _json(changes),
+                                           "params": _json(params)}, pk=("plan", "step_id"))
             self.db["items"].insert_all(
                 [{"plan": plan, "step_id": step_id, "item": change["item"], "position": index,
                   "status": "pending", "updated": iso(utcnow())}
@@ -267,6 +284,7 @@ class State:
             return None
         row = rows[0]
         row["changes"] = json.loads(row["changes"])
+        row["params"] = json.loads(row["params"]) if row.get("params") else None
         return row
 
     def items(self, plan: str, step_id: str) -> list[dict[str, Any]]:

@@ -101,6 +101,14 @@ class Workspace:
         path = Path(relative).expanduser()
         return path if path.is_absolute() else self.root / path
 
+    def relative(self, path: Path) -> str:
+        """How the state records a path: relative to the workspace when inside it, so a moved
+        or copied workspace still finds its own files (read back with `path()`)."""
+        try:
+            return str(Path(path).resolve().relative_to(self.root))
+        except ValueError:
+            return str(Path(path).resolve())
+
     def secret(self, reference: str) -> str:
         return resolve_secret(reference, self.root)
 

@@ -30,14 +30,12 @@ def show(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file."),
 
     Example: cutover plan show plans/phase2-cloud.yaml
     """
-    from cutover.commands.run import ConsoleOutput
-    from cutover.state import State
+    from cutover.commands.run import ConsoleOutput, preview_state
 
     workspace = workspace_of(ctx)
     loaded = load_plan(workspace.resolve_plan(plan))
-    state = State.open(workspace.state_path) if workspace.state_path.exists() else \
-        State.open(":memory:")
-    runner = Runner(workspace, state, loaded, ConsoleOutput(quiet=json_output))
+    runner = Runner(workspace, preview_state(workspace), loaded,
+                    ConsoleOutput(quiet=json_output))
     result = runner.run(RunOptions(dry_run=True))
     if json_output:
         print_json({"plan": loaded.name, "steps": [

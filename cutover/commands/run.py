@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -63,7 +64,10 @@ class ConsoleOutput:
 def terminal_confirm(step: PlannedStep, changes: list[Change]) -> bool:
     what = f"Apply {len(changes)} change(s) of step {step.id}?" if changes else \
         f"Roll back step {step.id}?"
-    return typer.confirm(what, default=False)
+    try:
+        return typer.confirm(what, default=False)
+    except (typer.Abort, EOFError, KeyboardInterrupt):  # Ctrl-C / Ctrl-D: a "no"
+        return False
 
 
 def _confirm_or_none():
@@ -95,14 +99,18 @@ def run_plan(workspace: Workspace, plan_argument: str, options: RunOptions,
              quiet: bool = False) -> int:
     plan = load_plan(workspace.resolve_plan(plan_argument))
     workspace.config  # noqa: B018 - validate cutover.yaml before touching state
-    state = open_state(workspace)
-    if options.dry_run:
-        runner = Runner(workspace, state, plan, ConsoleOutput(quiet), _confirm_or_none())
-        runner.run(options)
+    if options.dry_run:  # the same path as `plan show`: read-only, state included
+        Runner(workspace, preview_state(workspace), plan, ConsoleOutput(quiet)).run(options)
         return 0
+    state = open_state(workspace)
     with Locked(state, f"run {plan_argument}"):
-        runner = Runner(workspace, state, plan, ConsoleOutput(quiet), _confirm_or_none())
-        result = runner.run(options)
+        return _run_locked(workspace, state, plan, options, quiet)
+
+
+def _run_locked(workspace: Workspace, state: State, plan, options: RunOptions,
+                quiet: bool = False) -> int:
+    runner = Runner(workspace, state, plan, ConsoleOutput(quiet), _confirm_or_none())
+    result = runner.run(options)
     if result.waiting:
         step_id, until, reason = result.waiting
         console.print(f"[yellow]waiting[/yellow]: step {step_id} may not run before "
@@ -112,6 +120,14 @@ def run_plan(workspace: Workspace, plan_argument: str, options: RunOptions,
         console.print(f"plan {plan.name}: {len(result.done)} step(s) applied, "
                       f"{len(result.skipped)} already done")
     return 0
+
+
+def preview_state(workspace: Workspace) -> State:
+    """The state a preview reads: the workspace's when it exists, else an empty one in memory
+    (a preview creates nothing, and works in a read-only workspace)."""
+    if workspace.state_path.exists():
+        return State.open(workspace.state_path, create=False)
+    return State.open(":memory:")
 
 
 def register(app: typer.Typer) -> None:
@@ -145,18 +161,19 @@ def register(app: typer.Typer) -> None:
         """
         workspace = workspace_of(ctx)
         state = open_state(workspace)
-        unfinished = state.unfinished_run()
-        if unfinished is None:
-            console.print("nothing to resume: every run finished")
-            return
-        import json
-
-        saved = json.loads(unfinished["options"] or "{}")
-        options = RunOptions(step=saved.get("step"), until=saved.get("until"),
-                             yes=yes or saved.get("yes", False), force=saved.get("force", False))
-        state.db["runs"].update(unfinished["id"], {"status": "resumed"})
-        state.record_event("resume", unfinished["plan"], message=f"run {unfinished['id']}")
-        run_plan(workspace, unfinished["plan_path"], options)
+        with Locked(state, "resume"):
+            unfinished = state.unfinished_run()
+            if unfinished is None:
+                console.print("nothing to resume: every run finished")
+                return
+            saved = json.loads(unfinished["options"] or "{}")
+            # Steps resumed from a checkpoint need no confirmation; a step previewed afresh
+            # needs this command's own --yes, never the interrupted run's.
+            options = RunOptions(step=saved.get("step"), until=saved.get("until"), yes=yes,
+                                 force=saved.get("force", False))
+            state.record_event("resume", unfinished["plan"], message=f"run {unfinished['id']}")
+            _run_locked(workspace, state, load_plan(workspace.path(unfinished["plan_path"])),
+                        options)
 
     @app.command()
     def status(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
@@ -227,7 +244,7 @@ def register(app: typer.Typer) -> None:
         if not workspace.state_path.exists():
             raise RollbackRefused(f"step {step} has never run in this workspace")
         state = open_state(workspace)
-        plan_path = _plan_of_step(state, step, plan)
+        plan_path = _plan_of_step(workspace, state, step, plan)
         with Locked(state, f"rollback {step}"):
             runner = Runner(workspace, state, load_plan(plan_path), ConsoleOutput(),
                             _confirm_or_none())
@@ -247,9 +264,12 @@ def register(app: typer.Typer) -> None:
         text = runbook_markdown(load_plan(path), _display_path(path, workspace))
         if output is None:
             sys.stdout.write(text)
-        else:
+            return
+        try:
             output.write_text(text)
-            console.print(f"wrote {output}")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+        console.print(f"wrote {output}")
 
     @app.command()
     def init(ctx: typer.Context,
@@ -290,7 +310,8 @@ def _display_path(path: Path, workspace: Workspace) -> str:
         return str(path)
 
 
-def _plan_of_step(state: State, step_id: str, plan_name: str | None) -> Path:
+def _plan_of_step(workspace: Workspace, state: State, step_id: str, plan_name: str | None
+                  ) -> Path:
     rows = [row for row in state.steps() if row["step_id"] == step_id
             and (plan_name is None or row["plan"] == plan_name)]
     if not rows:
@@ -299,7 +320,7 @@ def _plan_of_step(state: State, step_id: str, plan_name: str | None) -> Path:
         names = ", ".join(sorted(row["plan"] for row in rows))
         raise UsageError(f"step {step_id} exists in several plans ({names}): add --plan NAME")
     plans = {row["plan"]: row["plan_path"] for row in state.plans()}
-    path = Path(plans.get(rows[0]["plan"], ""))
+    path = workspace.path(plans.get(rows[0]["plan"], ""))
     if not path.is_file():
         raise NotFound(f"plan file of {rows[0]['plan']} is gone: {path}")
     return path
@@ -311,7 +332,7 @@ def status_report(workspace: Workspace, state: State) -> dict[str, Any]:
         rows = {row["step_id"]: row for row in state.steps(run_row["plan"])}
         order: list[str] = list(rows)
         kinds = {step_id: row["kind"] for step_id, row in rows.items()}
-        path = Path(run_row["plan_path"])
+        path = workspace.path(run_row["plan_path"])
         now = state.now()
         try:
             plan = load_plan(path)

@@ -10,7 +10,7 @@ from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 class FilesParams(Params):
     files: dict[str, str | None]
-    fail_on: str | None = None  # a file whose apply raises, to test failures
+    fail_on: str | None = None  # a file whose apply raises during an `outage`
     unsafe: bool = False  # preview refuses unless --force, as a safety threshold would
 
 
@@ -38,7 +38,8 @@ class TestFiles(Step):
         return changes
 
     def apply(self, ctx: Context, change: Change) -> None:
-        if change.item == ctx.params.fail_on:
+        # a transient failure: the item fails while the workspace holds `outage`
+        if change.item == ctx.params.fail_on and ctx.workspace.path("outage").exists():
             raise StepFailed(f"cannot write {change.item}")
         self._write(ctx, change.item, change.after)
 

@@ -103,13 +103,14 @@ def test_failed_apply_marks_step_failed_and_rerun_finishes_the_rest(workspace, w
             kind: test.files
             params: {files: {a.txt: "A", b.txt: "B"}, fail_on: b.txt}
         """)
+    (workspace.root / "outage").write_text("the target is down")
     runner = runner_for(plan)
     with pytest.raises(StepFailed, match="b.txt"):
         runner.run(RunOptions(yes=True))
     assert runner.state.step_status("flaky", "write") == "failed"
     items = {i["item"]: i["status"] for i in runner.state.items("flaky", "write")}
     assert items == {"a.txt": "done", "b.txt": "pending"}
-    plan.write_text(plan.read_text().replace(", fail_on: b.txt", ""))
+    (workspace.root / "outage").unlink()
     fixed = runner_for(plan)
     assert fixed.run(RunOptions(yes=True)).done == ["write"]
     assert (workspace.root / "b.txt").read_text() == "B"
@@ -260,5 +261,25 @@ def test_a_finished_run_supersedes_an_interrupted_one(workspace, write_plan, run
     runner = runner_for(write_plan(TWO_STEPS))
     interrupted = runner.state.start_run("two", "plans/p.yaml", {})
     runner.run(RunOptions(yes=True))
+    assert runner.state.db["runs"].get(interrupted)["status"] == "superseded"
+    assert runner.state.unfinished_run() is None
+
+
+def test_rollback_acts_with_the_params_the_step_was_applied_with(workspace, write_plan,
+                                                                 runner_for):
+    plan = write_plan(TWO_STEPS)
+    runner_for(plan).run(RunOptions(yes=True, step="first"))
+    plan.write_text(plan.read_text().replace("a.txt: \"A1\"", "elsewhere.txt: \"A1\""))
+    edited = runner_for(plan)
+    edited.rollback("first", yes=True)
+    assert not (workspace.root / "a.txt").exists()  # what the step wrote, not the edited plan
+
+
+def test_a_rollback_closes_the_interrupted_run_so_resume_does_not_replay_it(
+        workspace, write_plan, runner_for):
+    runner = runner_for(write_plan(TWO_STEPS))
+    runner.run(RunOptions(yes=True, step="first"))
+    interrupted = runner.state.start_run("two", "plans/p.yaml", {"yes": True})
+    runner.rollback("first", yes=True)
     assert runner.state.db["runs"].get(interrupted)["status"] == "superseded"
     assert runner.state.unfinished_run() is None
