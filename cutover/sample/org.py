@@ -44,7 +44,8 @@ FUNCTIONAL = [
 ]
 
 SHARED = [("info", "Agency Information"), ("procurement", "Procurement Office"),
-          ("hr-office", "Human Resources"), ("legal", "Legal Affairs"), ("press", "Press Office")]
+          ("hr-office", "Human Resources"), ("legal", "Legal Affairs"), ("press", "Press Office"),
+          ("duty-officer", "Duty Officer"), ("records-office", "Records Office")]
 ROOMS = [("room-vienna-a", "Meeting Room Vienna A", "RoomMailbox"),
          ("room-board", "Board Room", "RoomMailbox"),
          ("room-lab-2", "Laboratory 2", "RoomMailbox"),

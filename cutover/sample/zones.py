@@ -66,6 +66,9 @@ POSTFIX_MAPS = {
 # virtual alias map of the Linux mail host ({VERIFY_DOMAIN})
 # old address                      new address
 postmaster@{VERIFY_DOMAIN}          root@localhost
+# targets of the functional accounts' rules: people's shared mailboxes
+duty-officer@{VERIFY_DOMAIN}        duty-officer@{OLD_DOMAIN}
+request-archive@{VERIFY_DOMAIN}     records-office@{OLD_DOMAIN}
 """,
     "transport": f"""\
 # transport map of the Linux mail host

@@ -28,6 +28,8 @@ from cutover.item_template import expand
 from cutover.parsers.postfix_map import parse_map, put_back_entry, set_entry
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
+CREDENTIAL_MAP_WORDS = ("sasl", "passwd", "password", "secret", "credential")
+
 
 class PostfixMapsParams(Params):
     server: str
@@ -40,6 +42,10 @@ class PostfixMapsParams(Params):
     def _plain_file_name(cls, value: str) -> str:
         if not value or "/" in value or value.startswith("."):
             raise ValueError("map must be a file name in the server's map directory")
+        if any(word in value.lower() for word in CREDENTIAL_MAP_WORDS):
+            # the prior file text goes into the checkpoint and the audit log: never secrets
+            raise ValueError(f"{value} looks like a credentials map (SASL passwords): cutover "
+                             "does not edit those")
         return value
 
     @field_validator("entries")

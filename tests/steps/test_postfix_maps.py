@@ -287,3 +287,13 @@ def test_plan_naming_an_unknown_server_exits_2_with_one_line(workspace, capsys):
     code, err = cutover(capsys, workspace, "run", "plans/bad.yaml", "--yes")
     assert (code, err) == (2, "error: cutover.yaml has no postfix.mx9 (configured: linux-mx)\n")
     assert read(workspace, "transport") == TRANSPORT.encode()
+
+
+@pytest.mark.parametrize("name", ["sasl_passwd", "smtp_sasl_password_maps", "relay_credentials"])
+def test_credential_maps_are_refused_so_no_password_reaches_state(name):
+    from pydantic import ValidationError
+
+    from cutover.steps.postfix_maps import PostfixMapsParams
+
+    with pytest.raises(ValidationError, match="credentials map"):
+        PostfixMapsParams(server="linux-mx", map=name, entries={"[relay]:587": "user:pw"})
