@@ -82,7 +82,8 @@ class Comparison:
 
 def compare(src: MailboxSession, dst: MailboxSession, rules: FolderRules | None = None,
             delete: bool = True) -> Comparison:
-    """`delete=False` accepts extra target messages (a sync without --delete keeps them)."""
+    """`delete=False` accepts extra target messages (a sync without --delete keeps them), but
+    not more copies of a source message than the source holds: a sync never makes those."""
     rules = rules or FolderRules()
     src_folders, dst_folders = src.folders(), dst.folders()
     mapping = plan_folders(src_folders, dst_folders, rules)
@@ -146,7 +147,7 @@ def _compare_group(diff: FolderDiff, a: list[Entry], b: list[Entry], delete: boo
     """One message on both sides (a list each: duplicates are counted)."""
     if len(a) > len(b):
         diff.missing += len(a) - len(b)
-    elif len(b) > len(a) and delete:
+    elif len(b) > len(a) and (delete or a):  # a duplicated copy is extra even without delete
         diff.extra += len(b) - len(a)
     common = min(len(a), len(b))
     if not common:

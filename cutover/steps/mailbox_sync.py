@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cutover.connectors.mailstore import MailStore
+from cutover.connectors.mailstore import FolderInfo, MailboxSession, MailStore
 from cutover.errors import UsageError
 from cutover.item_template import expand
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.folders import FolderRules
-from cutover.mailsync.identity import IdentityMap
+from cutover.mailsync.identity import IdentityMap, Row
 from cutover.mailsync.verify import BY_CONTENT, compare
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
@@ -72,6 +72,45 @@ def _rules(params: MailboxSyncParams) -> FolderRules:
 
 def _options(params: MailboxSyncParams, dry_run: bool) -> SyncOptions:
     return SyncOptions(_rules(params), delete=params.delete, dry_run=dry_run, jobs=params.jobs)
+
+
+def _copied_by_this_step(rows: list[Row], folders_before: dict[str, list[int]],
+                         current: dict[str, FolderInfo]) -> list[Row]:
+    """The identity rows of the target messages this step copied: in a folder it created, or
+    at or above the UIDNEXT the folder had at preview time. Rows of earlier copies (another
+    step over the same pair) and pending rows (no target UID yet: a re-run re-matches them
+    by digest) are not among them."""
+    copied = []
+    for row in rows:
+        old = folders_before.get(row.dst_folder)
+        ours = old is None or (row.dst_uidvalidity == old[0] and (row.dst_uid or 0) >= old[1])
+        if ours and row.dst_uid and row.dst_folder in current:
+            copied.append(row)
+    return copied
+
+
+def _by_folder(rows: list[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault(row.dst_folder, []).append(row)
+    return grouped
+
+
+def _remove_created_folders(target: MailboxSession, current: dict[str, FolderInfo],
+                            folders_before: dict[str, list[int]],
+                            parents_before: list[str]) -> set[str]:
+    """Delete the folders the step created, once empty; returns the names deleted."""
+    created = [n for n, f in current.items() if f.selectable and n not in folders_before
+               and target.folder(n).messages == 0]
+    parents = [n for n, f in current.items() if not f.selectable and n not in parents_before]
+    removed = set()
+    for name in sorted(created + parents, key=lambda n: -n.count("/")):
+        if name in parents and any(o.startswith(name + "/") for o in current
+                                   if o not in created and o not in parents):
+            continue  # still holds folders that were there before
+        target.delete_folder(name)
+        removed.add(name)
+    return removed
 
 
 @register
@@ -149,30 +188,19 @@ class MailboxSync(Step):
         pair = before.get("pair", account.pair)
         identity = IdentityMap.open(ctx.workspace.state_path)
         try:
-            rows = identity.all_rows(pair)
             with account.target.open(account.target_user) as target:
                 current = {f.name: f for f in target.folders()}
-                copied: dict[str, list[int]] = {}
-                for row in rows:
-                    old = folders_before.get(row.dst_folder)
-                    ours = old is None or (row.dst_uidvalidity == old[0] and
-                                           (row.dst_uid or 0) >= old[1])
-                    if ours and row.dst_uid and row.dst_folder in current:
-                        copied.setdefault(row.dst_folder, []).append(row.dst_uid)
-                for folder, uids in copied.items():
-                    target.delete(folder, uids)
-                created = [n for n, f in current.items() if f.selectable and n not in
-                           folders_before and target.folder(n).messages == 0]
-                parents = [n for n, f in current.items() if not f.selectable and n not in
-                           before.get("target_parents", [])]
-                for name in sorted(created + parents, key=lambda n: -n.count("/")):
-                    if name in parents and any(o.startswith(name + "/") for o in current
-                                               if o not in created and o not in parents):
-                        continue  # still holds folders that were there before
-                    target.delete_folder(name)
-            identity.drop(pair, rows)
-            for src_folder in identity.folder_records(pair):
-                identity.forget_folder(pair, src_folder)
+                copied = _copied_by_this_step(identity.all_rows(pair), folders_before, current)
+                for folder, rows in _by_folder(copied).items():
+                    target.delete(folder, [row.dst_uid for row in rows])
+                removed = _remove_created_folders(target, current, folders_before,
+                                                  before.get("target_parents", []))
+            # Only this step's records go: another step over the same pair (copy-to-cloud,
+            # then final-sync) keeps its own, so a re-run copies nothing it already copied.
+            identity.drop(pair, copied)
+            for src_folder, record in identity.folder_records(pair).items():
+                if record.dst_folder in removed:
+                    identity.forget_folder(pair, src_folder)
         finally:
             identity.close()
 

@@ -90,3 +90,43 @@ def test_verify_reports_a_message_removed_from_the_target(workspace):
         session.delete("Sent", [session.list_messages("Sent")[0].uid])
     [finding] = step.verify(ctx, [change])
     assert "Sent -> Sent: 1 missing" in finding.problem
+
+
+def source(workspace: Workspace):
+    return workspace.connector("mailstores", "exchange").open(ITEM["address"])
+
+
+def test_rolling_back_a_second_sync_of_the_same_pair_keeps_the_first_ones_copies(workspace):
+    step = MailboxSync()
+    first = context(workspace)
+    second = Context(workspace, "phase2", "final-sync", first.params, dict(ITEM))
+    [copy] = step.preview(first)
+    step.apply(first, copy)
+    with source(workspace) as session:
+        session.append(INBOX, [NewMessage(b"Subject: late\r\n\r\narrived after the copy\r\n")])
+    [final] = step.preview(second)
+    step.apply(second, final)
+    checkpoint = Change.from_json(final.to_json())
+    step.rollback(second, checkpoint)
+    assert step.verify(second, [checkpoint.inverse()]) == []
+    with target(workspace) as session:
+        assert count(session) == 21
+    [again] = step.preview(second)
+    assert again.after["copy"] == {INBOX: 1}
+    step.apply(second, again)
+    assert step.verify(second, [again]) == []
+    with target(workspace) as session:
+        assert count(session) == 22
+    assert step.preview(first) == []
+
+
+def test_verify_reports_a_message_copied_twice_even_without_delete(workspace):
+    step, ctx = MailboxSync(), context(workspace)
+    [change] = step.preview(ctx)
+    step.apply(ctx, change)
+    with source(workspace) as session:
+        [(_, content)] = session.fetch("Sent", [session.list_messages("Sent")[0].uid])
+    with target(workspace) as session:
+        session.append("Sent", [NewMessage(content)])
+    [finding] = step.verify(ctx, [change])
+    assert "Sent -> Sent: 1 extra" in finding.problem
