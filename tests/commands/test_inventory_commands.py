@@ -8,7 +8,10 @@ import sys
 import pytest
 
 from cutover.cli import main
+from cutover.sample.org import recipients as sample_recipients
 from tests.inventory.sample_org import write_sample_workspace
+
+SAMPLE_SIZE = len(sample_recipients())
 
 
 def cutover(capsys, root, *args):
@@ -26,7 +29,7 @@ def root(tmp_path):
 def test_collect_stores_a_snapshot_and_prints_class_counts(capsys, root):
     code, out, err = cutover(capsys, root, "inventory", "collect")
     assert code == 0, err
-    assert out.startswith("snapshot 1 from exchange-csv: 69 recipients")
+    assert out.startswith(f"snapshot 1 from exchange-csv: {SAMPLE_SIZE} recipients")
     assert "verification 13" in out and "unknown 2" in out
 
 
@@ -93,12 +96,12 @@ def test_report_in_all_four_formats(capsys, root, tmp_path):
     assert "At 25.0 MB/s, measured." in md
     code, text, _ = cutover(capsys, root, "report", "inventory", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == 69
+    assert len(rows) == SAMPLE_SIZE
     assert {r["class"] for r in rows} == {"people", "verification", "shared", "resource",
                                           "service", "unknown"}
     code, text, _ = cutover(capsys, root, "report", "inventory", "--format", "json")
     summary = json.loads(text)
-    assert summary["totals"]["recipients"] == 69
+    assert summary["totals"]["recipients"] == SAMPLE_SIZE
     assert [p["destination"] for p in summary["phases"]] == ["linux", "cloud"]
     assert summary["phases"][0]["mailboxes"] == 13
     assert summary["forwarding"][0]["to"] == "archive@verify.example.org"
@@ -148,4 +151,4 @@ def test_module_entry_point_runs(root):
     result = subprocess.run([sys.executable, "-m", "cutover", "--workspace", str(root),
                              "inventory", "collect", "--json"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["recipients"] == 69
+    assert json.loads(result.stdout)["recipients"] == SAMPLE_SIZE

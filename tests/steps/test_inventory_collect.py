@@ -4,11 +4,14 @@ import pytest
 
 from cutover.errors import WorldChanged
 from cutover.inventory import store
+from cutover.sample.org import recipients as sample_recipients
 from cutover.state import State
 from cutover.steps.base import Change, Context
 from cutover.steps.inventory_collect import InventoryCollect
 from cutover.workspace import Workspace
 from tests.inventory.sample_org import write_sample_workspace
+
+SAMPLE_SIZE = len(sample_recipients())
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 
@@ -32,10 +35,10 @@ def test_preview_offers_one_snapshot_and_apply_stores_it(ctx):
     step = InventoryCollect()
     changes = step.preview(ctx)
     assert [c.item for c in changes] == ["snapshot from exchange-csv"]
-    assert changes[0].after["recipients"] == 69 and changes[0].before is None
+    assert changes[0].after["recipients"] == SAMPLE_SIZE and changes[0].before is None
     step.apply(ctx, changes[0])
     assert step.verify(ctx, changes) == []
-    assert [s["recipients"] for s in snapshots(ctx)] == [69]
+    assert [s["recipients"] for s in snapshots(ctx)] == [SAMPLE_SIZE]
 
 
 def test_second_apply_changes_nothing_and_preview_is_empty(ctx):
