@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in arguments
     try:
         mount_commands(only=_command_named(arguments))
-        app(args=argv, standalone_mode=False)
+        result = app(args=argv, standalone_mode=False)
+        if isinstance(result, int) and result:  # a command that returns its exit code
+            sys.exit(result)
     except CutoverError as exc:
         if debug:
             raise

@@ -95,8 +95,8 @@ class _Lines:
         self.lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                self.lines[path + (key.value,)] = key.start_mark.line + 1
                 self._walk(value, path + (key.value,))
+                # a key's own line, not its value's: "unknown key" points at the key
                 self.lines[path + (key.value,)] = key.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
             for index, value in enumerate(node.value):
@@ -151,20 +151,35 @@ def load_plan(path: Path | str) -> Plan:
     except ValidationError as exc:
         problems = _pydantic_problems(exc, file, lines)
         problems += _step_problems_from_raw(data, file, lines)
+        raw = data.get("steps") if isinstance(data.get("steps"), list) else []
+        problems += _cycle_problems([(r.get("id"), r.get("requires")) for r in raw
+                                     if isinstance(r, dict)], file, lines)[1]
         raise PlanInvalid(_unique(problems)) from None
     steps, problems = _check_steps(spec, file, lines)
-    graph = None
-    if not problems:
-        try:
-            graph = StepGraph({s.id: s.requires for s in spec.steps})
-        except CycleFound as cycle:
-            first = spec.steps[[s.id for s in spec.steps].index(cycle.cycle[0])]
-            problems.append(Problem(file, lines.line(("steps", spec.steps.index(first),
-                                                      "requires")), str(cycle)))
+    graph, cycle = _cycle_problems([(s.id, s.requires) for s in spec.steps], file, lines)
+    problems += cycle
     if problems:
         raise PlanInvalid(_unique(problems))
     digest = hashlib.sha256(text.encode()).hexdigest()
     return Plan(spec.name, spec.description, path.resolve(), steps, digest, graph)
+
+
+def _cycle_problems(steps: list[tuple[Any, Any]], file: str, lines: _Lines
+                    ) -> tuple[StepGraph | None, list[Problem]]:
+    """The requires graph, or the cycle in it, whatever else is wrong with the plan. Skipped
+    while ids are duplicated or `requires` names unknown steps (reported on their own)."""
+    ids = [step_id for step_id, _ in steps]
+    if not all(isinstance(step_id, str) for step_id in ids) or len(set(ids)) != len(ids) or \
+            not all(isinstance(deps, list | None) for _, deps in steps):
+        return None, []
+    requires = {step_id: list(deps or []) for step_id, deps in steps}
+    if any(dep not in requires for deps in requires.values() for dep in deps):
+        return None, []
+    try:
+        return StepGraph(requires), []
+    except CycleFound as cycle:
+        where = lines.line(("steps", ids.index(cycle.cycle[0]), "requires"))
+        return None, [Problem(file, where, str(cycle))]
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -110,7 +110,7 @@ def _step_section(number: int, step, plan_argument: str) -> list[str]:
               f"cutover run {plan_argument} --step {spec.id} --expect-hash HASH", "```", ""]
     checks = instance.manual_checks(step.params)
     lines += ["**Verify by hand**", ""]
-    lines += [f"- `{check}`" if not check.startswith("-") else check for check in checks] or []
+    lines += [f"- `{check}`" if not check.startswith("-") else check for check in checks]
     if not checks:
         lines += ["- `cutover status` shows the step `done` only after its verification passed."]
     lines += [""]

@@ -138,3 +138,16 @@ def test_generated_plans_load_or_fail_with_located_problems_only(tmp_path, steps
         for step in steps:
             for dep in step["requires"]:
                 assert order.index(dep) < order.index(step["id"])
+
+
+def test_a_cycle_is_reported_together_with_other_problems(tmp_path):
+    path = write(tmp_path, """\
+        name: both
+        colour: blue
+        steps:
+          - {id: a, kind: test.files, requires: [b], params: {files: {}}}
+          - {id: b, kind: test.files, requires: [a], params: {files: {}, size: 3}}
+        """)
+    assert set(problems(path)) == {f"{path}:2: colour: unknown key",
+                                   f"{path}:5: steps.1.params.size: unknown key",
+                                   f"{path}:4: requires form a cycle: a -> b -> a"}
