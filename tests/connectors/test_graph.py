@@ -16,20 +16,19 @@ from cutover.connectors.graph import GraphMailStore, UidMap, retry_after_seconds
 from cutover.connectors.mailstore import MailboxSession, MailStore, NewMessage
 from cutover.errors import AuthenticationFailed, ConnectionFailed, NotFound
 from cutover.workspace import Workspace
-
-RECORDED = Path(__file__).parent.parent / "recorded" / "graph"
-TENANT = "0f3c7a52-6d2e-4b7e-9d7a-2a4c1e9b8f10"
-CLIENT = "6731de76-14a6-49ae-97bc-6eba6914391e"
-SECRET = "Qx8~recorded.Secret-Value_DoNotLeak"
-LOGIN = f"https://login.microsoftonline.com/{TENANT}"
-GRAPH = "https://graph.microsoft.com/v1.0"
-USER = "anna.berg@example.org"
-MAILBOX = f"{GRAPH}/users/{USER}"
-IDS = json.loads((RECORDED / "folder-ids.json").read_text())
-
-
-def recorded(name: str) -> str:
-    return (RECORDED / name).read_text()
+from tests.graph_recordings import (
+    CLIENT,
+    GRAPH,
+    IDS,
+    LOGIN,
+    MAILBOX,
+    SECRET,
+    TENANT,
+    USER,
+    recorded,
+    register_sign_in,
+)
+from tests.graph_recordings import LOT42_MIME as MIME
 
 
 def first_page(request) -> tuple[bool, str]:
@@ -43,12 +42,7 @@ def skip_page(request) -> tuple[bool, str]:
 @pytest.fixture
 def graph(monkeypatch):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{LOGIN}/v2.0/.well-known/openid-configuration",
-                 body=recorded("openid-configuration.json"), content_type="application/json")
-        mock.post(f"{LOGIN}/oauth2/v2.0/token", body=recorded("token.json"),
-                  content_type="application/json")
-        mock.get(f"{MAILBOX}/mailFolders/inbox", body=recorded("inbox-id.json"),
-                 content_type="application/json")
+        register_sign_in(mock)
         yield mock
 
 
@@ -229,16 +223,7 @@ def test_fetch_streams_the_mime_of_each_uid_and_skips_vanished_ones(with_folders
     assert fetched == [(1, mime)]
 
 
-MIME = (b"Return-Path: <erik@example.net>\r\n"
-        b"From: Erik Lund <erik@example.net>\r\n"
-        b"To: Anna Berg <anna.berg@example.org>\r\n"
-        b"Subject: =?utf-8?q?R=C3=A9sultats_du_lot_42?=\r\n"
-        b"Date: Sun, 5 Nov 2023 08:14:00 +0100\r\n"
-        b"Message-ID: <lot42.1699168440@example.net>\r\n"
-        b"Content-Type: text/plain; charset=utf-8\r\n"
-        b"Content-Transfer-Encoding: 8bit\r\n"
-        b"\r\n"
-        b"R\xc3\xa9sultats en pi\xc3\xa8ce jointe.\r\n")
+
 
 
 def test_append_creates_a_received_message_with_extended_properties(with_folders, store):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cutover.mailsync.normalised import (
     IdentityPool,
     MessageIdentity,
@@ -12,20 +10,8 @@ from cutover.mailsync.normalised import (
     message_identity,
     pair_up,
 )
-
-RECORDED = Path(__file__).parent.parent / "recorded" / "graph"
-
-# What the source (Dovecot, Maildir) holds; message-value.eml is what Graph serves back for it.
-ORIGINAL = (b"Return-Path: <erik@example.net>\r\n"
-            b"From: Erik Lund <erik@example.net>\r\n"
-            b"To: Anna Berg <anna.berg@example.org>\r\n"
-            b"Subject: =?utf-8?q?R=C3=A9sultats_du_lot_42?=\r\n"
-            b"Date: Sun, 5 Nov 2023 08:14:00 +0100\r\n"
-            b"Message-ID: <lot42.1699168440@example.net>\r\n"
-            b"Content-Type: text/plain; charset=utf-8\r\n"
-            b"Content-Transfer-Encoding: 8bit\r\n"
-            b"\r\n"
-            b"R\xc3\xa9sultats en pi\xc3\xa8ce jointe.\r\n")
+from tests.graph_recordings import LOT42_MIME as ORIGINAL
+from tests.graph_recordings import RECORDED
 
 NO_ID = (b"From: \"Labor Station 3\" <STATION3@Labor.Example.org>\r\n"
          b"Subject: Messwerte\r\n   KW 12\r\n"

@@ -25,16 +25,16 @@ from cutover.mailsync import engine
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.verify import BY_CONTENT, BY_IDENTITY, compare
 from cutover.workspace import Workspace
-from tests.connectors.test_graph import (
+from tests.graph_recordings import (
     CLIENT,
     GRAPH,
     IDS,
-    LOGIN,
     MAILBOX,
     SECRET,
     TENANT,
     USER,
     recorded,
+    register_sign_in,
 )
 
 SOURCE_USER = "anna.berg"
@@ -176,12 +176,7 @@ def cloud(monkeypatch):
     import responses
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{LOGIN}/v2.0/.well-known/openid-configuration",
-                 body=recorded("openid-configuration.json"), content_type="application/json")
-        mock.post(f"{LOGIN}/oauth2/v2.0/token", body=recorded("token.json"),
-                  content_type="application/json")
-        mock.get(f"{MAILBOX}/mailFolders/inbox", body=recorded("inbox-id.json"),
-                 content_type="application/json")
+        register_sign_in(mock)
         mock.post(f"{GRAPH}/$batch", body=recorded("well-known-batch.json"),
                   content_type="application/json")
         mock.get(f"{MAILBOX}/mailFolders", body=recorded("mailfolders-page1.json"),
