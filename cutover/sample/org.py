@@ -85,11 +85,16 @@ def _person_local(name: str) -> str:
     return f"{first}.{'-'.join(rest)}"
 
 
+def _person(name: str) -> SampleRecipient:
+    """first.last@, with the short alias flast@ that older staff still give out."""
+    local = _person_local(name)
+    first, last = local.split(".", 1)
+    return SampleRecipient(local, name, "UserMailbox", "person",
+                           aliases=(f"{first[0]}{last}@{OLD_DOMAIN}",))
+
+
 def recipients() -> list[SampleRecipient]:
-    people = [SampleRecipient(_person_local(name), name, "UserMailbox", "person",
-                              aliases=(f"{_person_local(name).split('.')[0][0]}"
-                                       f"{_person_local(name).split('.')[1]}@{OLD_DOMAIN}",))
-              for name in PEOPLE]
+    people = [_person(name) for name in PEOPLE]
     functional = [SampleRecipient(local, display, kind, "functional", carries)
                   for local, display, kind, carries in FUNCTIONAL]
     shared = [SampleRecipient(local, display, "SharedMailbox", "shared")
