@@ -95,7 +95,7 @@ def engine_noop(ports: dict[str, int], state: Path) -> str:
     are loaded (the process figure above adds interpreter start-up and imports)."""
     code = f"""
 import statistics, time
-from cutover.connectors.imap import ImapMailStore, parse_endpoint
+from cutover.connectors.imap.store import ImapMailStore, parse_endpoint
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 def store(port):
     return ImapMailStore(parse_endpoint(f"imap://x@127.0.0.1:{{port}}")[0], lambda: "secret")

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cutover.errors import PlanInvalid, Problem
-from cutover.graph import CycleFound, StepGraph
+from cutover.step_graph import CycleFound, StepGraph
 from cutover.steps.base import STEP_KINDS, Step, iter_kinds
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

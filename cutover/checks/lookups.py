@@ -21,8 +21,8 @@ import dns.rdatatype
 import dns.resolver
 
 from cutover.checks.mail_dns import MAX_CNAME_HOPS
+from cutover.dns_model import RRset, parse_value, relative_name
 from cutover.errors import ConnectionFailed, UsageError
-from cutover.parsers.zone_records import RRset, parse_value, relative_name
 
 Values = list[str] | None
 
@@ -41,7 +41,7 @@ class ResolverLookup:
         if server is None:
             self.resolver = dns.resolver.Resolver()
         else:
-            from cutover.connectors.rfc2136 import parse_address
+            from cutover.connectors.bind.rfc2136 import parse_address
 
             address = parse_address(server)
             self.address = address

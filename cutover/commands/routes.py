@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
-from cutover.routing import DomainRoute, Routing, compute_routing
+from cutover.routes.domains import DomainRoute, Routing, compute_routing
 
 
 def _mx_text(route: DomainRoute) -> str:

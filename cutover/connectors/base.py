@@ -49,7 +49,7 @@ def load_all() -> dict[str, type]:
     """Import every connector module (once) so their kinds are registered."""
     import cutover.connectors as package
 
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "base":
-            importlib.import_module(f"{package.__name__}.{module.name}")
+    for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+        if module.name != f"{package.__name__}.base":
+            importlib.import_module(module.name)
     return CONNECTOR_KINDS

@@ -9,7 +9,7 @@
     zone_for(name)                   the zone (of this provider) that holds `name`, or None
 
 Names are relative to the zone ("@" is the apex); values are canonical (see
-cutover.parsers.zone_records). This module registers no connector kind.
+cutover.dns_model). This module registers no connector kind.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cutover.parsers.zone_records import RRset
+from cutover.dns_model import RRset
 
 #: Provider-level safety settings a `dns.records` step falls back to (see cutover.safety).
 SAFETY_KEYS = ("max_update_share", "max_delete_share", "min_existing_records")
@@ -63,7 +63,7 @@ class DnsZone(Protocol):
 
 def changed_message(zone: str, edit: Edit, current: RRset | None, where: str) -> str:
     """The WorldChanged message: what the RRset is now, what the preview expected."""
-    from cutover.parsers.zone_records import fqdn
+    from cutover.dns_model import fqdn
 
     now = current.describe() if current else "absent"
     expected = edit.before.describe() if edit.before else "absent"

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 from cutover.errors import ConfigInvalid, CutoverError, NotFound
 from cutover.inventory import store
+from cutover.inventory.account_rules import RoutingIndex
 from cutover.inventory.classify import Classifier
-from cutover.inventory.routing import RoutingIndex
 from cutover.inventory.traits import parse_headers, traits_from_headers
 
 DEFAULT_SAMPLE = 50

@@ -24,7 +24,7 @@ def store_for_url(url: str, password: Callable[[], str] | None,
                   tls_verify: bool = True) -> tuple[MailStore, str]:
     scheme = url.partition(":")[0].lower()
     if scheme in ("imap", "imaps"):
-        from cutover.connectors.imap import ImapMailStore, parse_endpoint
+        from cutover.connectors.imap.store import ImapMailStore, parse_endpoint
 
         endpoint, user = parse_endpoint(url)
         if not user:
@@ -34,7 +34,7 @@ def store_for_url(url: str, password: Callable[[], str] | None,
         return ImapMailStore(endpoint, password, oauth2_token=token,
                              tls_verify=tls_verify), user
     if scheme == "maildir":
-        from cutover.connectors.maildir import MaildirMailStore
+        from cutover.connectors.dovecot.maildir import MaildirMailStore
 
         rest = url[len("maildir:"):]
         path = Path(rest[2:] if rest.startswith("//") else rest)
@@ -45,7 +45,7 @@ def store_for_url(url: str, password: Callable[[], str] | None,
             raise UsageError(f"not a Maildir URL: {url}")
         return MaildirMailStore(path.parent), path.name
     if scheme == "ews":
-        from cutover.connectors.ews import EwsMailStore
+        from cutover.connectors.exchange.ews_store import EwsMailStore
 
         parts = urlsplit(url)
         if not parts.hostname or not parts.username:

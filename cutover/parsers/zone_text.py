@@ -29,7 +29,7 @@ import dns.rdatatype
 import dns.ttl
 import dns.zone
 
-from cutover.parsers.zone_records import (
+from cutover.dns_model import (
     RRset,
     rdata_text,
     relative_text,

@@ -70,7 +70,7 @@ def print_summary(workspace: Workspace) -> None:
 def _print_routes(workspace: Workspace) -> None:
     """Where mail for each domain now goes, and which old addresses forward where."""
     from cutover.commands.routes import domains_table
-    from cutover.routing import compute_routing
+    from cutover.routes.domains import compute_routing
 
     routing = compute_routing(workspace)
     console.print(domains_table(routing))

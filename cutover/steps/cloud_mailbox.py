@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cutover.connectors.graph_directory import has_mailbox
+from cutover.connectors.m365.directory import has_mailbox
 from cutover.errors import StepFailed
 from cutover.item_template import expand
 from cutover.steps.base import Change, Context, Finding, Params, Step, register

@@ -29,8 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cutover.connectors.dns_zone import DnsZone, Edit, ServerError, serial_newer_or_equal
-from cutover.errors import CapabilityMissing, UsageError
-from cutover.parsers.zone_records import (
+from cutover.dns_model import (
     APEX,
     UNCHANGEABLE_TYPES,
     RecordInvalid,
@@ -42,6 +41,7 @@ from cutover.parsers.zone_records import (
     same_rrset,
     zone_text,
 )
+from cutover.errors import CapabilityMissing, UsageError
 from cutover.safety import Thresholds, ZoneChangeCounts, raise_if_unsafe
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import model_validator
 
-from cutover.connectors.exchange_forwarding import Forwarding
+from cutover.connectors.exchange.forwarding import Forwarding
 from cutover.errors import UsageError, WorldChanged
 from cutover.item_template import expand
 from cutover.steps.base import Change, Context, Finding, Params, Step, register

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from cutover.connectors.postfix import PostfixMapDirectory
+from cutover.connectors.postfix.maps import PostfixMapDirectory
 from cutover.errors import CutoverError, UsageError, WorldChanged
 from cutover.item_template import expand
 from cutover.parsers.postfix_map import parse_map, put_back_entry, set_entry

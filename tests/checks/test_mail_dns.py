@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from cutover.checks.lookups import ProviderLookup
 from cutover.checks.mail_dns import has_errors, lint_mail_dns
-from cutover.connectors.zonefile import ZoneFile
+from cutover.connectors.bind.zonefile import ZoneFile
 
 HEADER = """$TTL 3600
 @ SOA ns1 hostmaster 1 3600 600 86400 300

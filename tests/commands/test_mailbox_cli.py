@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.connectors.maildir import MaildirMailStore
+from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX, NewMessage
 from tests.mailsync.corpus import build, imap_store, load
 

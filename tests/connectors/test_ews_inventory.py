@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from cutover.connectors.ews_inventory import EwsInventory, forwarding, rule_summary
+from cutover.connectors.exchange.ews_inventory import EwsInventory, forwarding, rule_summary
 from cutover.errors import AuthenticationFailed, ConfigInvalid, ConnectionFailed, NotFound
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded" / "ews-inventory"

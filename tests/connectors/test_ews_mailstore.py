@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import responses
 
-from cutover.connectors.ews import EwsMailStore, flags_from_item
-from cutover.connectors.maildir import MaildirMailStore
+from cutover.connectors.dovecot.maildir import MaildirMailStore
+from cutover.connectors.exchange.ews_store import EwsMailStore, flags_from_item
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.errors import AuthenticationFailed, CapabilityMissing
 from cutover.mailsync.engine import Account, MailSync, SyncOptions

@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from cutover.connectors.graph import GraphMailStore, UidMap, retry_after_seconds
+from cutover.connectors.m365.graph import GraphMailStore, UidMap, retry_after_seconds
 from cutover.connectors.mailstore import MailboxSession, MailStore, NewMessage
 from cutover.errors import AuthenticationFailed, ConnectionFailed, NotFound
 from cutover.workspace import Workspace

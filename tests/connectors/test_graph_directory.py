@@ -10,7 +10,7 @@ import pytest
 import responses
 import yaml
 
-from cutover.connectors.graph_directory import GraphDirectory, UserDirectoryFile, has_mailbox
+from cutover.connectors.m365.directory import GraphDirectory, UserDirectoryFile, has_mailbox
 from cutover.errors import AuthenticationFailed, NotFound, UsageError
 from cutover.workspace import Workspace
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cutover.connectors.maildir import MaildirMailStore
+from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX, MailboxSession, NewMessage
 from cutover.errors import AuthenticationFailed, NotFound
 from tests.mailsync.corpus import imap_store

@@ -4,7 +4,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.connectors.postfix import PostfixCommandFailed, PostfixMapDirectory, transport_keys
+from cutover.connectors.postfix.maps import (
+    PostfixCommandFailed,
+    PostfixMapDirectory,
+    transport_keys,
+)
 from cutover.errors import CapabilityMissing, ConfigInvalid
 from cutover.workspace import Workspace
 

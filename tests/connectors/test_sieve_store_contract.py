@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cutover.connectors.managesieve import ManageSieveStore
+from cutover.connectors.dovecot.managesieve import ManageSieveStore
+from cutover.connectors.dovecot.sievedir import SieveDirectory
 from cutover.connectors.sieve_store import SieveScriptRejected
-from cutover.connectors.sievedir import SieveDirectory
 from cutover.errors import AuthenticationFailed, ConnectionFailed, NotFound
 from cutover.workspace import Workspace
 

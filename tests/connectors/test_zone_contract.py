@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from cutover.connectors.bind.rfc2136 import Rfc2136Zone
+from cutover.connectors.bind.zonefile import ZoneFile
 from cutover.connectors.dns_zone import Edit, ServerError
-from cutover.connectors.rfc2136 import Rfc2136Zone
-from cutover.connectors.zonefile import ZoneFile
+from cutover.dns_model import RRset, wanted_rrset
 from cutover.errors import AuthenticationFailed, ConnectionFailed, NotFound, WorldChanged
-from cutover.parsers.zone_records import RRset, wanted_rrset
 from tests.servers.bind import SAMPLE_ZONE, key_file_text, make_lab
 
 ZONE = "example.org"

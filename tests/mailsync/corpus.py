@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from cutover.connectors.imap import ImapMailStore, parse_endpoint
+from cutover.connectors.imap.store import ImapMailStore, parse_endpoint
 from cutover.connectors.mailstore import MailboxSession, NewMessage
 
 FOLDERS = ["INBOX", "Sent", "Archive/2024", "Entwürfe & Co", "Projects/Alpha"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cutover.connectors.maildir import MaildirMailStore
+from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX, MailStore, NewMessage
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.folders import FolderRules

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from cutover.connectors.imap import ImapMailStore, parse_endpoint
+from cutover.connectors.imap.store import ImapMailStore, parse_endpoint
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.verify import compare
 from tests.mailsync.corpus import build, count, imap_store, load

@@ -18,8 +18,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 import pytest
 
-from cutover.connectors.graph import GraphMailStore
-from cutover.connectors.maildir import MaildirMailStore
+from cutover.connectors.dovecot.maildir import MaildirMailStore
+from cutover.connectors.m365.graph import GraphMailStore
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.mailsync import engine
 from cutover.mailsync.engine import Account, MailSync, SyncOptions

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cutover.parsers.zone_records import RRset, wanted_rrset
+from cutover.dns_model import RRset, wanted_rrset
 from cutover.parsers.zone_text import ZoneTextUnsupported, dnspython_rrsets, edit_zone_text
 from cutover.sample.zones import old_zone, verify_zone
 

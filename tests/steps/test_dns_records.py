@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from cutover.connectors.dns_zone import Edit
+from cutover.dns_model import wanted_rrset
 from cutover.errors import AuthenticationFailed, NotFound, UnsafeChange, WorldChanged
-from cutover.parsers.zone_records import wanted_rrset
 from cutover.steps.base import Change, Context, Waiting
 from cutover.steps.dns_records import DnsRecords, DnsRecordsParams
 from tests.servers.bind import SAMPLE_ZONE, key_file_text, make_lab

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.connectors.maildir import MaildirMailStore
+from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX
 from cutover.steps.base import Change, Context
 from cutover.steps.linux_account import LinuxAccount, LinuxAccountParams

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.connectors.managesieve import ManageSieveStore
+from cutover.connectors.dovecot.managesieve import ManageSieveStore
 from cutover.errors import UsageError
 from cutover.steps.base import Change, Context
 from cutover.steps.rules_replace import RulesDisagree, RulesReplace, RulesReplaceParams

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.connectors.managesieve import ManageSieveStore
+from cutover.connectors.dovecot.managesieve import ManageSieveStore
 from cutover.errors import UsageError
 from cutover.rules.differential import SieveTester
 from cutover.steps.base import Change, Context

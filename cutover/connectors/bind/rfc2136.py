@@ -43,17 +43,7 @@ from cutover.connectors.dns_zone import (
     changed_message,
     safety_settings,
 )
-from cutover.errors import (
-    AuthenticationFailed,
-    CapabilityMissing,
-    ConfigInvalid,
-    ConnectionFailed,
-    NotFound,
-    StepFailed,
-    WorldChanged,
-)
-from cutover.parsers.bind_key import KeyFileInvalid, TsigKey, parse_key_file
-from cutover.parsers.zone_records import (
+from cutover.dns_model import (
     RRset,
     absolute_name,
     fqdn,
@@ -64,6 +54,16 @@ from cutover.parsers.zone_records import (
     zone_origin,
     zone_text,
 )
+from cutover.errors import (
+    AuthenticationFailed,
+    CapabilityMissing,
+    ConfigInvalid,
+    ConnectionFailed,
+    NotFound,
+    StepFailed,
+    WorldChanged,
+)
+from cutover.parsers.bind_key import KeyFileInvalid, TsigKey, parse_key_file
 
 if TYPE_CHECKING:
     from cutover.workspace import Workspace

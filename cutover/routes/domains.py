@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cutover.connectors.postfix import PostfixMapDirectory
+from cutover.connectors.postfix.maps import PostfixMapDirectory
 from cutover.parsers.postfix_map import parse_domain_list
 from cutover.workspace import Workspace
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from cutover.parsers.zone_records import (
+from cutover.dns_model import (
     RecordInvalid,
     RRset,
     canonical_values,

@@ -37,8 +37,7 @@ from cutover.connectors.dns_zone import (
     changed_message,
     safety_settings,
 )
-from cutover.errors import ConfigInvalid, NotFound, UsageError, WorldChanged
-from cutover.parsers.zone_records import (
+from cutover.dns_model import (
     RRset,
     absolute_name,
     parse_value,
@@ -48,6 +47,7 @@ from cutover.parsers.zone_records import (
     zone_origin,
     zone_text,
 )
+from cutover.errors import ConfigInvalid, NotFound, UsageError, WorldChanged
 from cutover.parsers.zone_text import ZoneTextUnsupported, edit_zone_text
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cutover.connectors.base import connector
-from cutover.connectors.graph import GRAPH_URL, LOGIN_URL, GraphClient, GraphCredentials
+from cutover.connectors.m365.graph import GRAPH_URL, LOGIN_URL, GraphClient, GraphCredentials
 from cutover.errors import ConfigInvalid, NotFound, UsageError
 from cutover.parsers import graph_json as gj
 

@@ -21,7 +21,7 @@ Design choices (see also cutover/parsers/graph_json.py for the flag mapping):
   the MSAL application, whose construction already talks to Entra ID). Throttling (429, 503, 504)
   is retried with tenacity honouring Retry-After; the wait function is injectable (`sleep=`).
 - UIDs: Graph message ids are long strings. Each session maps them to the protocol's integer
-  UIDs with a per-folder table in the workspace state DB (Migrations set "cutover.graph"):
+  UIDs with a per-folder table in the workspace state DB (Migrations set "cutover.step_graph"):
   a folder's row number is its UIDVALIDITY, UIDs are handed out in increasing order as
   messages are first seen, so "UID > last seen" still means "new". Ids are requested as
   ImmutableId (`Prefer: IdType="ImmutableId"`), so they survive moves between folders.
@@ -339,7 +339,7 @@ def user_path(user: str) -> str:
 
 
 # --- the UID map --------------------------------------------------------------------------------
-GRAPH_MIGRATIONS = Migrations("cutover.graph")
+GRAPH_MIGRATIONS = Migrations("cutover.step_graph")
 
 
 @GRAPH_MIGRATIONS()

@@ -1,6 +1,6 @@
 import pytest
 
-from cutover.graph import CycleFound, StepGraph
+from cutover.step_graph import CycleFound, StepGraph
 
 
 def test_order_follows_the_file_among_free_steps():
