@@ -131,7 +131,7 @@ class Runner:
         return Context(workspace=self.workspace, plan_name=self.plan.name, step_id=step.id,
                        params=params if params is not None else step.params, item=item,
                        force=force, dry_run=dry_run, clock=self.now, log=self.output.note,
-                       holds=self.state.holds)
+                       holds=self.state.holds, state=self.state)
 
     def applied_params(self, step: PlannedStep) -> Any:
         """The params the step's checkpoint was applied with: a rollback or a resume acts on

@@ -110,6 +110,9 @@ class Context:
     clock: Callable[[], datetime] = field(default=datetime.now)
     log: Callable[[str], None] = field(default=lambda message: None)
     holds: Any = None  # cutover.state.Holds: persisted "not before" times (TTL waits)
+    #: the runner's one State (cutover.state.State): steps borrow it, never open the DB by path.
+    #: A preview gets a read-only view (an in-memory State when the workspace has none yet).
+    state: Any = None
 
     def now(self) -> datetime:
         return self.clock()
