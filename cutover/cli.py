@@ -31,7 +31,8 @@ app = typer.Typer(
 SUBCOMMANDS = ("plan", "inventory", "report", "mailbox", "dns", "rules")
 TOP_LEVEL = ("run", "routes")
 TOP_LEVEL_COMMANDS = {command: "run" for command in
-                      ("run", "resume", "status", "log", "rollback", "runbook", "init", "demo")}
+                      ("run", "resume", "status", "log", "rollback", "unlock", "runbook", "init",
+                       "demo")}
 TOP_LEVEL_COMMANDS["routes"] = "routes"
 
 

@@ -244,3 +244,33 @@ def _step_problems_from_raw(data: dict, file: str, lines: _Lines) -> list[Proble
             continue
         problems += _check_step(step, index, file, lines)[1]
     return problems
+
+
+def plan_from_checkpoints(name: str, path: Path | None, state: Any,
+                          base: Plan | None = None) -> Plan:
+    """`base` (the plan file as it is now) plus every checkpointed step it no longer has,
+    rebuilt from its checkpoint (kind and params): a rollback needs nothing else, so applied
+    changes stay reversible whatever happened to the plan file."""
+    from cutover.errors import NotFound
+
+    list(iter_kinds())
+    steps = list(base.steps) if base is not None else []
+    known = {step.id for step in steps}
+    for row in state.checkpoints(name):
+        if row["step_id"] in known or row["kind"] not in STEP_KINDS:
+            continue
+        kind = STEP_KINDS[row["kind"]]
+        try:
+            params = kind.Params.model_validate(row["params"])
+        except ValidationError:
+            params = kind.Params.model_construct(**row["params"])
+        spec = StepSpec.model_construct(id=row["step_id"], kind=row["kind"], description="",
+                                        requires=[], for_each=None, confirm=True,
+                                        params=row["params"])
+        steps.append(PlannedStep(spec, kind, params, 0))
+        known.add(row["step_id"])
+    if not steps:
+        raise NotFound(f"plan {name}: neither its file nor the state has any step")
+    requires = {step.id: [dep for dep in step.spec.requires if dep in known] for step in steps}
+    return Plan(name, base.description if base else "", path or Path(name), steps,
+                base.digest if base else "", StepGraph(requires))

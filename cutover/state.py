@@ -115,6 +115,8 @@ class State:
         self.db = db
         self.path = path
         self.holds = Holds(self)
+        #: a snapshot (`open_snapshot`): writes go to memory and are lost, by design
+        self.read_only = False
 
     @classmethod
     def open(cls, path: Path | str, create: bool = True) -> State:
@@ -145,6 +147,37 @@ class State:
         except OSError as exc:
             raise StateUnusable(f"cannot open the state database at {path}: "
                                 f"{exc.strerror}") from None
+
+    @classmethod
+    def open_snapshot(cls, path: Path | str) -> State:
+        """A read-only, in-memory copy of the state at `path` (an empty state when there is
+        none), for previews, status and reports. The file is opened immutable, so nothing is
+        written beside it (no -wal, no -shm), whatever the workspace's permissions."""
+        path = Path(path)
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if path.exists():
+            try:
+                # Without a -wal file the database is all in the main file: open it immutable,
+                # so not even a -shm is created. With one (a writer is open, or crashed), read
+                # through it read-only: both side files exist already, nothing new is written.
+                wal = path.with_name(path.name + "-wal")
+                mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+                source = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+                try:
+                    if source.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID \
+                            and source.execute("SELECT count(*) FROM sqlite_master"
+                                               ).fetchone()[0]:
+                        raise StateUnusable(f"{path} is not a cutover state database")
+                    source.backup(memory)
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as exc:
+                raise StateUnusable(f"{path} is not a usable state database ({exc}): restore "
+                                    "it from a backup, or move it aside to start afresh") from None
+        state = cls(sqlite_utils.Database(memory), path)
+        state.read_only = True
+        state.migrate(STATE_MIGRATIONS)  # in memory only: an older file still reads
+        return state
 
     def migrate(self, migrations: Migrations) -> None:
         try:
@@ -204,6 +237,35 @@ class State:
 
     def release_lock(self) -> None:
         self.db.conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        """Who holds the workspace lock (pid, host, command, acquired), and whether it is
+        provably stale (a dead process on this host)."""
+        rows = list(self.db["lock"].rows_where("id = 1"))
+        if not rows:
+            return None
+        held = rows[0]
+        held.pop("id", None)
+        held["stale"] = _lock_is_stale(held["pid"], held["host"], socket.gethostname()) and \
+            held["pid"] != os.getpid()
+        return held
+
+    def clear_lock(self, force: bool = False) -> dict[str, Any] | None:
+        """Remove a lock its holder can no longer release. Without `force` only a stale one;
+        with it any (the holder on another host, a pid reused by another process). Audited."""
+        held = self.lock_holder()
+        if held is None:
+            return None
+        if not held["stale"] and not force:
+            raise WorkspaceLocked(f"workspace is locked by `{held['command']}` (pid "
+                                  f"{held['pid']} on {held['host']} since {held['acquired']}); "
+                                  "if that process is gone for good: cutover unlock --force")
+        with self.db.atomic():
+            self.db.execute("DELETE FROM lock WHERE id = 1")
+            self.record_event("lock-cleared", message=f"lock of `{held['command']}` (pid "
+                              f"{held['pid']} on {held['host']} since {held['acquired']})"
+                              + (" cleared with --force" if force else " was stale"))
+        return held
 
     # --- runs and steps ---------------------------------------------------------------------
     def start_run(self, plan: str, plan_path: str, options: dict[str, Any]) -> int:
@@ -290,6 +352,49 @@ class State:
     def items(self, plan: str, step_id: str) -> list[dict[str, Any]]:
         return list(self.db["items"].rows_where("plan = ? AND step_id = ?", [plan, step_id],
                                                 order_by="position"))
+
+    def item_counts(self, plan: str) -> dict[str, dict[str, int]]:
+        """Per step of `plan`: how many items in total and in each status (one query)."""
+        counts: dict[str, dict[str, int]] = {}
+        for step_id, status, count in self.db.execute(
+                "SELECT step_id, status, COUNT(*) FROM items WHERE plan = ? "
+                "GROUP BY step_id, status", [plan]).fetchall():
+            entry = counts.setdefault(step_id, {"total": 0})
+            entry[status] = count
+            entry["total"] += count
+        return counts
+
+    def item_details(self, plan: str) -> dict[str, list[dict[str, str]]]:
+        """Per step of `plan`: each item and its status, in checkpoint order (one query)."""
+        details: dict[str, list[dict[str, str]]] = {}
+        for step_id, item, status in self.db.execute(
+                "SELECT step_id, item, status FROM items WHERE plan = ? "
+                "ORDER BY step_id, position", [plan]).fetchall():
+            details.setdefault(step_id, []).append({"item": item, "status": status})
+        return details
+
+    def delete_run(self, run_id: int) -> None:
+        """Forget a run that changed nothing (refused before its first checkpoint)."""
+        self.db["runs"].delete(run_id)
+
+    def checkpointed_since(self, plan: str, run_id: int) -> bool:
+        """Whether any step of `plan` was checkpointed since run `run_id` started."""
+        started = self.db["runs"].get(run_id)["started"]
+        return bool(self.db.execute(
+            "SELECT COUNT(*) FROM checkpoints WHERE plan = ? AND created >= ?",
+            [plan, started]).fetchone()[0])
+
+    def checkpoints(self, plan: str) -> list[dict[str, Any]]:
+        """Every checkpoint of `plan` with its step's kind (rollback of a step the plan file
+        no longer has works from these)."""
+        rows = []
+        for row in self.db.execute(
+                "SELECT c.step_id, s.kind, c.params FROM checkpoints c JOIN steps s "
+                "ON s.plan = c.plan AND s.step_id = c.step_id WHERE c.plan = ? "
+                "ORDER BY c.created", [plan]).fetchall():
+            rows.append({"step_id": row[0], "kind": row[1],
+                         "params": json.loads(row[2]) if row[2] else {}})
+        return rows
 
     def mark_item(self, plan: str, step_id: str, item: str, status: str) -> None:
         self.db["items"].update((plan, step_id, item), {"status": status,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from cutover import operations
 from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
 from cutover.plan import load_plan
 from cutover.render import changes_json
-from cutover.runner import Runner, RunOptions
 
 app = typer.Typer(no_args_is_help=True, help="Validate and preview plans.")
 
@@ -20,6 +20,7 @@ def check(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file.")
     """
     workspace = workspace_of(ctx)
     loaded = load_plan(workspace.resolve_plan(plan))
+    workspace.validate()  # a plan is valid only in an environment that can run it
     console.print(f"plan {loaded.name}: {len(loaded.steps)} step(s), valid")
 
 
@@ -30,13 +31,10 @@ def show(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file."),
 
     Example: cutover plan show plans/phase2-cloud.yaml
     """
-    from cutover.commands.run import ConsoleOutput, preview_state
+    from cutover.commands.run import ConsoleOutput
 
-    workspace = workspace_of(ctx)
-    loaded = load_plan(workspace.resolve_plan(plan))
-    runner = Runner(workspace, preview_state(workspace), loaded,
-                    ConsoleOutput(quiet=json_output))
-    result = runner.run(RunOptions(dry_run=True))
+    loaded, result = operations.preview(workspace_of(ctx), plan,
+                                        ConsoleOutput(quiet=json_output))
     if json_output:
         print_json({"plan": loaded.name, "steps": [
             {"id": step.id, "kind": step.spec.kind,

@@ -20,9 +20,7 @@ Memory stays bounded: at most two batches of bodies (a few MB, or one large mess
 from __future__ import annotations
 
 import ctypes
-import os
 import queue
-import signal
 import threading
 import time
 from collections import defaultdict
@@ -44,6 +42,7 @@ from cutover.connectors.mailstore import (
     content_digest,
 )
 from cutover.errors import NotFound
+from cutover.faults import crash_if_asked
 from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
 
@@ -509,23 +508,10 @@ class MailSync:
             task.result.deleted += len(rows)
 
 
-_crash_lock = threading.Lock()
-_crash_counts: dict[str, int] = defaultdict(int)
-
-
 def _crash_point(phase: str) -> None:
-    """Test hook: CUTOVER_MAILSYNC_CRASH_AT="PHASE:N" kills the process (SIGKILL, as kill -9)
-    the N-th time PHASE is reached, to prove a re-run is exact with no duplicates."""
-    wanted = os.environ.get("CUTOVER_MAILSYNC_CRASH_AT")
-    if not wanted:
-        return
-    name, _, count = wanted.partition(":")
-    if name != phase:
-        return
-    with _crash_lock:
-        _crash_counts[phase] += 1
-        if _crash_counts[phase] == int(count or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
+    """Test hook (cutover.faults): CUTOVER_CRASH_AT="PHASE:N" kills the process (SIGKILL, as
+    kill -9) the N-th time PHASE is reached, to prove a re-run is exact with no duplicates."""
+    crash_if_asked(phase, counted=True, hard=True)
 
 
 def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name: str) -> bool:

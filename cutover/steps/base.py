@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from cutover.safety import UNOBSERVED
+
 if TYPE_CHECKING:
     from cutover.workspace import Workspace
 
@@ -136,7 +138,15 @@ class Context:
 
 
 class Step(ABC):
-    """A step kind. Subclasses set `kind` and `Params` and implement the four verbs."""
+    """A step kind. Subclasses set `kind` and `Params` and implement the four verbs, and may
+    tell the runner's one safety gate (cutover.safety) why a change is unsafe:
+
+    - `unsafe_reasons(ctx, changes)`: reasons to refuse a whole preview (a threshold crossed,
+      rules that disagree), checked between preview and confirm;
+    - `observe(ctx, change)` (with `comparable`): the item as the world shows it now, so the
+      gate can refuse to apply over, or roll back over, what someone changed since.
+    Only `--force` passes the gate, the same way for every kind.
+    """
 
     kind: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = Params
@@ -155,6 +165,28 @@ class Step(ABC):
 
     @abstractmethod
     def rollback(self, ctx: Context, change: Change) -> None: ...
+
+    # --- the safety gate's questions (cutover.safety asks them; --force passes) ------------
+    def unsafe_reasons(self, ctx: Context, changes: list[Change]) -> list[str]:
+        """Why applying this whole preview would be unsafe; [] when it is not."""
+        return []
+
+    def observe(self, ctx: Context, change: Change) -> JSONValue:
+        """The item `change` is about, as the world shows it now, in the shape of
+        `change.before`/`change.after` (compared through `comparable`); UNOBSERVED when this
+        kind cannot tell."""
+        return UNOBSERVED
+
+    def comparable(self, payload: JSONValue) -> JSONValue:
+        """The part of a `before`/`after` (or an observation) that says what the world holds:
+        two payloads the gate should treat as the same state compare equal through this."""
+        return payload
+
+    def describe_state(self, payload: JSONValue) -> str:
+        """An observation as the operator reads it in a refusal."""
+        value = self.comparable(payload)
+        text = json.dumps(value, sort_keys=True, default=str)
+        return text if len(text) <= 120 else text[:119] + "…"
 
     # --- runbook hooks: plain text for operators; override to be specific ---------------
     def manual_checks(self, params: Any) -> list[str]:

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 SUFFIXES = ("", ".zone")
 
 
-@connector("zonefile")
+@connector("zonefile", role="dns-zone")
 class ZoneFile:
     def __init__(self, directory: Path, safety: dict[str, Any] | None = None):
         self.directory = directory

@@ -69,7 +69,7 @@ def to_lf(content: bytes) -> bytes:
     return content.replace(b"\r\n", b"\n")
 
 
-@connector("maildir")
+@connector("maildir", role="mail-store")
 class MaildirMailStore:
     """A directory of Maildirs, one per user at `<path>/<user>/`."""
 

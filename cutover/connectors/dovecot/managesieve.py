@@ -28,7 +28,7 @@ from cutover.connectors.sieve_store import SieveScriptRejected, account_fields, 
 from cutover.errors import AuthenticationFailed, ConfigInvalid, ConnectionFailed, NotFound
 
 
-@connector("managesieve")
+@connector("managesieve", role="sieve-store")
 class ManageSieveStore:
     def __init__(self, host: str, port: int, user: str, password: str, starttls: bool = False):
         self.host = host

@@ -64,7 +64,7 @@ def _id(value: Any, lookup, fallback: int) -> int:
         raise ConfigInvalid(f"cutover.yaml: accounts: no such user/group {value!r}") from None
 
 
-@connector("dovecot-passwd")
+@connector("dovecot-passwd", role="accounts")
 class DovecotPasswdAccounts:
     def __init__(self, passwd_file: Path, mailbox_maps: Path, mailbox_domains: Path,
                  mail_root: Path, credentials_dir: Path, uid: Any = None, gid: Any = None,

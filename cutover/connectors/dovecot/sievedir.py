@@ -22,7 +22,7 @@ ACTIVE = "active"
 SUFFIX = ".sieve"
 
 
-@connector("sievedir")
+@connector("sievedir", role="sieve-store")
 class SieveDirectory:
     def __init__(self, root: Path):
         self.root = root

@@ -56,7 +56,7 @@ class Forwarding:
         return None if data is None else cls(data["forward_to"], bool(data["keep_copy"]))
 
 
-@connector("forwarding-file")
+@connector("forwarding-file", role="forwarding")
 class ForwardingFile:
     """mailbox -> {forwarding_smtp_address, deliver_and_forward} in one JSON file, as
     Get-Mailbox shows ForwardingSmtpAddress and DeliverToMailboxAndForward."""
@@ -114,7 +114,7 @@ def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-@connector("ews-forwarding")
+@connector("ews", role="forwarding", aliases=("ews-forwarding",))
 class EwsInboxRuleForwarding:
     """Forwarding as one inbox rule with a RedirectToRecipients action (EWS, exchangelib)."""
 

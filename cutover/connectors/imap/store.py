@@ -100,7 +100,7 @@ def parse_endpoint(url: str) -> tuple[Endpoint, str | None]:
     return Endpoint(parts.hostname, port, security), user
 
 
-@connector("imap")
+@connector("imap", role="mail-store")
 class ImapMailStore:
     """An IMAP server; `open(user)` logs in as `user` (or the configured login template)."""
 

@@ -423,7 +423,7 @@ class UidMap:
 
 
 # --- the store and its sessions ---------------------------------------------------------------
-@connector("graph")
+@connector("graph", role="mail-store")
 class GraphMailStore:
     """Exchange Online mailboxes through Microsoft Graph; `open(user)` gives a session."""
 

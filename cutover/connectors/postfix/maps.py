@@ -79,7 +79,7 @@ def _bool_option(config: dict[str, Any], key: str, where: str) -> bool:
     return value
 
 
-@connector("postfix-maps")
+@connector("postfix", role="mta-maps", aliases=("postfix-maps",))
 class PostfixMapDirectory:
     """Map sources in one directory, compiled with postmap when available or required."""
 
