@@ -152,13 +152,14 @@ class Runner:
                            "snapshot exists: run `cutover inventory collect` first")
         return select_items(recipients, step.spec.for_each)
 
-    def preview_step(self, step: PlannedStep, force: bool = False
+    def preview_step(self, step: PlannedStep, force: bool = False,
+                     items: list[dict[str, Any] | None] | None = None
                      ) -> list[tuple[Change, dict[str, Any] | None]]:
-        """Every change of the step, each with the inventory item it is for."""
+        """Every change of the step (of `items`, default all), each with its inventory item."""
         instance = step.kind()
         planned: list[tuple[Change, dict[str, Any] | None]] = []
         seen: set[str] = set()
-        for item in self.items_for(step):
+        for item in self.items_for(step) if items is None else items:
             for change in instance.preview(self.context(step, item, force=force, dry_run=True)):
                 if change.item in seen:
                     change = Change(f"{item['address'] if item else '-'}: {change.item}",
@@ -242,14 +243,26 @@ class Runner:
                    if self.state.step_status(self.plan.name, dep) != "done"]
         if missing:
             raise UsageError(f"step {step.id} requires {', '.join(missing)}, not done yet")
+        for dep in step.spec.requires:
+            uncovered = self.uncovered_items(self.plan.step(dep))
+            if uncovered:
+                raise UsageError(f"step {step.id} requires {dep}, which has not handled "
+                                 f"{', '.join(i['address'] for i in uncovered)} (collected "
+                                 f"since it ran): run `cutover run "
+                                 f"{self.workspace.display(self.plan.path)} --step "
+                                 f"{dep}` first")
 
     def _run_step(self, step: PlannedStep, options: RunOptions, result: RunResult) -> str:
         row = self.state.step(self.plan.name, step.id)
         status = row["status"] if row else "pending"
         if status == "done":
-            self.output.step_header(step, "already done")
-            result.skipped.append(step.id)
-            return "done"
+            uncovered = self.uncovered_items(step)
+            if not uncovered:
+                self.output.step_header(step, "already done")
+                result.skipped.append(step.id)
+                return "done"
+            self._extend(step, uncovered, options, result)
+            status = "running"
         checkpoint = self.state.checkpoint(self.plan.name, step.id)
         if status in ("running", "failed") and checkpoint is not None:
             self.output.step_header(step, "resuming from its checkpoint")
@@ -271,6 +284,44 @@ class Runner:
         self.state.record_event("step-done", self.plan.name, step.id)
         result.done.append(step.id)
         return "done"
+
+    def uncovered_items(self, step: PlannedStep) -> list[dict[str, Any]]:
+        """Inventory items a done for_each step was never run over (collected since): until it
+        handles them, steps after it would route mail to what does not exist."""
+        if step.spec.for_each is None:
+            return []
+        checkpoint = self.state.checkpoint(self.plan.name, step.id)
+        if checkpoint is None or checkpoint.get("covered") is None:
+            return []
+        covered = set(checkpoint["covered"])
+        return [item for item in self.items_for(step) if item["address"] not in covered]
+
+    def _extend(self, step: PlannedStep, items: list[dict[str, Any]], options: RunOptions,
+                result: RunResult) -> None:
+        """Re-open a done step for the items it never handled: preview them, pass the gate,
+        confirm, add them to its checkpoint; the caller applies and verifies them."""
+        names = ", ".join(item["address"] for item in items)
+        self.output.step_header(step, f"done, but the inventory gained {len(items)} item(s) "
+                                      f"since: {names}")
+        planned = self.preview_step(step, options.force, items)
+        changes = [change for change, _ in planned]
+        digest = changes_digest(changes)
+        self.output.preview(step, changes)
+        result.previews[step.id] = changes
+        result.preview_hashes[step.id] = digest
+        self._gate(step.id, step.kind().unsafe_reasons(self.context(step, force=options.force,
+                                                                    dry_run=True), changes),
+                   options.force)
+        if changes and step.spec.confirm and not options.yes:
+            if self.confirm is None or not self.confirm(step, changes):
+                raise ConfirmationRequired(f"step {step.id} must also handle {names}: confirm "
+                                           "on a terminal or pass --yes")
+        covered = (self.state.checkpoint(self.plan.name, step.id) or {}).get("covered") or []
+        self.state.extend_checkpoint(self.plan.name, step.id, step.spec.kind,
+                                     [dict(c.to_json(), for_item=i) for c, i in planned],
+                                     digest, covered + [item["address"] for item in items])
+        self.state.record_event("checkpoint", self.plan.name, step.id,
+                                message=f"re-opened for {len(items)} new item(s): {names}")
 
     def _preview_and_checkpoint(self, step: PlannedStep, options: RunOptions,
                                 result: RunResult) -> list[dict[str, Any]] | None:
@@ -309,8 +360,10 @@ class Runner:
             if not self.confirm(step, changes):
                 raise ConfirmationRequired(f"step {step.id} was not confirmed; nothing changed")
         entries = [dict(change.to_json(), for_item=item) for change, item in planned]
+        covered = None if step.spec.for_each is None else \
+            [item["address"] for item in self.items_for(step)]
         self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries, digest,
-                                    step.params.model_dump(mode="json"))
+                                    step.params.model_dump(mode="json"), covered)
         self.state.record_event("checkpoint", self.plan.name, step.id,
                                 message=f"{len(entries)} change(s) recorded before applying")
         _crash_if_asked(step.id, "after-checkpoint")

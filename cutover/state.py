@@ -66,6 +66,12 @@ def m003_checkpoint_params(db: sqlite_utils.Database) -> None:
     db["checkpoints"].add_column("params", str)
 
 
+@STATE_MIGRATIONS()
+def m004_checkpoint_covered(db: sqlite_utils.Database) -> None:
+    # the for_each items a step was run over: items the inventory gains later re-open it
+    db["checkpoints"].add_column("covered", str)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -324,7 +330,8 @@ class State:
 
     # --- checkpoints and items --------------------------------------------------------------
     def write_checkpoint(self, plan: str, step_id: str, kind: str, changes: list[dict[str, Any]],
-                         preview_hash: str, params: dict[str, Any] | None = None) -> None:
+                         preview_hash: str, params: dict[str, Any] | None = None,
+                         covered: list[str] | None = None) -> None:
         """Durably record what will change, and how to undo it, before anything changes."""
         with self.db.atomic():
             self.db["items"].delete_where("plan = ? AND step_id = ?", [plan, step_id])
@@ -332,11 +339,31 @@ class State:
                                            "created": iso(utcnow()),
                                            "preview_hash": preview_hash,
                                            "changes": _json(changes),
-                                           "params": _json(params)}, pk=("plan", "step_id"))
+                                           "params": _json(params),
+                                           "covered": _json(covered)}, pk=("plan", "step_id"))
             self.db["items"].insert_all(
                 [{"plan": plan, "step_id": step_id, "item": change["item"], "position": index,
                   "status": "pending", "updated": iso(utcnow())}
                  for index, change in enumerate(changes)], pk=("plan", "step_id", "item"))
+            self.set_step(plan, step_id, kind, "running")
+
+    def extend_checkpoint(self, plan: str, step_id: str, kind: str,
+                          changes: list[dict[str, Any]], preview_hash: str,
+                          covered: list[str]) -> None:
+        """Add the changes of items a done step never handled (the inventory grew) to its
+        checkpoint, before they are applied; the items already done stay done."""
+        checkpoint = self.checkpoint(plan, step_id)
+        assert checkpoint is not None
+        with self.db.atomic():
+            start = len(checkpoint["changes"])
+            self.db["checkpoints"].update((plan, step_id), {
+                "changes": _json(checkpoint["changes"] + changes),
+                "preview_hash": preview_hash, "covered": _json(covered)})
+            self.db["items"].insert_all(
+                [{"plan": plan, "step_id": step_id, "item": change["item"],
+                  "position": start + index, "status": "pending", "updated": iso(utcnow())}
+                 for index, change in enumerate(changes)], pk=("plan", "step_id", "item"),
+                replace=True)
             self.set_step(plan, step_id, kind, "running")
 
     def checkpoint(self, plan: str, step_id: str) -> dict[str, Any] | None:
@@ -347,6 +374,7 @@ class State:
         row = rows[0]
         row["changes"] = json.loads(row["changes"])
         row["params"] = json.loads(row["params"]) if row.get("params") else None
+        row["covered"] = json.loads(row["covered"]) if row.get("covered") else None
         return row
 
     def items(self, plan: str, step_id: str) -> list[dict[str, Any]]:

@@ -170,3 +170,33 @@ def test_every_kind_answers_the_gate(kind):
         assert cls().observe(None, None) is UNOBSERVED  # type: ignore[arg-type]
     else:
         assert observes, f"{kind} must implement observe() for the safety gate"
+
+
+def add_station_mailbox(root: Path, local: str) -> None:
+    """A new station's functional mailbox appears in the Exchange export (and its store)."""
+    path = root / "inventory" / "Get-Mailbox.csv"
+    text = path.read_text(encoding="utf-8-sig")
+    line = next(line for line in text.splitlines() if line.startswith('"station-aks01"'))
+    path.write_text(text.rstrip("\r\n") + "\r\n" + line.replace("station-aks01", local)
+                    .replace("5725172e", "5725172f") + "\r\n", encoding="utf-8-sig")
+    for where in ("mail/exchange", "procmail"):
+        shutil.copytree(root / where / "station-aks01@example.org",
+                        root / where / f"{local}@example.org")
+
+
+def test_a_mailbox_collected_later_reopens_the_steps_that_never_handled_it(tmp_path):
+    root = tmp_path / "agency"
+    write_sample(root)
+    assert cutover(root, "run", PHASE1, "--until", "accounts", "--yes").returncode == 0
+    add_station_mailbox(root, "station-ks99")
+    assert cutover(root, "inventory", "collect").returncode == 0
+
+    alone = cutover(root, "run", PHASE1, "--step", "alias-old-addresses", "--yes")
+    assert alone.returncode == 2
+    assert "requires accounts, which has not handled station-ks99@example.org" in alone.stderr
+
+    ran = cutover(root, "run", PHASE1, "--yes")
+    assert ran.returncode == 0, ran.stderr
+    assert "station-ks99@verify.example.org" in (root / "dovecot" / "users").read_text()
+    virtual = (root / "postfix" / "virtual").read_text()
+    assert "station-ks99@example.org" in virtual

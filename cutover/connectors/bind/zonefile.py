@@ -205,10 +205,15 @@ def zone_file_text(loaded: dns.zone.Zone) -> str:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    lock_path = path.parent / f".{path.name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Serialise editors of the zones directory. The lock is taken on the directory itself:
+    a lock file beside the zone would outlive the edit (a rollback must leave the directory as
+    it found it), and the zone file's own inode is replaced by every atomic write."""
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
