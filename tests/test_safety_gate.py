@@ -39,7 +39,8 @@ NOTHING_TO_OBSERVE = {
 
 
 def cutover(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cutover", "--workspace", str(root), *args],
+    """Run cutover from inside the workspace, as an operator would (plans/... is its own)."""
+    return subprocess.run([sys.executable, "-m", "cutover", *args], cwd=root,
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -138,9 +139,8 @@ def test_apply_refuses_an_item_changed_since_the_preview(workspace):
     assert cutover(workspace, "rollback", "forward-from-exchange", "--cascade", "--yes"
                    ).returncode == 0
     crashed = subprocess.run(
-        [sys.executable, "-m", "cutover", "--workspace", str(workspace), "run", PHASE1,
-         "--step", "forward-from-exchange", "--yes"],
-        capture_output=True, text=True,
+        [sys.executable, "-m", "cutover", "run", PHASE1, "--step", "forward-from-exchange",
+         "--yes"], cwd=workspace, capture_output=True, text=True,
         env={**os.environ, "CUTOVER_CRASH_AT": "forward-from-exchange:after-checkpoint"})
     assert crashed.returncode == 137
     status = json.loads(cutover(workspace, "status", "--json").stdout)
