@@ -13,7 +13,7 @@ hands a twin the runner's clock). Two protocols share one base: `OnPremisesManag
 mailboxes to move, their folder statistics, the RemoteMailbox they become) and
 `TenantManagement` (the mail users they arrive as, migration batches, the offboarding move back,
 and mail flow: accepted domains, connectors, mail contacts, the outbound spam policy); the
-tenant also speaks `TenantRouting` (cutover.connectors.m365.tenant_model), which the routing
+tenant also speaks `TenantRouting` (cutover.connectors.tenant_model), which the routing
 model reads.
 
 Values are the cmdlets' output parsed by cutover.parsers.exchange_objects; a method that looks
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from cutover.connectors.m365.tenant_model import TenantRouting
+from cutover.connectors.tenant_model import TenantRouting
 from cutover.parsers.exchange_objects import (
     ConnectorSettings,
     EndpointTest,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cutover.changes import Change
 from cutover.routes.facts import (
     MAP_ROLES,
     DomainPolicy,
@@ -25,7 +26,6 @@ from cutover.routes.facts import (
     infer_hosts,
 )
 from cutover.routes.sieve_actions import sieve_actions
-from cutover.steps.base import Change
 
 
 @dataclass

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cutover.connectors.m365.tenant_model import (
+from cutover.connectors.tenant_model import (
     AcceptedDomain,
     MailConnector,
     TenantRecipient,

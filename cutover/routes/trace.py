@@ -514,7 +514,7 @@ def twin_tenant(facts: MailFacts) -> TenantFacts:
     """Exchange Online as the cloud twins describe it (no TenantRouting connector): mailboxes of
     cloud stores and the directory, mailboxes forwarding by the cloud forwarding connectors;
     accepted domains unknown (every domain counts as Authoritative)."""
-    from cutover.connectors.m365.tenant_model import TenantRecipient
+    from cutover.connectors.tenant_model import TenantRecipient
 
     recipients: dict[str, TenantRecipient] = {}
     for store in facts.stores.values():

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from cutover.connectors.exchange_management import OnPremisesManagement, TenantManagement
-from cutover.connectors.m365.tenant_model import TenantRouting
 from cutover.connectors.pwsh import (
     Cmdlet,
     CmdletFailed,
@@ -24,6 +23,7 @@ from cutover.connectors.pwsh import (
     RenderedSession,
     quote,
 )
+from cutover.connectors.tenant_model import TenantRouting
 from cutover.errors import ConfigInvalid
 from cutover.workspace import Workspace
 from tests.pwsh_replay import RECORDED

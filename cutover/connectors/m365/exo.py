@@ -32,12 +32,12 @@ from typing import Any
 from cutover.connectors.base import connector
 from cutover.connectors.cmdlet_management import CmdletManagement
 from cutover.connectors.exchange_management import migration_csv
-from cutover.connectors.m365.tenant_model import (
+from cutover.connectors.pwsh import SWITCH, Cmdlet, Data, Raw, session_from_config
+from cutover.connectors.tenant_model import (
     AcceptedDomain,
     MailConnector,
     TenantRecipient,
 )
-from cutover.connectors.pwsh import SWITCH, Cmdlet, Data, Raw, session_from_config
 from cutover.errors import ConfigInvalid
 from cutover.parsers import exchange_objects as xo
 

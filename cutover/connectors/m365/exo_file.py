@@ -41,9 +41,9 @@ from typing import Any
 
 from cutover.connectors.base import connector
 from cutover.connectors.exchange.shell_file import by_address, read_json, size_text, write_json
-from cutover.connectors.m365.tenant_model import AcceptedDomain, MailConnector, TenantRecipient
 from cutover.connectors.mailstore import NewMessage, content_digest
 from cutover.connectors.pwsh import CmdletFailed
+from cutover.connectors.tenant_model import AcceptedDomain, MailConnector, TenantRecipient
 from cutover.errors import ConfigInvalid
 from cutover.parsers import exchange_objects as xo
 
