@@ -107,6 +107,7 @@ class Runner:
                  output: Output | None = None, confirm: Confirm | None = None):
         self.workspace = workspace
         self.state = state
+        workspace.state = state  # handed to connectors that keep a table in it
         self.plan = plan
         self.output = output or QuietOutput()
         self.confirm = confirm

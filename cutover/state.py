@@ -196,6 +196,14 @@ class State:
     def close(self) -> None:
         self.db.conn.close()
 
+    def shared_connection(self) -> sqlite3.Connection:
+        """A connection to this state that may move between threads (one at a time), for the
+        tables a connector is handed (the Graph UID map). A snapshot shares its own."""
+        if self.read_only or str(self.path) == ":memory:":
+            return self.db.conn
+        return sqlite3.connect(str(self.path), timeout=10, isolation_level=None,
+                               check_same_thread=False)
+
     @contextmanager
     def atomic(self) -> Iterator[None]:
         with self.db.atomic():

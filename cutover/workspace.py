@@ -70,6 +70,9 @@ class Workspace:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
         self._connectors: dict[tuple[str, str], Any] = {}
+        #: the State the runner (or a command) works with, handed to connectors that keep a
+        #: table in it (the Graph UID map); never opened by a connector itself
+        self.state: Any = None
 
     @property
     def config_path(self) -> Path:

@@ -24,6 +24,7 @@ from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.mailsync import engine
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.verify import BY_CONTENT, BY_IDENTITY, compare
+from cutover.state import State
 from cutover.workspace import Workspace
 from tests.graph_recordings import (
     CLIENT,
@@ -171,6 +172,12 @@ class ExchangeOnlineMailbox:
         return [m for m in self.messages.values() if m["folder"] == IDS[key]]
 
 
+
+def with_state(workspace: Workspace) -> Workspace:
+    """The workspace as the runner hands it to connectors: with its State."""
+    workspace.state = State.open(workspace.state_path)
+    return workspace
+
 @pytest.fixture
 def cloud(monkeypatch):
     import responses
@@ -198,7 +205,8 @@ def target(tmp_path, monkeypatch) -> GraphMailStore:
     monkeypatch.setenv("CUTOVER_GRAPH_SECRET", SECRET)
     store = GraphMailStore.from_config(
         {"kind": "graph", "tenant_id": TENANT, "client_id": CLIENT,
-         "client_secret": "env/CUTOVER_GRAPH_SECRET"}, Workspace(tmp_path / "workspace"))
+         "client_secret": "env/CUTOVER_GRAPH_SECRET"},
+        with_state(Workspace(tmp_path / "workspace")))
     store.client.sleep = lambda seconds: None  # throttling is tested in test_graph.py
     return store
 
