@@ -21,9 +21,12 @@ WARNINGS_SHOWN = 20
 
 
 def open_state(ctx: typer.Context) -> tuple[Any, State]:
+    from cutover import operations
+
     workspace = workspace_of(ctx)
-    workspace.check_writable()
-    return workspace, State.open(workspace.state_path)
+    state = operations.open_state(workspace)
+    workspace.state = state  # handed to connectors that keep a table in it
+    return workspace, state
 
 
 @app.command()

@@ -33,6 +33,7 @@ from pydantic import Field
 
 from cutover.connectors.sieve_store import SieveStore, check_name, normalised, restore_script
 from cutover.errors import NotFound, UnsafeChange, UsageError
+from cutover.files import atomic_write
 from cutover.item_template import expand
 from cutover.rules.convert import Conversion, convert
 from cutover.rules.differential import Report, ToolMissing, message_files, require_tool, verify
@@ -238,9 +239,7 @@ def _restore_procmailrc(ctx: Context, state: dict[str, Any]) -> None:
     aside = rc.with_name(rc.name + ASIDE_SUFFIX)
     rc.parent.mkdir(parents=True, exist_ok=True)
     if not rc.is_file() or rc.read_bytes() != _decode(entry):
-        temporary = rc.with_name(rc.name + ".cutover-tmp")
-        temporary.write_bytes(_decode(entry))
-        os.replace(temporary, rc)
+        atomic_write(rc, _decode(entry), mode=entry["mode"])
     os.chmod(rc, entry["mode"])
     if aside.is_file():
         aside.unlink()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +47,7 @@ from cutover.dns_model import (
     zone_text,
 )
 from cutover.errors import ConfigInvalid, NotFound, UsageError, WorldChanged
+from cutover.files import atomic_write
 from cutover.parsers.zone_text import ZoneTextUnsupported, edit_zone_text
 
 if TYPE_CHECKING:
@@ -179,16 +179,7 @@ def _bump_serial(loaded: dns.zone.Zone) -> None:
 
 def _write(path: Path, text: str) -> None:
     """Write beside the file and rename over it: a reader sees the old or the new zone."""
-    mode = path.stat().st_mode & 0o7777
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as out:
-            out.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def zone_file_text(loaded: dns.zone.Zone) -> str:

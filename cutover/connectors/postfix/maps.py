@@ -34,6 +34,7 @@ from typing import Any
 
 from cutover.connectors.base import connector
 from cutover.errors import CapabilityMissing, ConfigInvalid, UsageError
+from cutover.files import atomic_write
 from cutover.parsers.postfix_map import MapFile, parse_main_cf, parse_map
 
 POSTMAP_MODES = ("auto", "true", "false")
@@ -282,19 +283,9 @@ def transport_keys(destination: str) -> list[str]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, keeping the old file's mode, so Postfix never
-    reads half a map."""
+    """Postfix never reads half a map (cutover.files.atomic_write: the old file's mode kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, new_file_mode=0o644)
 
 
 __all__ = ["PostfixCommandFailed", "PostfixMapDirectory", "Route",
