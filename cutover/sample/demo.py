@@ -60,11 +60,35 @@ def print_summary(workspace: Workspace) -> None:
         table.add_row(row["plan"], row["step_id"],
                       str(changed.get((row["plan"], row["step_id"]), 0)), row["status"])
     console.print(table)
+    _print_mailbox_locations(workspace, state, recipients)
     _print_routes(workspace)
     reports = write_reports(workspace)
     console.print(f"\ninventory report: {reports[0]}")
     console.print(f"workspace: {workspace.root}\n"
                   f"next: cutover --workspace {workspace.root} status | log | routes")
+
+
+def _print_mailbox_locations(workspace: Workspace, state, recipients) -> None:
+    """Per person: where the mailbox is now, and that nothing was left behind."""
+    from cutover.steps.hybrid_report import mailbox_locations
+
+    people = sorted(r["address"] for r in recipients if r.get("class") == "people")
+    locations = mailbox_locations(workspace, state, people)
+    table = Table(title="Where people's mailboxes are", title_justify="left")
+    for column in ("person", "mailbox", "messages moved", "left behind"):
+        table.add_column(column)
+    for found in locations:
+        behind = "nothing" if not found.left_behind else (
+            f"{found.left_behind} (reported by MRS as skipped)" if not found.unexplained
+            else f"{found.unexplained} NOT accounted for")
+        table.add_row(found.address, found.location,
+                      f"{found.messages_cloud}/{found.messages_onprem}", behind)
+    console.print(table)
+    lost = sum(found.unexplained for found in locations)
+    moved = sum(1 for found in locations if found.location == "Exchange Online")
+    console.print(f"{moved} of {len(locations)} people's mailboxes are in Exchange Online; "
+                  + ("nothing was left behind but what MRS reported" if not lost else
+                     f"{lost} message(s) left behind without MRS reporting them"))
 
 
 def _print_routes(workspace: Workspace) -> None:
