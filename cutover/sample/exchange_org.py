@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cutover.connectors.exchange.shell_file import write_json
+from cutover.connectors.exchange.shell_file import by_address, write_json
 from cutover.sample.org import OLD_DOMAIN, SampleRecipient
 
 ROUTING_DOMAIN = "exampleorg.mail.onmicrosoft.com"
@@ -66,14 +66,12 @@ def _domain(name: str, default: bool = False, initial: bool = False) -> dict[str
 
 def write_exchange_management(target: Path, org: list[SampleRecipient]) -> None:
     onprem = target / "exchange" / "management"
-    write_json(onprem / "mailboxes.json",
-               sorted((onprem_mailbox(r) for r in org), key=lambda m: m["PrimarySmtpAddress"]))
+    write_json(onprem / "mailboxes.json", by_address([onprem_mailbox(r) for r in org]))
     write_json(onprem / "remote-mailboxes.json", [])
     write_json(onprem / "store.json", STORE)
     tenant = target / "tenant"
     write_json(tenant / "recipients.json",
-               sorted((tenant_mail_user(r) for r in org if r.role in MOVES),
-                      key=lambda m: m["PrimarySmtpAddress"]))
+               by_address([tenant_mail_user(r) for r in org if r.role in MOVES]))
     write_json(tenant / "accepted-domains.json",
                [_domain(OLD_DOMAIN, default=True), _domain(INITIAL_DOMAIN, initial=True),
                 _domain(ROUTING_DOMAIN)])

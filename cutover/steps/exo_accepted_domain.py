@@ -33,9 +33,11 @@ class AcceptedDomainParams(Params):
 
 
 def staying_on_premises(ctx: Context, params: AcceptedDomainParams) -> list[str]:
+    """Primary addresses of the on-premises mailboxes holding an address of the domain."""
     onprem = management(ctx, params.onprem)
-    return sorted(address for mailbox in onprem.mailboxes() for address in mailbox.smtp
-                  if address.endswith(f"@{params.domain}"))
+    suffix = f"@{params.domain.lower()}"
+    return sorted(mailbox.address for mailbox in onprem.mailboxes()
+                  if any(address.endswith(suffix) for address in mailbox.smtp))
 
 
 @register
@@ -61,7 +63,7 @@ class ExoAcceptedDomain(Step):
             staying = staying_on_premises(ctx, params)
             wanted = "InternalRelay" if staying else "Authoritative"
             names = ", ".join(address.split("@")[0] + "@" for address in staying[:5])
-            why = (f"{len(staying)} address(es) stay on premises ({names}"
+            why = (f"{len(staying)} mailbox(es) stay on premises ({names}"
                    f"{', ...' if len(staying) > 5 else ''}): with Authoritative, Exchange "
                    "Online Protection would reject their mail" if staying else
                    "no mailbox of the domain is left on premises")
