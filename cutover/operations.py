@@ -285,9 +285,11 @@ def demo(target: Path, output: Output | None = None) -> dict[str, Any]:
     for fmt, name in (("html", "inventory.html"), ("md", "inventory.md")):
         write_inventory_report(workspace, fmt, reports / name)
         written.append(str(reports / name))
+    people = sorted(r["address"] for r in recipients if r.get("class") == "people")
     return {
         "workspace": str(workspace.root),
         "runs": runs,
+        "mailboxes": _mailbox_locations(workspace, state, people),
         "moves": [{"class": k, "destination": d, "mailboxes": n}
                   for (k, d), n in sorted(moves.items())],
         "steps": [{"plan": row["plan"], "step": row["step_id"], "status": row["status"],
@@ -295,6 +297,20 @@ def demo(target: Path, output: Output | None = None) -> dict[str, Any]:
                   for row in state.steps()],
         "reports": written,
     }
+
+
+def _mailbox_locations(workspace: Workspace, state: State, people: list[str]
+                       ) -> list[dict[str, Any]]:
+    """Per person: where the mailbox is now, and what (if anything) was left behind."""
+    from cutover.steps.hybrid_report import mailbox_locations
+
+    if not workspace.entries("management"):
+        return []
+    workspace.state = state
+    return [{"address": found.address, "location": found.location,
+             "messages_onprem": found.messages_onprem, "messages_cloud": found.messages_cloud,
+             "left_behind": found.left_behind, "unexplained": found.unexplained}
+            for found in mailbox_locations(workspace, state, people)]
 
 
 # --- helpers ------------------------------------------------------------------------------

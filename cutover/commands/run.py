@@ -261,6 +261,27 @@ def register(app: typer.Typer) -> None:
                           f"{cleared['pid']} on {escape(cleared['host'])})")
 
 
+def _print_mailbox_locations(locations: list[dict[str, Any]]) -> None:
+    """Per person: where the mailbox is now, and that nothing was left behind."""
+    if not locations:
+        return
+    table = Table(title="Where people's mailboxes are", title_justify="left")
+    for column in ("person", "mailbox", "messages moved", "left behind"):
+        table.add_column(column)
+    for found in locations:
+        behind = "nothing" if not found["left_behind"] else (
+            f"{found['left_behind']} (reported by MRS as skipped)" if not found["unexplained"]
+            else f"{found['unexplained']} NOT accounted for")
+        table.add_row(found["address"], found["location"],
+                      f"{found['messages_cloud']}/{found['messages_onprem']}", behind)
+    console.print(table)
+    lost = sum(found["unexplained"] for found in locations)
+    moved = sum(1 for found in locations if found["location"] == "Exchange Online")
+    console.print(f"{moved} of {len(locations)} people's mailboxes are in Exchange Online; "
+                  + ("nothing was left behind but what MRS reported" if not lost else
+                     f"{lost} message(s) left behind without MRS reporting them"))
+
+
 def _print_demo_summary(summary: dict[str, Any]) -> None:
     from cutover.commands.routes import domains_table
     from cutover.routes.domains import compute_routing
@@ -281,6 +302,7 @@ def _print_demo_summary(summary: dict[str, Any]) -> None:
     for row in summary["steps"]:
         table.add_row(row["plan"], row["step"], str(row["changes_applied"]), row["status"])
     console.print(table)
+    _print_mailbox_locations(summary["mailboxes"])
     routing = compute_routing(Workspace(summary["workspace"]))
     console.print(domains_table(routing))
     console.print(f"{len(routing.forwards)} forwarded addresses (cutover routes lists them)")

@@ -143,7 +143,8 @@ class ExchangeOnlineFile:
         if self._provisioned_cache is None or self._provisioned_cache[0] != stamp:
             addresses = set()
             for record in self._recipient_records():
-                if record.get("RecipientTypeDetails") in ("MailUser", "UserMailbox"):
+                kind = str(record.get("RecipientTypeDetails", ""))
+                if kind == "MailUser" or kind.endswith("Mailbox"):
                     addresses.add(str(record.get("PrimarySmtpAddress", "")).lower())
                     addresses.update(xo.smtp_addresses(xo.strings(record.get("EmailAddresses"))))
             self._provisioned_cache = (stamp, frozenset(addresses))
@@ -525,17 +526,18 @@ class ExchangeOnlineFile:
         bad_limit, _ = self._limits(batch)
         skip = user["BadItems"] if bad_limit is None or user["BadItems"] <= bad_limit else 0
         self._copy_mail(self._onprem_store(), self._tenant_store(), address, skip)
+        onprem = self._onprem()
+        source = onprem.mailbox(address) if onprem is not None else None
         mail_user = self._find_recipient(address, ("MailUser",))
         if mail_user is not None:
             user["MailUserBefore"] = mail_user
             mailbox = {key: value for key, value in mail_user.items()
                        if key not in ("ExternalEmailAddress",)}
             mailbox.update({"RecipientType": "UserMailbox",
-                            "RecipientTypeDetails": "UserMailbox",
-                            "Database": "EURPR01DG042-db117"})
+                            "RecipientTypeDetails": source.recipient_type if source else
+                            "UserMailbox", "Database": "EURPR01DG042-db117"})
             self._replace_recipient(address, mailbox)
-        onprem = self._onprem()
-        if onprem is not None and onprem.mailbox(address) is not None:
+        if source is not None:
             local = address.split("@", 1)[0]
             user["MailboxBefore"] = onprem.to_remote_mailbox(
                 address, f"{local}@{batch['TargetDeliveryDomain']}")
@@ -556,7 +558,7 @@ class ExchangeOnlineFile:
                     folder.name, [m.uid for m in writing.list_messages(folder.name)])}
                 messages = reading.list_messages(folder.name)
                 if folder.name == "INBOX":
-                    messages = messages[skip:]
+                    messages = messages[skip:]  # MRS counts them; none left in the tenant
                 by_uid = {m.uid: m for m in messages}
                 new = [NewMessage(content, by_uid[uid].flags, by_uid[uid].internaldate)
                        for uid, content in reading.fetch(folder.name, list(by_uid))
@@ -598,7 +600,7 @@ class ExchangeOnlineFile:
             raise CmdletFailed("New-MoveRequest", address, f"The user '{address}' already has "
                                "a move request.", "ManagementObjectAlreadyExistsException",
                                "InvalidArgument")
-        if self._find_recipient(address, ("UserMailbox",)) is None:
+        if self.mailbox(address) is None:
             raise _not_found("New-MoveRequest", address, "mailbox in Exchange Online")
         before = next((user for batch in self._batches().values() for user in batch["Users"]
                        if user["EmailAddress"] == address and user.get("Materialised")), {})
