@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cutover.errors import NotFound, RollbackRefused, UsageError
-from cutover.plan import Plan, load_plan
+from cutover.errors import CutoverError, NotFound, RollbackRefused, UsageError
+from cutover.plan import Plan, load_plan, plan_outline
 from cutover.runner import Confirm, Output, Runner, RunOptions, RunResult, remaining_wait
 from cutover.state import State, parse_iso
 from cutover.workspace import Workspace
@@ -174,10 +174,11 @@ def _plan_status(workspace: Workspace, state: State, run_row: dict[str, Any],
     kinds = {step_id: row["kind"] for step_id, row in rows.items()}
     path = workspace.path(run_row["plan_path"])
     try:
-        plan = load_plan(path)
-        order = [step.id for step in plan.ordered()] + [s for s in rows if not plan.has_step(s)]
-        kinds.update({step.id: step.spec.kind for step in plan.steps})
-    except Exception:  # noqa: BLE001 - a plan edited or removed since: report what state knows
+        outline = plan_outline(path)
+        order = [step_id for step_id, _ in outline] + [s for s in rows if s not in
+                                                       dict(outline)]
+        kinds.update(dict(outline))
+    except CutoverError:  # a plan edited or removed since: report what the state knows
         pass
     counts = state.item_counts(name)
     details = state.item_details(name)

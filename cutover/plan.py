@@ -274,3 +274,23 @@ def plan_from_checkpoints(name: str, path: Path | None, state: Any,
     requires = {step.id: [dep for dep in step.spec.requires if dep in known] for step in steps}
     return Plan(name, base.description if base else "", path or Path(name), steps,
                 base.digest if base else "", StepGraph(requires))
+
+
+def plan_outline(path: Path) -> list[tuple[str, str]]:
+    """The steps of a plan file in run order, as (id, kind), without loading the step kinds:
+    enough for `cutover status`, which must stay fast on a big workspace. Raises PlanInvalid
+    when the file does not even have that shape."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raise PlanInvalid([Problem(str(path), 1, "cannot read the plan's steps")]) from None
+    raw = data.get("steps") if isinstance(data, dict) else None
+    steps = [s for s in raw or [] if isinstance(s, dict) and isinstance(s.get("id"), str)]
+    kinds = {s["id"]: str(s.get("kind")) for s in steps}
+    requires = {s["id"]: [r for r in (s.get("requires") or []) if r in kinds] for s in steps}
+    try:
+        order = StepGraph(requires).order
+    except CycleFound:
+        order = list(requires)
+    return [(step_id, kinds[step_id]) for step_id in order]

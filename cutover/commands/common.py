@@ -62,7 +62,13 @@ def workspace_of(ctx: typer.Context) -> Workspace:
     return app_state(ctx).workspace()
 
 
-def print_json(data: Any) -> None:
+def print_json(data: Any, compact: bool = False) -> None:
+    """JSON on standard output; `compact` (one line, C encoder) for outputs that may hold tens
+    of thousands of rows (`status --json` of a big batch): indenting costs seconds there."""
+    if compact:
+        sys.stdout.write(json.dumps(data, sort_keys=True, default=str,
+                                    separators=(",", ":")) + "\n")
+        return
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
         """
         report = operations.status(workspace_of(ctx))
         if json_output:
-            print_json(report)
+            print_json(report, compact=True)
             return
         if not report["plans"]:
             console.print("no plan has run in this workspace yet")

@@ -171,6 +171,7 @@ def register(cls: type[Step]) -> type[Step]:
 
 
 def iter_kinds() -> Iterator[str]:
-    from cutover import steps  # noqa: F401 - importing the package registers every kind
+    from cutover.steps import load_all
 
+    load_all()  # importing the kinds' modules registers every kind
     yield from sorted(STEP_KINDS)
