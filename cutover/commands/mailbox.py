@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from cutover.commands.common import JSON_OPTION, console, err_console, print_jso
 from cutover.errors import UsageError, VerificationFailed
 from cutover.mailsync.engine import Account, AccountResult, MailSync, Progress, SyncOptions
 from cutover.mailsync.folders import FolderRules
+from cutover.mailsync.identity import IdentityMap
+from cutover.mailsync.identity import migrated as identity_migrated
 from cutover.mailsync.urls import store_for_url
 
 if TYPE_CHECKING:  # imported where used: a no-op re-run with --json needs neither
@@ -64,6 +67,47 @@ def _open(url: str, side: str, password_file: Path | None, base: Path, tls_verif
             raise UsageError(f"no {side} password: set CUTOVER_{side.upper()}_PASSWORD or "
                              f"--{side}-password-file") from None
         raise
+
+
+def _identity_map(path: Path, dry_run: bool) -> IdentityMap:
+    """The identity map of the state DB at `path`, opened once here and handed to the engine.
+    A dry run writes nothing (no state DB yet: an empty map in memory). A state DB that is
+    already ours and migrated is opened with plain sqlite3 (a no-op re-run then skips
+    importing sqlite-utils, ~60 ms); anything else goes through State.open, which creates,
+    checks and migrates it."""
+    if dry_run and not path.exists():
+        return IdentityMap.empty()
+    ready = _migrated_state(path)
+    if ready is not None:
+        return IdentityMap(ready, path, owned=True)
+    from cutover.state import State
+
+    state = State.open(path)
+    identity = IdentityMap.of(state, writable=not dry_run)
+    identity.owned = True  # the state's connection is the map's own: closed with it
+    return identity
+
+
+#: cutover.state.APPLICATION_ID, not imported from there (that imports sqlite-utils)
+STATE_APPLICATION_ID = 0x43555430
+
+
+def _migrated_state(path: Path) -> sqlite3.Connection | None:
+    """A connection to `path` when it is a cutover state DB (WAL) holding every migration of
+    the identity map, else None."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+    try:
+        ours = conn.execute("PRAGMA application_id").fetchone()[0] == STATE_APPLICATION_ID
+        wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    except sqlite3.DatabaseError:  # not a DB, locked...: State.open says why
+        ours = wal = False
+    if not (ours and wal and identity_migrated(conn)):
+        conn.close()
+        return None
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
 
 def _rate(text: str | None) -> float | None:
@@ -149,18 +193,21 @@ def sync(
                           dry_run=dry_run, jobs=jobs, max_msgs_per_s=max_msgs_per_s,
                           max_bytes_per_s=_rate(max_bandwidth))
     account = Account(source, source_user, target, target_user)
-    state_path = state or workspace_of(ctx).state_path
-    show_bars = not json_output and sys.stderr.isatty()
-    if show_bars:
-        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as RichBar
+    identity = _identity_map(state or workspace_of(ctx).state_path, dry_run)
+    try:
+        show_bars = not json_output and sys.stderr.isatty()
+        if show_bars:
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichBar
 
-        bar = RichBar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TimeRemainingColumn(), console=err_console, transient=True)
-        with bar:
-            results = MailSync(state_path, options, BarProgress(bar)).run([account])
-    else:
-        results = MailSync(state_path, options).run([account])
+            bar = RichBar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                          TimeRemainingColumn(), console=err_console, transient=True)
+            with bar:
+                results = MailSync(identity, options, BarProgress(bar)).run([account])
+        else:
+            results = MailSync(identity, options).run([account])
+    finally:
+        identity.close()
     if json_output:
         print_json({"dry_run": dry_run, "accounts": [r.to_json() for r in results]})
     else:

@@ -22,7 +22,7 @@ from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.m365.graph import GraphMailStore
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.mailsync import engine
-from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.verify import BY_CONTENT, BY_IDENTITY, compare
 from cutover.state import State
 from cutover.workspace import Workspace
@@ -37,6 +37,7 @@ from tests.graph_recordings import (
     recorded,
     register_sign_in,
 )
+from tests.mailsync.corpus import run_sync
 
 SOURCE_USER = "anna.berg"
 ID_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0AmxdTOCXSx0OHh4MjS-ScrwAAMDAA"
@@ -224,7 +225,7 @@ def source(tmp_path) -> MaildirMailStore:
 
 def sync(source, target, tmp_path):
     account = Account(source, SOURCE_USER, target, USER)
-    return MailSync(tmp_path / "sync.db", SyncOptions(jobs=1)).run([account])
+    return run_sync(tmp_path / "sync.db", SyncOptions(jobs=1), [account])
 
 
 def verify(source, target):
@@ -250,7 +251,7 @@ def test_maildir_copied_to_graph_verifies_equal_by_normalised_identity(cloud, so
 
 def test_maildir_to_maildir_still_compares_content_digests(source, tmp_path):
     copy = MaildirMailStore(tmp_path / "copy")
-    MailSync(tmp_path / "sync.db", SyncOptions()).run([Account(source, SOURCE_USER, copy, "a")])
+    run_sync(tmp_path / "sync.db", SyncOptions(), [Account(source, SOURCE_USER, copy, "a")])
 
     with source.open(SOURCE_USER) as left, copy.open("a") as right:
         comparison = compare(left, right)
