@@ -20,6 +20,7 @@ from cutover.errors import UsageError, VerificationFailed
 from cutover.mailsync.engine import Account, AccountResult, MailSync, Progress, SyncOptions
 from cutover.mailsync.folders import FolderRules
 from cutover.mailsync.urls import store_for_url
+from cutover.secrets import read_secret_file
 
 if TYPE_CHECKING:  # imported where used: a no-op re-run with --json needs neither
     from rich.progress import Progress as RichBar
@@ -42,10 +43,8 @@ def _secret(side: str, path: Path | None) -> tuple[object, object]:
     upper = side.upper()
     token = os.environ.get(f"CUTOVER_{upper}_OAUTH2_TOKEN")
     if path is not None:
-        try:
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --{side}-password-file {path}: {exc.strerror}") from None
+        # the one credential reader: a file others can read is refused, as in cutover.yaml
+        text = read_secret_file(path, label=f"--{side}-password-file")
         return (lambda: text), None
     password = os.environ.get(f"CUTOVER_{upper}_PASSWORD")
     if password is not None:
