@@ -101,12 +101,17 @@ def _command_named(argv: list[str]) -> str | None:
     return None
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in arguments
     try:
         mount_commands(only=_command_named(arguments))
         result = app(args=argv, standalone_mode=False)
+        if result == INTERRUPTED:  # typer turns Ctrl-C in a command into this return value
+            raise KeyboardInterrupt
         if isinstance(result, int) and result:  # a command that returns its exit code
             sys.exit(result)
     except CutoverError as exc:
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         print_error("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except Exception as exc:
         if debug or os.environ.get("CUTOVER_DEBUG"):
             raise
