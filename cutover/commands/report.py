@@ -54,7 +54,7 @@ def inventory(
     """
     meta = write_inventory_report(workspace_of(ctx), fmt, output, snapshot, throughput)
     if output is not None:
-        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})")
+        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})", markup=False)
 
 
 def write_inventory_report(workspace, fmt: str, output: Path | None,
