@@ -386,3 +386,14 @@ def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env["COLUMNS"] = "80"
     return subprocess.run([sys.executable, "-m", "cutover", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def test_operator_text_in_a_table_is_printed_as_written(tmp_path):
+    """An account named like rich markup or an emoji code is shown as it is named."""
+    name = "[b]x:y:0"
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "src" / name / sub).mkdir(parents=True)
+    result = run_cli(tmp_path, "mailbox", "sync", f"maildir://{tmp_path}/src/{name}",
+                     f"maildir://{tmp_path}/dst/{name}", "--state", str(tmp_path / "s.db"))
+    assert result.returncode == 0, result.stderr
+    assert any(line.split()[:1] == [name] for line in result.stdout.splitlines()), result.stdout
