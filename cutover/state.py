@@ -16,13 +16,14 @@ events are written from changes and messages only.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
 import socket
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,9 @@ class State:
         path = Path(path)
         if not path.exists() and not create:
             raise StateUnusable(f"no state database at {path}")
+        conn = None
+        created = str(path) != ":memory:" and not path.exists()
+        created_dir = created and not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
@@ -137,6 +141,8 @@ class State:
             tables = db.table_names()
             if app_id != APPLICATION_ID and tables:
                 raise StateUnusable(f"{path} is not a cutover state database")
+            if tables and str(path) != ":memory:":
+                _check_integrity(conn, path)
             if not tables:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -146,13 +152,27 @@ class State:
             state = cls(db, path)
             state.migrate(STATE_MIGRATIONS)
             return state
-        except sqlite3.DatabaseError as exc:
-            raise StateUnusable(f"{path} is not a usable state database ({exc})") from None
-        except PermissionError:
-            raise StateUnusable(f"cannot write the state database at {path}") from None
-        except OSError as exc:
-            raise StateUnusable(f"cannot open the state database at {path}: "
-                                f"{exc.strerror}") from None
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if created:  # a refused open leaves no empty database behind
+                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    leftover.unlink(missing_ok=True)
+                if created_dir:
+                    with suppress(OSError):
+                        path.parent.rmdir()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise _unusable(path, exc) from None
+            if isinstance(exc, PermissionError):
+                raise StateUnusable(f"cannot write the state database at {path}") from None
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise StateUnusable(f"no space left on device for the state database at "
+                                    f"{path}: free some space, then run the command "
+                                    "again") from None
+            if isinstance(exc, OSError):
+                raise StateUnusable(f"cannot open the state database at {path}: "
+                                    f"{exc.strerror}") from None
+            raise
 
     @classmethod
     def open_snapshot(cls, path: Path | str) -> State:
@@ -454,6 +474,42 @@ class State:
             row["after"] = json.loads(row["after"]) if row["after"] else None
             rows.append(row)
         return rows
+
+
+#: what the operator can do about a state database that SQLite cannot read
+RECOVER = ("restore it from a backup, or move it aside (the next run starts a fresh state and "
+           "forgets what was applied)")
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """A damaged page is found here, before anything is read or written, rather than in the
+    middle of a run. quick_check reads every page once (about 0.1 s for 85 MB)."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        detail = problems[0].splitlines()[-1] if problems and problems[0] else "damaged"
+        raise StateUnusable(f"{path} is corrupt (database disk image is malformed: "
+                            f"{detail}): {RECOVER}")
+
+
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StateUnusable:
+    code = getattr(exc, "sqlite_errorcode", None)
+    # a full disk shows as SQLITE_FULL, or as an I/O error growing the -shm/-wal file
+    io_error = code is not None and code & 0xFF == sqlite3.SQLITE_IOERR
+    if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc) or \
+            (io_error and _no_space_left(path)):
+        return StateUnusable(f"no space left on device for the state database at {path}: "
+                             "free some space, then run the command again")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc) \
+            or "not a database" in str(exc):
+        return StateUnusable(f"{path} is corrupt ({exc}): {RECOVER}")
+    return StateUnusable(f"{path} is not a usable state database ({exc})")
+
+
+def _no_space_left(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _user() -> str:

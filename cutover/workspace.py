@@ -14,56 +14,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cutover.errors import ConfigInvalid, NotFound, SecretUnavailable, UsageError
+from cutover.errors import ConfigInvalid, NotFound, UsageError
+from cutover.secrets import resolve_secret
 
 CONFIG_NAME = "cutover.yaml"
 STATE_DIR = "state"
 STATE_NAME = "cutover.db"
-SECRET_KEYS = frozenset({"password", "token", "secret", "client_secret", "tsig_secret"})
-
-
-def resolve_secret(reference: str, base: Path | None = None) -> str:
-    """Turn `env/NAME` or `file/PATH` into the secret it names. Files must not be readable by
-    group or others (0600), as with ssh keys."""
-    if not isinstance(reference, str) or "/" not in reference:
-        raise SecretUnavailable("a credential must be a reference: env/NAME or file/PATH")
-    scheme, _, target = reference.partition("/")
-    if scheme == "env":
-        value = os.environ.get(target)
-        if value is None:
-            raise SecretUnavailable(f"environment variable {target} is not set")
-        return value
-    if scheme == "file":
-        path = Path(target)
-        if base is not None and not path.is_absolute():
-            path = base / path
-        return read_secret_file(path)
-    raise SecretUnavailable(f"unknown credential reference {scheme}/...: use env/NAME or file/PATH")
-
-
-def read_secret_file(path: Path) -> str:
-    try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SecretUnavailable(f"{path} is readable by others: chmod 600 {path}")
-        return path.read_text().strip()
-    except OSError as exc:
-        raise SecretUnavailable(f"cannot read credential file {path}: {exc.strerror}") from None
-
-
-def _reject_inline_secrets(node: Any, where: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            is_reference = isinstance(value, str) and value.startswith(("env/", "file/"))
-            if key in SECRET_KEYS and isinstance(value, str) and not is_reference:
-                raise ConfigInvalid(f"{where}.{key}: write a reference (env/NAME or file/PATH), "
-                                    "not the secret itself")
-            _reject_inline_secrets(value, f"{where}.{key}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            _reject_inline_secrets(value, f"{where}[{index}]")
 
 
 class Workspace:
@@ -84,20 +40,17 @@ class Workspace:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        if not self.config_path.exists():
-            return {}
+        """cutover.yaml, checked as a whole (cutover.environment): every problem of the file
+        at once as `cutover.yaml:LINE: ...`, before any connector is built."""
+        from cutover import environment  # YAML and pydantic only for commands that need them
+
         try:
-            data = yaml.safe_load(self.config_path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else 0
-            raise ConfigInvalid(f"{self.config_path}:{line}: invalid YAML") from None
+            raw = self.config_path.read_bytes()
+        except FileNotFoundError:
+            return {}
         except OSError as exc:
             raise ConfigInvalid(f"cannot read {self.config_path}: {exc.strerror}") from None
-        if not isinstance(data, dict):
-            raise ConfigInvalid(f"{self.config_path}:1: expected a mapping at the top level")
-        _reject_inline_secrets(data, "cutover.yaml")
-        return data
+        return environment.parse(raw, CONFIG_NAME)
 
     def path(self, relative: str | Path) -> Path:
         """A path from cutover.yaml or a plan, relative to the workspace unless absolute."""

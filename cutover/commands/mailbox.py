@@ -23,6 +23,7 @@ from cutover.mailsync.folders import FolderRules
 from cutover.mailsync.identity import IdentityMap
 from cutover.mailsync.identity import migrated as identity_migrated
 from cutover.mailsync.urls import store_for_url
+from cutover.secrets import read_secret_file
 
 if TYPE_CHECKING:  # imported where used: a no-op re-run with --json needs neither
     from rich.progress import Progress as RichBar
@@ -45,10 +46,8 @@ def _secret(side: str, path: Path | None) -> tuple[object, object]:
     upper = side.upper()
     token = os.environ.get(f"CUTOVER_{upper}_OAUTH2_TOKEN")
     if path is not None:
-        try:
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --{side}-password-file {path}: {exc.strerror}") from None
+        # the one credential reader: a file others can read is refused, as in cutover.yaml
+        text = read_secret_file(path, label=f"--{side}-password-file")
         return (lambda: text), None
     password = os.environ.get(f"CUTOVER_{upper}_PASSWORD")
     if password is not None:
@@ -122,39 +121,74 @@ def _rate(text: str | None) -> float | None:
 
 
 class BarProgress(Progress):
-    """Rich progress bars on standard error: one per account and one overall."""
+    """Rich progress bars on standard error, one per account and one overall: messages and
+    bytes copied of those planned, the rate and the time left."""
 
     def __init__(self, bar: RichBar):
         self.bar = bar
-        self.overall = bar.add_task("all accounts", total=0)
+        self.overall = bar.add_task("all accounts", total=0, messages=0, planned_messages=0)
         self.tasks: dict[str, int] = {}
+
+    @staticmethod
+    def new_bar(console: object) -> RichBar:
+        """The bar for a terminal of any width: the account name is cut first (ellipsis),
+        then the bar shrinks; counts, bytes and the time left always show."""
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichBar
+        from rich.table import Column
+
+        return RichBar(
+            TextColumn("{task.description}", markup=False,
+                       table_column=Column(no_wrap=True, overflow="ellipsis", max_width=32)),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10)),
+            TextColumn("{task.fields[messages]}/{task.fields[planned_messages]} msgs",
+                       markup=False, table_column=Column(no_wrap=True)),
+            DownloadColumn(table_column=Column(no_wrap=True)),
+            TransferSpeedColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+            console=console, transient=True, expand=True)
 
     def _task(self, account: str) -> int:
         if account not in self.tasks:
-            self.tasks[account] = self.bar.add_task(account, total=0)
+            self.tasks[account] = self.bar.add_task(account, total=0, messages=0,
+                                                    planned_messages=0)
         return self.tasks[account]
 
     def planned(self, account: str, messages: int, size: int) -> None:
         for task in (self._task(account), self.overall):
-            total = self.bar.tasks[task].total or 0
-            self.bar.update(task, total=total + size)
+            current = self.bar.tasks[task]
+            self.bar.update(task, total=(current.total or 0) + size,
+                            planned_messages=current.fields["planned_messages"] + messages)
 
     def copied(self, account: str, messages: int, size: int) -> None:
-        self.bar.advance(self._task(account), size)
-        self.bar.advance(self.overall, size)
+        for task in (self._task(account), self.overall):
+            current = self.bar.tasks[task]
+            self.bar.update(task, advance=size, messages=current.fields["messages"] + messages)
 
 
 def _summary(results: list[AccountResult], dry_run: bool) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title="mailbox sync" + (" (dry run)" if dry_run else ""))
+    # no borders: every header fits an 80-column terminal; a long account name folds
+    table = Table(title="mailbox sync" + (" (dry run)" if dry_run else ""), box=None,
+                  pad_edge=False, title_justify="left")
     for column in ("account", "folders", "unchanged", "copied", "MB", "flags", "deleted",
                    "renamed", "rematched"):
-        table.add_column(column, justify="left" if column == "account" else "right")
+        if column == "account":
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for r in results:
         copied = sum(r.to_copy.values()) if dry_run else r.copied
         size = r.to_copy_bytes if dry_run else r.copied_bytes
-        table.add_row(r.account, str(r.folders), str(r.unchanged_folders), str(copied),
+        table.add_row(Text(r.account), str(r.folders), str(r.unchanged_folders), str(copied),
                       f"{size / 1e6:.1f}", str(r.flags_updated), str(r.deleted),
                       str(len(r.renamed_folders)), str(r.rematched))
     return table
@@ -197,11 +231,7 @@ def sync(
     try:
         show_bars = not json_output and sys.stderr.isatty()
         if show_bars:
-            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as RichBar
-
-            bar = RichBar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                          TimeRemainingColumn(), console=err_console, transient=True)
+            bar = BarProgress.new_bar(err_console.real)  # rich enters its console: the real one
             with bar:
                 results = MailSync(identity, options, BarProgress(bar)).run([account])
         else:

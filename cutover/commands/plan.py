@@ -14,13 +14,18 @@ app = typer.Typer(no_args_is_help=True, help="Validate and preview plans.")
 
 @app.command()
 def check(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file.")) -> None:
-    """Validate a plan: YAML, keys, step kinds, params, requires (every problem at once).
+    """Validate a plan: YAML, keys, step kinds, params, requires (every problem at once), and
+    the environment it needs: the whole of cutover.yaml, every connector a step names.
 
     Example: cutover plan check plans/phase1-segregate.yaml
     """
+    from cutover.environment import check_for_plan
+
     workspace = workspace_of(ctx)
-    loaded = load_plan(workspace.resolve_plan(plan))
-    workspace.validate()  # a plan is valid only in an environment that can run it
+    path = workspace.resolve_plan(plan)
+    loaded = load_plan(path)
+    workspace.validate()  # every connector entry serves its role
+    check_for_plan(workspace, loaded, str(path))  # and the plan's steps name ones that exist
     console.print(f"plan {loaded.name}: {len(loaded.steps)} step(s), valid")
 
 

@@ -34,4 +34,4 @@ def inventory(
     meta = operations.write_inventory_report(workspace_of(ctx), fmt, output, snapshot,
                                              throughput)
     if output is not None:
-        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})")
+        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})", markup=False)
