@@ -17,7 +17,7 @@ sent) a server that does not offer STARTTLS; only a loopback host (127.0.0.0/8, 
 localhost) may log in in plain text when it offers no STARTTLS. `tls: starttls` requires
 STARTTLS on loopback too (so does the environment variable CUTOVER_TLS_LOOPBACK_EXEMPT=0, for
 every store). `tls: none` logs in in plain text, even to a remote host: the store then says
-so in every label and preview (`imap://...?tls=none`, the same in a command-line URL).
+so in every preview (`imap://USER@HOST:143?tls=none` asks the same on the command line).
 Certificates are verified (system CAs, host name) unless `tls_verify: false`.
 
 Every server's folder dialect is learned once per store, at the first login, and shared by
@@ -43,8 +43,6 @@ so the engine re-checks by digest what arrived.
 from __future__ import annotations
 
 import imaplib
-import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -63,6 +61,14 @@ from imapclient.response_parser import parse_fetch_response
 
 from cutover.connectors.base import connector
 from cutover.connectors.imap.names import Dialect, FolderNameRefused, dialect_from_namespace
+from cutover.connectors.imap.tls import (
+    TlsRequired,
+    client_context,
+    refusal,
+    starttls_required,
+    tls_failure,
+    tls_mode,
+)
 from cutover.connectors.mailstore import (
     INBOX,
     SEPARATOR,
@@ -95,9 +101,6 @@ TIMEOUT_S = 60.0
 #: How many appended messages of each kind (see `message_kinds`) are read back and compared
 #: byte for byte, per store: enough to catch a server that rewrites what it stores.
 CHECK_PER_KIND = 10
-#: Set to 0 to treat loopback hosts as remote (TLS required there too).
-LOOPBACK_EXEMPT_ENV = "CUTOVER_TLS_LOOPBACK_EXEMPT"
-TLS_MODES = ("auto", "starttls", "implicit", "none")
 
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, socket.timeout, EOFError)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([0-9:,]+)\]", re.I)
@@ -106,10 +109,6 @@ _THROTTLED = re.compile(r"\[(UNAVAILABLE|LIMIT|INUSE)\]|throttl", re.I)
 
 class TransferInterrupted(ConnectionFailed):
     """The connection dropped during an APPEND: some of the batch may have arrived."""
-
-
-class TlsRequired(ConnectionFailed):
-    """The server offers no TLS, and a password is never sent in clear (to a remote host)."""
 
 
 class ServerRewritesMessages(CapabilityMissing):
@@ -128,38 +127,14 @@ class Endpoint:
     security: str  # "implicit" (imaps), "starttls", "none" or "auto" (see the module doc)
 
     def label(self, user: str) -> str:
+        """Also the identity of the account in the copy state: it never depends on `tls`, so
+        changing how the connection is secured never makes a copy start again."""
         scheme = "imaps" if self.security == "implicit" else "imap"
-        plain = "?tls=none" if self.security == "none" else ""
-        return f"{scheme}://{user}@{self.host}:{self.port}{plain}"
+        return f"{scheme}://{user}@{self.host}:{self.port}"
 
     def starttls_required(self) -> bool:
         """Must this (non-imaps) connection switch to TLS before logging in?"""
-        if self.security == "starttls":
-            return True
-        return self.security == "auto" and not (
-            is_loopback(self.host) and os.environ.get(LOOPBACK_EXEMPT_ENV, "1") != "0")
-
-
-def is_loopback(host: str) -> bool:
-    """Only a literal loopback address or `localhost` counts: a name is never resolved."""
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def tls_mode(value: Any, implicit: bool, where: str) -> str:
-    """A `tls:` setting checked against the scheme: imaps:// is always implicit TLS."""
-    mode = "auto" if value in (None, "") else str(value).lower()
-    if mode not in TLS_MODES:
-        raise UsageError(f"{where}: tls must be one of {', '.join(TLS_MODES)}, not {value!r}")
-    if implicit:
-        if mode in ("starttls", "none"):
-            raise UsageError(f"{where}: imaps:// is implicit TLS; tls: {mode} contradicts it")
-        return "implicit"
-    return mode
+        return starttls_required(self.security, self.host)
 
 
 def parse_endpoint(url: str, tls: str | None = None) -> tuple[Endpoint, str | None]:
@@ -235,6 +210,14 @@ class ImapMailStore:
     def describe(self, user: str) -> str:
         return self.endpoint.label(user)
 
+    @property
+    def transport_warning(self) -> str | None:
+        """What every preview shows when this store logs in in plain text."""
+        if self.endpoint.security != "none":
+            return None
+        return (f"imap://{self.endpoint.host}:{self.endpoint.port} logs in WITHOUT TLS "
+                f"(tls: none): passwords cross the network in clear")
+
     def open(self, user: str) -> ImapSession:
         """The one network seam: connect, TLS as configured or offered, log in."""
         return ImapSession(self, user)
@@ -245,11 +228,7 @@ class ImapMailStore:
         which a plain connection that is never offered STARTTLS should not pay."""
         with self._ssl_lock:
             if self._ssl is None:
-                context = ssl.create_default_context()
-                if not self.tls_verify:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._ssl = context
+                self._ssl = client_context(self.tls_verify)
             return self._ssl
 
     def _connect(self, user: str) -> IMAPClient:
@@ -275,9 +254,7 @@ class ImapMailStore:
             raise AuthenticationFailed(f"IMAP login refused for {user} at {where}") from None
         except ssl.SSLError as exc:
             _abandon(client)
-            raise ConnectionFailed(f"TLS with {where} failed: "
-                                   f"{getattr(exc, 'verify_message', None) or exc.reason}"
-                                   f" (no password was sent)") from None
+            raise ConnectionFailed(tls_failure(where, exc)) from None
         except ConnectionRefusedError:
             raise ConnectionFailed(f"IMAP connection to {where} refused") from None
         except _TRANSIENT as exc:
@@ -297,10 +274,7 @@ class ImapMailStore:
         if client.has_capability("STARTTLS"):
             client.starttls(self._ssl_context())
         elif self.endpoint.starttls_required():
-            scheme_hint = "imaps:// or" if self.endpoint.port != 993 else ""
-            raise TlsRequired(
-                f"IMAP server {where} does not offer STARTTLS: no password is sent in clear "
-                f"(use {scheme_hint} a server with STARTTLS; tls: none allows a plain login)")
+            raise refusal("IMAP", where)
 
     def dialect(self, client: IMAPClient) -> Dialect:
         """The server's separator and personal namespace, asked once per store."""
