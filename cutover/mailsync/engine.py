@@ -97,6 +97,7 @@ class AccountResult:
     rematched: int = 0
     to_copy: dict[str, int] = field(default_factory=dict)  # dry run: folder -> messages
     to_copy_bytes: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a folder the target stores renamed
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -276,6 +277,7 @@ class MailSync:
             result.folders += 1
             if dst_name not in existing:
                 result.created_folders.append(dst_name)
+                result.notes += _name_notes(dst, dst_name)  # a name the target refuses raises
                 if not self.options.dry_run:
                     dst.create_folder(dst_name, info.special_use)
             elif (src_name in records and src_name not in pending and not self.options.dry_run
@@ -526,6 +528,13 @@ def _crash_point(phase: str) -> None:
         _crash_counts[phase] += 1
         if _crash_counts[phase] == int(count or 1):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _name_notes(dst: MailboxSession, name: str) -> list[str]:
+    """What the target says about storing `name` (an IMAP server whose separator is in it)."""
+    note = getattr(dst, "name_note", None)
+    text = note(name) if note is not None else None
+    return [text] if text else []
 
 
 def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name: str) -> bool:
