@@ -122,6 +122,8 @@ class MailboxSync(Step):
     def preview(self, ctx: Context) -> list[Change]:
         account = _account(ctx)
         [result] = MailSync(ctx.workspace.state_path, _options(ctx.params, True)).run([account])
+        for note in result.notes:
+            ctx.log(note)
         if not result.to_copy and not result.created_folders:
             return []
         with account.target.open(account.target_user) as target:

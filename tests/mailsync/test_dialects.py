@@ -107,3 +107,28 @@ def test_sync_to_a_server_that_rewrites_headers_fails_with_its_cause_never_exit_
     verified = _cli("verify", src, dst, "--allow-extra", cwd=tmp_path)
     assert verified.returncode == 1 and "missing" in verified.stdout
     assert "extra" not in verified.stdout  # no altered copy was left behind
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_folder_renamed_for_the_target_is_said_and_a_clashing_one_refused_by_name(
+        dovecot, cyrus, tmp_path, dry_run):
+    source_user = dovecot.add_user(f"say-{tmp_path.name}")
+    target_user = cyrus.add_user(f"say-{tmp_path.name}")
+    message = NewMessage(b"Subject: list mail\r\n\r\nbody\r\n")
+    with imap_store(dovecot).open(source_user) as session:
+        session.create_folder("Lists/ops.example.org")
+        session.append("Lists/ops.example.org", [message])
+    src = f"imap://{source_user}@{dovecot.host}:{dovecot.imap_port}"
+    dst = f"imap://{target_user}@{cyrus.host}:{cyrus.imap_port}"
+    extra = ["--dry-run"] if dry_run else []
+    said = _cli("sync", src, dst, *extra, cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert ("note: folder 'Lists/ops.example.org' is stored as "
+            "'Lists/ops\u2024example\u2024org'") in said.stdout
+    with imap_store(dovecot).open(source_user) as session:
+        session.create_folder("Lists/ops\u2024org")  # would read back as "Lists/ops.org"
+        session.append("Lists/ops\u2024org", [message])
+    refused = _cli("sync", src, dst, *extra, cwd=tmp_path)
+    assert refused.returncode == 2
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith("error: folder 'Lists/ops\u2024org'")

@@ -410,6 +410,16 @@ class ImapSession(SessionBase):
     def _wire(self, name: str) -> str:
         return self.dialect.to_wire(name)
 
+    def name_note(self, name: str) -> str | None:
+        """How this server's users will see `name` when it cannot be stored as written (the
+        engine reports it); raises FolderNameRefused for a name that cannot be stored."""
+        shown = self.dialect.renamed(name)
+        if shown is None:
+            return None
+        return (f"folder {name!r} is stored as {shown!r} in {self.store.describe(self.user)}: "
+                f"{self.dialect.separator!r} separates folder levels there (it reads back as "
+                f"{name!r}, so re-runs and verify agree)")
+
     def _listed(self, wire: str) -> set[str] | None:
         """The LIST attributes (lowercased) of exactly this server folder, or None when the
         server does not list it (a name with * or % matches others: compared exactly)."""
