@@ -23,9 +23,12 @@ Certificates are verified (system CAs, host name) unless `tls_verify: false`.
 Every server's folder dialect is learned once per store, at the first login, and shared by
 every session of the pool: the hierarchy separator and the personal namespace (NAMESPACE,
 RFC 2342; `LIST "" ""` without it), so `Archive/2024` is `INBOX.Archive.2024` on a Courier or
-Cyrus server with an `INBOX.` namespace (see `cutover/connectors/imap/names.py`, which also
-says what happens to a name holding the server's separator). Folders outside the personal
-namespace (other users', shared) are not listed. Creating or deleting a folder checks with
+Cyrus server with an `INBOX.` namespace (`cutover/connectors/imap/names.py`). A folder level
+holding the server's separator (`Lists/ops.example.org` on a "." server) is stored with a
+look-alike in its place (U+2024 ONE DOT LEADER), said in a `note:` of `mailbox sync` and in
+the preview, and reads back as written, so re-runs and `verify` agree; a name that could not
+be told apart afterwards is refused by name. Folders outside the personal namespace (other
+users', shared) are not listed. Creating or deleting a folder checks with
 LIST whether it is there, whatever response code the server sends.
 
 Some servers rewrite what they store (Cyrus's default `munge8bit` replaces raw 8-bit header
