@@ -165,6 +165,29 @@ def test_managesieve_without_starttls_fails_in_one_line_before_authenticate(
     assert "managesieve-login" in logged and AUTH_SENT not in logged
 
 
+def test_a_plan_step_over_managesieve_without_starttls_exits_2_before_authenticate(
+        dovecot_no_starttls, tmp_path):
+    user = dovecot_no_starttls.add_user(f"plan-{tmp_path.name}", PASSWORD)
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "cutover.yaml").write_text(yaml.safe_dump({"sieve": {"linux": {
+        "kind": "managesieve", "host": dovecot_no_starttls.host,
+        "port": dovecot_no_starttls.managesieve_port, "password": "env/CUTOVER_SOURCE_PASSWORD"}}}))
+    (tmp_path / "plans" / "keep.yaml").write_text(yaml.safe_dump({"name": "keep", "steps": [{
+        "id": "keep-address", "kind": "sieve.redirect",
+        "params": {"sieve": "linux", "account": user, "to": "bob@cloud.example.org"}}]}))
+    log = ServerLog(dovecot_no_starttls)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUTOVER_")}
+    env.update({"CUTOVER_SOURCE_PASSWORD": PASSWORD, LOOPBACK_EXEMPT_ENV: "0"})
+    result = subprocess.run([sys.executable, "-m", "cutover", "--workspace", str(tmp_path), "run",
+                             "plans/keep.yaml", "--yes"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ManageSieve server") and "does not offer STARTTLS" in line
+    logged = log.wait_for(NO_AUTH)
+    assert "managesieve-login" in logged and AUTH_SENT not in logged
+
+
 def test_managesieve_verifies_certificates_and_logs_in_over_tls(dovecot_starttls, tmp_path,
                                                                 not_exempt):
     store, user = _sieve(dovecot_starttls, tmp_path)
