@@ -242,6 +242,8 @@ def sync(
         print_json({"dry_run": dry_run, "accounts": [r.to_json() for r in results]})
     else:
         console.print(_summary(results, dry_run))
+        for note in (note for result in results for note in result.notes):
+            console.print(f"note: {note}", markup=False)
 
 
 @app.command()

@@ -101,6 +101,7 @@ class AccountResult:
     rematched: int = 0
     to_copy: dict[str, int] = field(default_factory=dict)  # dry run: folder -> messages
     to_copy_bytes: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a folder the target stores renamed
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -309,6 +310,7 @@ class MailSync:
             result.folders += 1
             if dst_name not in existing:
                 result.created_folders.append(dst_name)
+                result.notes += _name_notes(dst, dst_name)  # a name the target refuses raises
                 if not self.options.dry_run:
                     identity.note_created(account.pair, dst_name, self.options.made_by)
                     dst.create_folder(dst_name, info.special_use)
@@ -680,6 +682,13 @@ def _crash_point(phase: str) -> None:
     """Test hook (cutover.faults): CUTOVER_CRASH_AT="PHASE:N" kills the process (SIGKILL, as
     kill -9) the N-th time PHASE is reached, to prove a re-run is exact with no duplicates."""
     crash_if_asked(phase, counted=True, hard=True)
+
+
+def _name_notes(dst: MailboxSession, name: str) -> list[str]:
+    """What the target says about storing `name` (an IMAP server whose separator is in it)."""
+    note = getattr(dst, "name_note", None)
+    text = note(name) if note is not None else None
+    return [text] if text else []
 
 
 def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name: str) -> bool:

@@ -81,8 +81,14 @@ class Context:
         return self.clock()
 
     def connector(self, section: str, name: str) -> Any:
-        """The connector the workspace configures as `section.name` (e.g. "mailstores", "linux")."""
-        return self.workspace.connector(section, name)
+        """The connector the workspace configures as `section.name` (e.g. "mailstores", "linux").
+        One that logs in without TLS (`tls: none`) says so, once, wherever it is first used."""
+        built = self.workspace.connector(section, name)
+        warning = getattr(built, "transport_warning", None)
+        if warning and not getattr(built, "transport_warning_shown", False):
+            built.transport_warning_shown = True
+            self.log(f"WARNING {section}.{name}: {warning}")
+        return built
 
     def hold_until(self, key: str, until: datetime, reason: str) -> None:
         """Record that work on `key` must wait until `until`; survives restarts."""

@@ -117,6 +117,8 @@ class MailboxSync(Step):
         account = _account(ctx)
         engine = _engine(ctx, dry_run=True)
         [result] = engine.run([account])
+        for note in result.notes:
+            ctx.log(note)
         if not result.to_copy and not result.created_folders:
             return []
         # `before` is the target as it was before this step ever copied into it: copies an

@@ -117,8 +117,12 @@ def unpacked(cache: Path | None = None) -> Path:
         debs = cache / "debs"
         debs.mkdir(exist_ok=True)
         packages = packages_to_fetch()
-        fetched = subprocess.run(["apt-get", "download", *packages], cwd=debs,
-                                 capture_output=True, text=True)
+        fetched = _download(packages, debs)
+        if fetched.returncode != 0 and os.geteuid() == 0:
+            # a fresh image may have no package lists yet
+            subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "update", "-qq"],
+                           capture_output=True)
+            fetched = _download(packages, debs)
         if fetched.returncode != 0:
             raise CyrusUnavailable(f"apt-get download {' '.join(packages)} failed: "
                                    f"{fetched.stderr.strip()[-500:]}")
@@ -128,6 +132,11 @@ def unpacked(cache: Path | None = None) -> Path:
         staging.chmod(0o755)
         staging.rename(root)
     return root
+
+
+def _download(packages: list[str], into: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["apt-get", "download", *packages], cwd=into, capture_output=True,
+                          text=True)
 
 
 def library_path(root: Path) -> str:
