@@ -243,6 +243,8 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
     if "@" not in address:
         raise UsageError(f"not a mail address: {address!r}")
     path = trace(facts, address)
+    if path.loop:
+        raise ProbeFailed(f"{address}: {path.reason}; no canary sent into a loop")
     end = expect or path.ends
     tag = f"{uuid.uuid4().hex[:16]}"
     started = time.monotonic()
