@@ -270,8 +270,14 @@ class PostfixMapDirectory:
                 self._run(postconf, "-e", f"{name} = {value}")
         else:
             text = self.main_cf.read_text() if self.main_cf.exists() else ""
+            edited = set_main_cf_parameter(text, name, value)
+            if not edited and not text:
+                return  # nothing set, nothing to remove: no empty main.cf left behind
             self.main_cf.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.main_cf, set_main_cf_parameter(text, name, value))
+            if edited:
+                atomic_write(self.main_cf, edited)
+            else:
+                self.main_cf.unlink()  # the twin's main.cf held only what cutover set
         self.reload()
 
     def transport_for(self, destination: str) -> str | None:
