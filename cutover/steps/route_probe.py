@@ -119,6 +119,8 @@ class RouteProbe(Step):
         findings: list[Finding] = []
         addresses = []
         for change in changes:
+            if change.after is None:
+                continue  # a rollback's inverse: a probe leaves nothing to restore or check
             address = change.after["address"]
             addresses.append(address)
             path = trace(facts, address)
@@ -129,6 +131,8 @@ class RouteProbe(Step):
             if ctx.params.check == "addresses":
                 findings += [Finding(f.subject, f"{f.kind}: {f.problem}")
                              for f in trace_findings(facts, path)]
+        if not addresses:
+            return findings
         if ctx.params.check == "addresses":
             domains = {domain_of(a) for a in addresses}
             findings += [Finding(f.subject, f"{f.kind}: {f.problem}")

@@ -233,7 +233,7 @@ class SpamfilterDomain(Step):
         spamfilter = _filter(ctx, before["spamfilter"])
         policy = before["part"] == "policy"
         text = spamfilter.read_settings() if policy else spamfilter.read_quarantine()
-        restored = _restored(text, before)
+        restored = _restored(text, before, "" if policy else QUARANTINE_REQUIRE)
         if restored == text:
             return
         if policy:
@@ -253,11 +253,12 @@ class SpamfilterDomain(Step):
                 "restore smtpd_milters from the checkpoint and `postfix reload`"]
 
 
-def _restored(text: str, before: dict[str, Any]) -> str:
-    """The whole prior file when only this domain's block differs, else the current file with
-    just the block put back as it was."""
+def _restored(text: str, before: dict[str, Any], header: str = "") -> str:
+    """The whole prior file when only this domain's block (and the header cutover adds to a
+    new file) differs, else the current file with just the block put back as it was."""
     domain = before["domain"]
     original = before["file"]
-    if with_block(text, domain, None) == with_block(original, domain, None):
+    rest = with_block(text, domain, None)
+    if rest == with_block(original, domain, None) or (not original and rest == header):
         return original
     return with_block(text, domain, before["block"])
