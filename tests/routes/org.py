@@ -106,7 +106,8 @@ class Org:
         for store, addresses in (("exchange", self.exchange), ("linux", self.linux),
                                  ("cloud", self.cloud)):
             for address in addresses:
-                (root / "mail" / store / address / "cur").mkdir(parents=True, exist_ok=True)
+                for sub in ("cur", "new", "tmp"):
+                    (root / "mail" / store / address / sub).mkdir(parents=True, exist_ok=True)
         for system, forwards in (("exchange", self.exchange_forwarding),
                                  ("cloud", self.cloud_forwarding)):
             (root / system).mkdir(exist_ok=True)
