@@ -75,6 +75,21 @@ def trace_table(path: Any, title: str | None = None) -> Table:
     return table
 
 
+def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
+    """Where mail for each address went before and where it goes now (the demo's ending)."""
+    from cutover.routes.story import before_after, path_text
+
+    table = Table(title="Where mail goes, before and after", show_lines=True,
+                  title_justify="left")
+    table.add_column("Address", no_wrap=True, style="bold")
+    table.add_column("Before", overflow="fold")
+    table.add_column("After", overflow="fold")
+    for row in before_after(before, after):
+        table.add_row(escape(row.address), escape(path_text(row.before)),
+                      escape(path_text(row.after)))
+    return table
+
+
 def findings_table(findings: list[Any]) -> Table:
     table = Table(title=f"{len(findings)} routing finding(s)", title_justify="left")
     table.add_column("Kind", no_wrap=True)

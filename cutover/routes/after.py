@@ -131,20 +131,20 @@ def _cloud_mailbox(facts: MailFacts, change: Change) -> None:
 
 
 def _spamfilter_domain(facts: MailFacts, change: Change) -> None:
-    after = change.after or {}
+    after = change.after or change.before or {}
+    part = after.get("part")
     spamfilter = facts.spamfilters.get(after.get("spamfilter", ""))
-    if spamfilter is None:
-        return
-    if after.get("policy") is not None:
-        policy = after["policy"]
-        spamfilter.policies[policy["domain"]] = DomainPolicy(
-            policy["domain"], tuple(policy.get("known_senders", ())), bool(policy["reject"]),
-            policy.get("quarantine_folder"))
-    elif after.get("domain"):
-        spamfilter.policies.pop(after["domain"], None)
+    if part == "policy" and spamfilter is not None:
+        policy = (change.after or {}).get("policy")
+        if policy is None:
+            spamfilter.policies.pop(after["domain"], None)
+        else:
+            spamfilter.policies[policy["domain"]] = DomainPolicy(
+                policy["domain"], tuple(policy.get("known_senders", ())),
+                bool(policy["reject"]), policy.get("quarantine_folder"))
     server = facts.postfix.get(after.get("server", ""))
-    if server is not None and "milters" in after:
-        server.milters = list(after["milters"])
+    if part == "milter" and server is not None and change.after:
+        server.milters = list(change.after.get("milters", []))
 
 
 APPLY: dict[str, Callable[[MailFacts, Change], None]] = {

@@ -64,9 +64,12 @@ def trace_findings(facts: MailFacts, path: Trace) -> list[RouteFinding]:
         name, count = twice[0]
         findings.append(RouteFinding("filter-twice", address,
                                      f"crosses the spam filter {name} {count} times"))
-    if not path.filters and path.entry in ("linux", "cloud") and path.ends.side != "nowhere":
+    # what enters or ends on a system we model must meet a filter there; the on-premises
+    # Exchange's own filtering cannot be seen, so a path that stays on it is not judged
+    ours = path.entry in ("linux", "cloud") or path.ends.side in ("linux", "cloud", "pipeline")
+    if not path.filters and ours and path.ends.side != "nowhere":
         findings.append(RouteFinding("no-filter", address,
-                                     f"enters through {path.entry} and reaches "
+                                     f"enters through {path.entry or 'nowhere'} and reaches "
                                      f"{path.ends.describe()} without crossing a spam filter"))
     if path.forwards > MAX_FORWARDS:
         findings.append(RouteFinding("long-chain", address,

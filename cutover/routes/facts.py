@@ -25,6 +25,7 @@ from cutover.connectors.tenant_model import (
     TenantRecipient,
     TenantRouting,
 )
+from cutover.connectors.rspamd.settings import DomainPolicy
 from cutover.parsers.postfix_map import parse_domain_list, parse_main_cf, parse_map
 from cutover.routes.sieve_actions import SieveAction, sieve_actions
 from cutover.workspace import Workspace
@@ -85,16 +86,6 @@ class PostfixFacts:
 
     def accepts(self, domain: str) -> bool:
         return domain in self.mailbox_domains | self.alias_domains | self.relay_domains
-
-
-@dataclass(frozen=True)
-class DomainPolicy:
-    """What a spam filter does for one domain (rspamd settings written by spamfilter.domain)."""
-
-    domain: str
-    known_senders: tuple[str, ...] = ()
-    reject: bool = True
-    quarantine_folder: str | None = None
 
 
 @dataclass

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from typing import Any
 
 from cutover.routes.check import known_addresses
-from cutover.routes.facts import MailFacts
+from cutover.routes.facts import MailFacts, read_facts
 from cutover.routes.trace import Hop, Trace, domain_of, trace
 
 INTERNET = "Internet"
@@ -228,6 +229,11 @@ def to_svg(graph: FlowGraph) -> str:
                      f'<text x="{x + BOX_WIDTH / 2}" y="{y + BOX_HEIGHT / 2 + 4}" '
                      f'text-anchor="middle">{html.escape(node.label)}</text></g>')
     return "\n".join(parts + ["</svg>"]) + "\n"
+
+
+def mail_flow_svg(workspace: Any) -> str:
+    """The workspace's mail flow as an SVG, for the inventory's HTML report."""
+    return to_svg(flow_graph(read_facts(workspace)))
 
 
 def render(graph: FlowGraph, fmt: str) -> str:

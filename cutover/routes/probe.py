@@ -243,6 +243,8 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
     if "@" not in address:
         raise UsageError(f"not a mail address: {address!r}")
     path = trace(facts, address)
+    if path.loop:
+        raise ProbeFailed(f"{address}: {path.reason}; no canary sent into a loop")
     end = expect or path.ends
     tag = f"{uuid.uuid4().hex[:16]}"
     started = time.monotonic()
@@ -263,12 +265,16 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
     mailbox = end.mailbox or address
     folders = _folders_for(end)
     queue_id = None
+    delivered = None
+    if twin:
+        delivered = _twin_deliver(workspace, facts, path, message)
+        if delivered is None:
+            result.last_seen = (f"through the twins mail for {address} ends "
+                                f"{path.ends.describe()}" +
+                                (f" ({path.reason})" if path.reason else ""))
+            return result
     with mail_store.open(mailbox) as session:
-        if twin:
-            if folders[0] != INBOX:
-                session.create_folder(folders[0])
-            session.append(folders[0], [NewMessage(_twin_received(message, path))])
-        else:
+        if not twin:
             endpoint = _entry_smtp(facts, path)
             if endpoint is None:
                 result.last_seen = f"no MX for {address}: nowhere to send the canary"
@@ -278,7 +284,12 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
         found = _wait_for(session, folders, tag, started + timeout)
         result.seconds = time.monotonic() - started
         if found is None:
-            seen = "" if twin else _last_log_status(workspace, queue_id)
+            if delivered is not None:
+                _twin_remove(workspace, delivered, tag)
+                result.last_seen = (f"not in {store_name} {mailbox} {'/'.join(folders)}: "
+                                    f"through the twins it ends {path.ends.describe()}")
+                return result
+            seen = _last_log_status(workspace, queue_id)
             result.last_seen = (f"not in {store_name} {mailbox} {'/'.join(folders)} after "
                                 f"{timeout:g} s; last seen: {seen or result.last_seen}")
             return result
@@ -289,6 +300,32 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
         result.headers = _interesting_headers(content)
         session.delete(folder, [uid])
     return result
+
+
+def _twin_deliver(workspace: Workspace, facts: MailFacts, path: Trace, message: bytes
+                  ) -> tuple[str, str, str] | None:
+    """Store the canary where the model says mail ends, as the twins' "delivery": (store,
+    mailbox, folder), or None when the path ends in no twin mailbox."""
+    if path.ends.side not in ("linux", "cloud", "onprem"):
+        return None
+    store = _end_store(workspace, facts, path.ends)
+    if store is None or not _is_twin(workspace, store[0]):
+        return None
+    mailbox = path.ends.mailbox or path.address
+    folder = path.ends.folder or INBOX
+    with store[1].open(mailbox) as session:
+        if folder != INBOX:
+            session.create_folder(folder)
+        session.append(folder, [NewMessage(_twin_received(message, path))])
+    return store[0], mailbox, folder
+
+
+def _twin_remove(workspace: Workspace, delivered: tuple[str, str, str], tag: str) -> None:
+    store_name, mailbox, folder = delivered
+    with workspace.connector("mailstores", store_name).open(mailbox) as session:
+        found = _find(session, [folder], tag)
+        if found is not None:
+            session.delete(found[0], [found[1]])
 
 
 def _twin_received(message: bytes, path: Trace) -> bytes:

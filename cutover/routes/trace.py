@@ -211,11 +211,11 @@ class _Walk:
         for name, server in sorted(facts.postfix.items()):
             if host in server.hosts:
                 return "linux", name
+        if facts.in_our_zones(host) and host not in facts.addressed_hosts:
+            return "retired", "no address record in our zones"
         if host in facts.onprem_hosts:
             return "onprem", host
         if facts.in_our_zones(host):
-            if host not in facts.addressed_hosts:
-                return "retired", "no address record in our zones"
             if facts.mailboxes_on("onprem") is not None or any(
                     f.side == "onprem" for f in facts.forwarding.values()):
                 return "onprem", host

@@ -239,6 +239,47 @@ class PostfixMapDirectory:
             return None
         return parse_main_cf(text).get("content_filter") or None
 
+    # --- main.cf parameters ---------------------------------------------------------------------
+    @property
+    def main_cf(self) -> Path:
+        if self.config_dir is None:
+            raise UsageError("cutover.yaml: this postfix-maps entry has no config_directory, "
+                             "so its main.cf is unknown")
+        return self.config_dir / "main.cf"
+
+    def parameter(self, name: str) -> str | None:
+        """A parameter as main.cf writes it (None when main.cf does not set it)."""
+        try:
+            text = self.main_cf.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.main_cf}: {exc.strerror}") from None
+        return parse_main_cf(text).get(name)
+
+    def set_parameter(self, name: str, value: str | None) -> None:
+        """Set (or, with None, remove) one main.cf parameter: `postconf -e` / `postconf -X`
+        when Postfix is installed, else the same edit on the text (the twin); then reload."""
+        if not name.replace("_", "").isalnum():
+            raise UsageError(f"not a Postfix parameter name: {name!r}")
+        postconf = _find_program("postconf", None) if self.compiles else None
+        if postconf is not None and self.main_cf.exists():
+            if value is None:
+                self._run(postconf, "-X", name)
+            else:
+                self._run(postconf, "-e", f"{name} = {value}")
+        else:
+            text = self.main_cf.read_text() if self.main_cf.exists() else ""
+            edited = set_main_cf_parameter(text, name, value)
+            if not edited and not text:
+                return  # nothing set, nothing to remove: no empty main.cf left behind
+            self.main_cf.parent.mkdir(parents=True, exist_ok=True)
+            if edited:
+                atomic_write(self.main_cf, edited)
+            else:
+                self.main_cf.unlink()  # the twin's main.cf held only what cutover set
+        self.reload()
+
     def transport_for(self, destination: str) -> str | None:
         """The transport(5) entry Postfix uses for an address or domain: the address, then the
         domain, then `.parent` domains, then `*`."""
@@ -271,6 +312,32 @@ def defaults_config_directory() -> Path:
     return directory
 
 
+def set_main_cf_parameter(text: str, name: str, value: str | None) -> str:
+    """main.cf text with `name` set in place (continuation lines replaced), appended when new,
+    or removed; every other line as it was (what `postconf -e` / `-X` do)."""
+    lines = text.splitlines(keepends=True)
+    result: list[str] = []
+    skipping = False
+    done = False
+    for line in lines:
+        if skipping and line[:1] in (" ", "\t") and line.strip():
+            continue
+        skipping = False
+        left, equals, _ = line.partition("=")
+        if equals and not line.startswith(("#", " ", "\t")) and left.strip() == name:
+            skipping = True
+            if value is not None and not done:
+                result.append(f"{name} = {value}\n")
+            done = True
+            continue
+        result.append(line)
+    if value is not None and not done:
+        if result and not result[-1].endswith("\n"):
+            result[-1] += "\n"
+        result.append(f"{name} = {value}\n")
+    return "".join(result)
+
+
 def transport_keys(destination: str) -> list[str]:
     _, at, domain = destination.lower().rpartition("@")
     domain = domain.rstrip(".")
@@ -289,4 +356,4 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 __all__ = ["PostfixCommandFailed", "PostfixMapDirectory", "Route",
-           "defaults_config_directory", "transport_keys"]
+           "defaults_config_directory", "set_main_cf_parameter", "transport_keys"]
