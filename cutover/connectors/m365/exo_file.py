@@ -508,12 +508,12 @@ class ExchangeOnlineFile:
             return  # a read-only workspace (plan show): report, change nothing
         now = self.now()
         batches = self._batches()
-        for batch in batches.values():
-            for user in batch["Users"]:
-                if not user.get("Materialised") and \
-                        self._progress(batch, user, now)[0] == "Completed":
-                    self._onboard(batch, user)
-                    self._save_batches(batches)
+        due = [(batch, user) for batch in batches.values() for user in batch["Users"]
+               if not user.get("Materialised") and
+               self._progress(batch, user, now)[0] == "Completed"]
+        if due:
+            self._onboard(due)
+            self._save_batches(batches)
         requests = self._read("migration/move-requests.json")
         for request in requests:
             if not request.get("Materialised") and self._move_view(request, now)[
@@ -521,28 +521,41 @@ class ExchangeOnlineFile:
                 self._offboard(request)
                 self._write("migration/move-requests.json", requests)
 
-    def _onboard(self, batch: dict[str, Any], user: dict[str, Any]) -> None:
-        address = user["EmailAddress"]
-        bad_limit, _ = self._limits(batch)
-        skip = user["BadItems"] if bad_limit is None or user["BadItems"] <= bad_limit else 0
-        self._copy_mail(self._onprem_store(), self._tenant_store(), address, skip)
+    def _onboard(self, due: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Completed moves: mail copied, mail users become mailboxes, the on-premises mailboxes
+        RemoteMailboxes. Each file is rewritten once for all the mailboxes that completed."""
         onprem = self._onprem()
-        source = onprem.mailbox(address) if onprem is not None else None
-        mail_user = self._find_recipient(address, ("MailUser",))
-        if mail_user is not None:
-            user["MailUserBefore"] = mail_user
-            mailbox = {key: value for key, value in mail_user.items()
-                       if key not in ("ExternalEmailAddress",)}
-            mailbox.update({"RecipientType": "UserMailbox",
-                            "RecipientTypeDetails": source.recipient_type if source else
-                            "UserMailbox", "Database": "EURPR01DG042-db117"})
-            self._replace_recipient(address, mailbox)
-        if source is not None:
-            local = address.split("@", 1)[0]
-            user["MailboxBefore"] = onprem.to_remote_mailbox(
-                address, f"{local}@{batch['TargetDeliveryDomain']}")
-        user["Materialised"] = True
-        batch["Report"]["Entries"].append(self._entry(self.now(), f"{address}: completed."))
+        records = {str(r.get("PrimarySmtpAddress", "")).lower(): r
+                   for r in self._recipient_records()}
+        conversions = []
+        for batch, user in due:
+            address = user["EmailAddress"]
+            bad_limit, _ = self._limits(batch)
+            skip = user["BadItems"] if bad_limit is None or user["BadItems"] <= bad_limit else 0
+            self._copy_mail(self._onprem_store(), self._tenant_store(), address, skip)
+            source = onprem.mailbox(address) if onprem is not None else None
+            mail_user = records.get(address)
+            if mail_user is not None and mail_user.get("RecipientTypeDetails") == "MailUser":
+                user["MailUserBefore"] = mail_user
+                mailbox = {key: value for key, value in mail_user.items()
+                           if key != "ExternalEmailAddress"}
+                mailbox.update({"RecipientType": "UserMailbox",
+                                "RecipientTypeDetails": source.recipient_type if source else
+                                "UserMailbox", "Database": "EURPR01DG042-db117"})
+                records[address] = mailbox
+            if source is not None:
+                local = address.split("@", 1)[0]
+                conversions.append((address, f"{local}@{batch['TargetDeliveryDomain']}"))
+            user["Materialised"] = True
+            batch["Report"]["Entries"].append(self._entry(self.now(), f"{address}: "
+                                                                      "completed."))
+        self._write("recipients.json", by_address(list(records.values())))
+        self._provisioned_cache = None
+        if onprem is not None and conversions:
+            before = onprem.to_remote_mailboxes(conversions)
+            for _, user in due:
+                if user["EmailAddress"] in before:
+                    user["MailboxBefore"] = before[user["EmailAddress"]]
 
     def _copy_mail(self, source: Any, target: Any, address: str, skip: int = 0) -> None:
         """Every folder's messages not yet in the target (by content), the first `skip`
