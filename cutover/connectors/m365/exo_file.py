@@ -84,7 +84,9 @@ class ExchangeOnlineFile:
         self.onprem_name = onprem
         self.mailstore = mailstore
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._provisioned_cache: tuple[int, frozenset[str]] | None = None
+        self._provisioned_cache: tuple[tuple[int, int], frozenset[str]] | None = None
+        self._recipients_cache: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        self._advanced: tuple[datetime, tuple[int, int], tuple[int, int]] | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ExchangeOnlineFile:
@@ -114,7 +116,12 @@ class ExchangeOnlineFile:
         write_json(self.root / name, data)
 
     def _recipient_records(self) -> list[dict[str, Any]]:
-        return self._read("recipients.json")
+        """recipients.json, read again only when it changed (callers never mutate it)."""
+        path = self.root / "recipients.json"
+        stamp = _stamp(path)
+        if self._recipients_cache is None or self._recipients_cache[0] != stamp:
+            self._recipients_cache = (stamp, self._read("recipients.json"))
+        return self._recipients_cache[1]
 
     def _find_recipient(self, identity: str, types: tuple[str, ...] = ()
                         ) -> dict[str, Any] | None:
@@ -138,8 +145,7 @@ class ExchangeOnlineFile:
     def _provisioned(self) -> frozenset[str]:
         """Every address of a mail user or mailbox: who a move can land on (read once per
         file version)."""
-        path = self.root / "recipients.json"
-        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        stamp = _stamp(self.root / "recipients.json")
         if self._provisioned_cache is None or self._provisioned_cache[0] != stamp:
             addresses = set()
             for record in self._recipient_records():
@@ -507,6 +513,10 @@ class ExchangeOnlineFile:
         if not os.access(self.root, os.W_OK):
             return  # a read-only workspace (plan show): report, change nothing
         now = self.now()
+        seen = (now, _stamp(self.root / "migration" / "batches.json"),
+                _stamp(self.root / "migration" / "move-requests.json"))
+        if seen == self._advanced:
+            return  # nothing moved since the last look: no time passed, no job changed
         batches = self._batches()
         due = [(batch, user) for batch in batches.values() for user in batch["Users"]
                if not user.get("Materialised") and
@@ -520,6 +530,8 @@ class ExchangeOnlineFile:
                     "Status"] == "Completed":
                 self._offboard(request)
                 self._write("migration/move-requests.json", requests)
+        self._advanced = (now, _stamp(self.root / "migration" / "batches.json"),
+                          _stamp(self.root / "migration" / "move-requests.json"))
 
     def _onboard(self, due: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         """Completed moves: mail copied, mail users become mailboxes, the on-premises mailboxes
@@ -748,6 +760,14 @@ class ExchangeOnlineFile:
 
     def automatic_forwarding_allowed(self) -> bool:
         return self.auto_forwarding_mode() == "On"
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (found.st_mtime_ns, found.st_size)
 
 
 def _connector_record(settings: xo.ConnectorSettings) -> dict[str, Any]:
