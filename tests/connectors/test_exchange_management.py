@@ -279,3 +279,34 @@ def test_render_mode_keeps_a_change_answered_once_and_writes_the_csv_beside_the_
     batch = tenant.new_migration_batch("phase2-people", ["amira.haddad@example.org"],
                                        **arguments)
     assert (batch.name, batch.status) == ("phase2-people", "Syncing")
+
+
+def test_rollback_cmdlets_stop_remove_and_move_back_with_the_mrs_credential(
+        pwsh_replay, tmp_path, monkeypatch):
+    monkeypatch.setenv("MRS_PASSWORD", "mrs-secret-Qx5%")
+    ws = workspace(tmp_path, tenant={
+        **EXO, "certificate_thumbprint": "A3F1C9E07B2D4E6F8A0B1C2D3E4F5A6B7C8D9E0F",
+        "onprem_credential": {"username": "EXAMPLE\\svc-mrs", "password": "env/MRS_PASSWORD"}})
+    pwsh_replay.use("exo-rollback")
+    tenant = ws.connector("management", "tenant")
+    try:
+        tenant.add_migration_users("phase2-people", ["info@example.org"])
+        tenant.start_migration_batch("phase2-people")
+        tenant.stop_migration_batch("phase2-people")
+        assert tenant.migration_batch("phase2-people").status == "Stopped"
+        tenant.remove_migration_batch("phase2-people")
+        assert tenant.mail_user("amira.haddad@example.org") is None  # a mailbox now
+        tenant.new_outbound_move_request("amira.haddad@example.org",
+                                         remote_host="mail.example.org",
+                                         target_database="DB01",
+                                         target_delivery_domain="example.org",
+                                         bad_item_limit=10)
+        moving = tenant.move_request("amira.haddad@example.org")
+        moved = tenant.move_request("amira.haddad@example.org")
+        tenant.remove_move_request("amira.haddad@example.org")
+    finally:
+        tenant.close()
+    assert (moving.status, moving.percent, moving.completed) == ("InProgress", 47, False)
+    assert moved.completed
+    assert "CUTOVER_EXO_MRS_PASSWORD" in pwsh_replay.secrets_in_environment()
+    assert "mrs-secret" not in pwsh_replay.log.read_text()

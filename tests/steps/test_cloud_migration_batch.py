@@ -164,3 +164,43 @@ def test_crash_then_resume_leaves_one_batch_completed_once(agency, step, point):
     assert sum("created" in message for message in report) == 1
     assert sum(message == "Completion requested." for message in report) == 1
     assert all(user["Materialised"] for user in found["phase2-people"]["Users"])
+
+
+# --- render mode: the operator runs the PowerShell, cutover reads what it exported -----------
+
+
+def test_render_mode_writes_the_cmdlet_then_reads_its_export_through_the_same_parsing(agency):
+    import yaml
+
+    from cutover.connectors.pwsh import OperatorActionRequired
+    from cutover.steps.cloud_migration_batch import CloudMigrationBatch
+
+    config = yaml.safe_load((agency / "cutover.yaml").read_text())
+    config["management"]["tenant"] = {
+        "kind": "exo", "mode": "render", "app_id": "6731de76-14a6-49ae-97bc-6eba6914391e",
+        "organization": "exampleorg.onmicrosoft.com",
+        "certificate_thumbprint": "A3F1C9E07B2D4E6F8A0B1C2D3E4F5A6B7C8D9E0F"}
+    (agency / "cutover.yaml").write_text(yaml.safe_dump(config))
+    current = runner(agency)
+    current.run(RunOptions(yes=True, step="inventory"))
+    step = current.plan.step("prestage")
+    ctx = current.context(step, dry_run=True)
+    with pytest.raises(OperatorActionRequired, match="Get-MigrationBatch phase2-people: run "):
+        CloudMigrationBatch().preview(ctx)
+    scripts = agency / "runbooks" / "powershell" / "tenant"
+    [script] = scripts.glob("Get-MigrationBatch-*.ps1")
+    text = script.read_text()
+    assert "Connect-ExchangeOnline -AppId '6731de76-14a6-49ae-97bc-6eba6914391e'" in text
+    assert "Get-MigrationBatch -Identity 'phase2-people' -IncludeReport" in text
+    # what the script exports when the batch does not exist yet
+    script.with_suffix(".json").write_text(json.dumps({"ok": False, "error": {
+        "message": "ExBDDC58|Microsoft.Exchange.Configuration.Tasks."
+                   "ManagementObjectNotFoundException|The migration batch \"phase2-people\" "
+                   "can't be found.", "error_id": "", "category": "NotSpecified"},
+        "exported": datetime.now(UTC).isoformat()}))
+    changes = CloudMigrationBatch().preview(ctx)
+    assert changes[0].item == "batch" and len(changes) == MOVING + 1
+    with pytest.raises(OperatorActionRequired, match="New-MigrationBatch phase2-people"):
+        CloudMigrationBatch().apply(current.context(step), changes[0])
+    [csv] = scripts.glob("New-MigrationBatch-*.csv")
+    assert csv.read_text().count("@example.org") == MOVING

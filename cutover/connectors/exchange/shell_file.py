@@ -165,24 +165,29 @@ class ExchangeShellFile:
         return result
 
     # --- what MRS does on premises (called by the exo-file twin only) -------------------------
-    def to_remote_mailbox(self, address: str, routing_address: str) -> dict[str, Any]:
-        """The mailbox moved: it leaves mailboxes.json and becomes a RemoteMailbox. Returns
-        the Get-Mailbox object it was, so a move back restores it exactly."""
+    def to_remote_mailboxes(self, moved: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """These mailboxes moved (address, routing address): they leave mailboxes.json and
+        become RemoteMailboxes. Returns the Get-Mailbox objects they were, by address, so a
+        move back restores each exactly."""
         records = self._mailbox_records()
-        record = next((r for r in records if self._matches(r, address)), None)
-        if record is None:
-            raise UsageError(f"{address}: no on-premises mailbox to convert")
-        remote = {key: record[key] for key in ("Alias", "DisplayName", "EmailAddresses",
-                                               "ExchangeGuid", "Identity", "Name",
-                                               "PrimarySmtpAddress") if key in record}
-        remote.update({"RecipientTypeDetails": "RemoteUserMailbox",
-                       "RemoteRecipientType": "Migrated",
-                       "RemoteRoutingAddress": f"SMTP:{routing_address}"})
-        write_json(self.root / "remote-mailboxes.json",
-                   by_address([r for r in self._remote_records()
-                               if not self._matches(r, address)] + [remote]))
-        write_json(self.root / "mailboxes.json", [r for r in records if r is not record])
-        return record
+        remotes = self._remote_records()
+        before: dict[str, dict[str, Any]] = {}
+        for address, routing_address in moved:
+            record = next((r for r in records if self._matches(r, address)), None)
+            if record is None:
+                raise UsageError(f"{address}: no on-premises mailbox to convert")
+            remote = {key: record[key] for key in ("Alias", "DisplayName", "EmailAddresses",
+                                                   "ExchangeGuid", "Identity", "Name",
+                                                   "PrimarySmtpAddress") if key in record}
+            remote.update({"RecipientTypeDetails": "RemoteUserMailbox",
+                           "RemoteRecipientType": "Migrated",
+                           "RemoteRoutingAddress": f"SMTP:{routing_address}"})
+            remotes = [r for r in remotes if not self._matches(r, address)] + [remote]
+            records = [r for r in records if r is not record]
+            before[address] = record
+        write_json(self.root / "remote-mailboxes.json", by_address(remotes))
+        write_json(self.root / "mailboxes.json", records)
+        return before
 
     def to_mailbox(self, record: dict[str, Any]) -> None:
         """A move back completed: the RemoteMailbox becomes the mailbox it was."""

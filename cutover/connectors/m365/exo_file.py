@@ -84,7 +84,9 @@ class ExchangeOnlineFile:
         self.onprem_name = onprem
         self.mailstore = mailstore
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        self._provisioned_cache: tuple[int, frozenset[str]] | None = None
+        self._provisioned_cache: tuple[tuple[int, int], frozenset[str]] | None = None
+        self._recipients_cache: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        self._advanced: tuple[datetime, tuple[int, int], tuple[int, int]] | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ExchangeOnlineFile:
@@ -114,7 +116,12 @@ class ExchangeOnlineFile:
         write_json(self.root / name, data)
 
     def _recipient_records(self) -> list[dict[str, Any]]:
-        return self._read("recipients.json")
+        """recipients.json, read again only when it changed (callers never mutate it)."""
+        path = self.root / "recipients.json"
+        stamp = _stamp(path)
+        if self._recipients_cache is None or self._recipients_cache[0] != stamp:
+            self._recipients_cache = (stamp, self._read("recipients.json"))
+        return self._recipients_cache[1]
 
     def _find_recipient(self, identity: str, types: tuple[str, ...] = ()
                         ) -> dict[str, Any] | None:
@@ -138,8 +145,7 @@ class ExchangeOnlineFile:
     def _provisioned(self) -> frozenset[str]:
         """Every address of a mail user or mailbox: who a move can land on (read once per
         file version)."""
-        path = self.root / "recipients.json"
-        stamp = path.stat().st_mtime_ns if path.exists() else 0
+        stamp = _stamp(self.root / "recipients.json")
         if self._provisioned_cache is None or self._provisioned_cache[0] != stamp:
             addresses = set()
             for record in self._recipient_records():
@@ -507,42 +513,61 @@ class ExchangeOnlineFile:
         if not os.access(self.root, os.W_OK):
             return  # a read-only workspace (plan show): report, change nothing
         now = self.now()
+        seen = (now, _stamp(self.root / "migration" / "batches.json"),
+                _stamp(self.root / "migration" / "move-requests.json"))
+        if seen == self._advanced:
+            return  # nothing moved since the last look: no time passed, no job changed
         batches = self._batches()
-        for batch in batches.values():
-            for user in batch["Users"]:
-                if not user.get("Materialised") and \
-                        self._progress(batch, user, now)[0] == "Completed":
-                    self._onboard(batch, user)
-                    self._save_batches(batches)
+        due = [(batch, user) for batch in batches.values() for user in batch["Users"]
+               if not user.get("Materialised") and
+               self._progress(batch, user, now)[0] == "Completed"]
+        if due:
+            self._onboard(due)
+            self._save_batches(batches)
         requests = self._read("migration/move-requests.json")
         for request in requests:
             if not request.get("Materialised") and self._move_view(request, now)[
                     "Status"] == "Completed":
                 self._offboard(request)
                 self._write("migration/move-requests.json", requests)
+        self._advanced = (now, _stamp(self.root / "migration" / "batches.json"),
+                          _stamp(self.root / "migration" / "move-requests.json"))
 
-    def _onboard(self, batch: dict[str, Any], user: dict[str, Any]) -> None:
-        address = user["EmailAddress"]
-        bad_limit, _ = self._limits(batch)
-        skip = user["BadItems"] if bad_limit is None or user["BadItems"] <= bad_limit else 0
-        self._copy_mail(self._onprem_store(), self._tenant_store(), address, skip)
+    def _onboard(self, due: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Completed moves: mail copied, mail users become mailboxes, the on-premises mailboxes
+        RemoteMailboxes. Each file is rewritten once for all the mailboxes that completed."""
         onprem = self._onprem()
-        source = onprem.mailbox(address) if onprem is not None else None
-        mail_user = self._find_recipient(address, ("MailUser",))
-        if mail_user is not None:
-            user["MailUserBefore"] = mail_user
-            mailbox = {key: value for key, value in mail_user.items()
-                       if key not in ("ExternalEmailAddress",)}
-            mailbox.update({"RecipientType": "UserMailbox",
-                            "RecipientTypeDetails": source.recipient_type if source else
-                            "UserMailbox", "Database": "EURPR01DG042-db117"})
-            self._replace_recipient(address, mailbox)
-        if source is not None:
-            local = address.split("@", 1)[0]
-            user["MailboxBefore"] = onprem.to_remote_mailbox(
-                address, f"{local}@{batch['TargetDeliveryDomain']}")
-        user["Materialised"] = True
-        batch["Report"]["Entries"].append(self._entry(self.now(), f"{address}: completed."))
+        records = {str(r.get("PrimarySmtpAddress", "")).lower(): r
+                   for r in self._recipient_records()}
+        conversions = []
+        for batch, user in due:
+            address = user["EmailAddress"]
+            bad_limit, _ = self._limits(batch)
+            skip = user["BadItems"] if bad_limit is None or user["BadItems"] <= bad_limit else 0
+            self._copy_mail(self._onprem_store(), self._tenant_store(), address, skip)
+            source = onprem.mailbox(address) if onprem is not None else None
+            mail_user = records.get(address)
+            if mail_user is not None and mail_user.get("RecipientTypeDetails") == "MailUser":
+                user["MailUserBefore"] = mail_user
+                mailbox = {key: value for key, value in mail_user.items()
+                           if key != "ExternalEmailAddress"}
+                mailbox.update({"RecipientType": "UserMailbox",
+                                "RecipientTypeDetails": source.recipient_type if source else
+                                "UserMailbox", "Database": "EURPR01DG042-db117"})
+                records[address] = mailbox
+            if source is not None:
+                local = address.split("@", 1)[0]
+                conversions.append((address, f"{local}@{batch['TargetDeliveryDomain']}"))
+            user["Materialised"] = True
+            batch["Report"]["Entries"].append(self._entry(self.now(), f"{address}: "
+                                                                      "completed."))
+        self._write("recipients.json", by_address(list(records.values())))
+        self._provisioned_cache = None
+        if onprem is not None and conversions:
+            before = onprem.to_remote_mailboxes(conversions)
+            for _, user in due:
+                if user["EmailAddress"] in before:
+                    user["MailboxBefore"] = before[user["EmailAddress"]]
 
     def _copy_mail(self, source: Any, target: Any, address: str, skip: int = 0) -> None:
         """Every folder's messages not yet in the target (by content), the first `skip`
@@ -735,6 +760,14 @@ class ExchangeOnlineFile:
 
     def automatic_forwarding_allowed(self) -> bool:
         return self.auto_forwarding_mode() == "On"
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return (0, 0)
+    return (found.st_mtime_ns, found.st_size)
 
 
 def _connector_record(settings: xo.ConnectorSettings) -> dict[str, Any]:
