@@ -19,10 +19,18 @@ What Exchange Management Shell writes, as admins produce it:
   space-separated list. With -join ';' it is `SMTP:a@x;smtp:b@x;X500:/o=...`.
 - `TotalItemSize` is `1.234 GB (1,324,567,890 bytes)`; the byte count in brackets is exact (its
   group separator follows the admin's locale, so only the digits count).
+- Values are written as the exporting session's culture writes them, and with -UseCulture so is
+  the delimiter: PowerShell 7 in de-DE writes `"2,15 GB (2.308.544.921 bytes)";"18.11.2026
+  14:07:31"`, fr-FR `18/11/2026 14:07:31`, en-US `11/18/2026 2:07:31 PM`. The delimiter is read
+  from the header line (and said in a warning when it is not ','), dates by their separators,
+  and the day/month order of slashed dates from the first date of the file only one order fits
+  (`scan_day_first`).
 
-Errors that make the file unusable (missing columns, undecodable text, duplicate or missing
-primary addresses) are collected as located Problems and raised together once the file has been
-read; everything else (a malformed size, a placeholder EmailAddresses) is a warning for that row.
+Errors that make the file unusable (missing columns, undecodable text, rows of the wrong width,
+an address twice in one file) are collected as located Problems and raised together once the
+file has been read. An unreadable cell (a size, a count, a date, a flag, a placeholder
+EmailAddresses) is a warning naming its line, and a row without a usable primary address is
+skipped with a warning: one bad cell never refuses the whole file.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from cutover.errors import Problem, ValidationFailed
@@ -79,13 +88,32 @@ RECIPIENT_TYPES: dict[str, str] = {
     "DynamicDistributionGroup": "group",
 }
 
-_SIZE_IN_BRACKETS = re.compile(r"\(([\d.,\s\u00a0'\u202f]+)\s*bytes\)", re.IGNORECASE)
+# The exact byte count in brackets, whatever the culture wrote around it: `(1,324,567,890 bytes)`,
+# `(2.308.544.921 bytes)`, `(2 308 544 921 bytes)` (fr-FR: U+202F or U+00A0), `(2’308’544’921
+# bytes)` (de-CH); the unit word is not relied on.
+_SIZE_IN_BRACKETS = re.compile(r"\(([\d.,\s\u00a0'\u2019\u202f]+?)\s*[^\W\d_]+\)")
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
-_SIZE_PLAIN = re.compile(r"^([\d.]+)\s*(b|kb|mb|gb|tb)$", re.IGNORECASE)
+_SIZE_PLAIN = re.compile(r"^(\d[\d.,]*)\s*(b|kb|mb|gb|tb)$", re.IGNORECASE)
+_GROUPED_COUNT = re.compile(r"^\d{1,3}(?:[.,\s\u00a0'\u2019\u202f]\d{3})+$")
+_NON_DIGITS = re.compile(r"\D")
 _PROXY_SPLIT = re.compile(r"\s+(?=[A-Za-z0-9]{2,8}:)")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DATE_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%d.%m.%Y %H:%M:%S",
-                 "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M:%S")
+_SPACES = re.compile(r"[\s\u00a0\u202f]+")
+
+#: Columns read as dates (DateTime.ToString() in the exporting session's culture).
+DATE_COLUMNS = ("LastLogonTime",)
+DELIMITERS = (",", ";", "\t", "|")
+
+# DateTime.ToString() as the cultures admins run PowerShell in write it. Day and month are
+# told apart by the separator where the culture's order is fixed (dots and dashes: day first;
+# year first when the year leads); slashes are both en-US (month first) and en-GB, fr-FR,
+# es-ES, it-IT... (day first), which `DateReader` resolves for the whole file.
+_TIME = (r"(?:[T\s,]\s*(\d{1,2})[:.](\d{2})(?:[:.](\d{2}))?(?:[.,]\d+)?"
+         r"\s*(am|pm|a\.\s?m\.|p\.\s?m\.)?)?$")
+_DAY_DOT_MONTH = re.compile(r"^(\d{1,2})\.\s?(\d{1,2})\.\s?(\d{4})" + _TIME, re.IGNORECASE)
+_DAY_DASH_MONTH = re.compile(r"^(\d{1,2})-(\d{1,2})-(\d{4})" + _TIME, re.IGNORECASE)
+_YEAR_FIRST = re.compile(r"^(\d{4})[/.]\s?(\d{1,2})[/.]\s?(\d{1,2})\.?" + _TIME, re.IGNORECASE)
+_SLASHED = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})" + _TIME, re.IGNORECASE)
 
 
 def detect_encoding(head: bytes) -> str:
@@ -99,31 +127,57 @@ def detect_encoding(head: bytes) -> str:
     return "utf-8"
 
 
+def detect_delimiter(header: str) -> str:
+    """The field delimiter of an export, from its header line: the candidate that splits it
+    into the most fields (',' on a tie). Export-Csv -UseCulture writes the session culture's
+    list separator: ',' in en-US, ';' in de-DE, fr-FR and most of Europe."""
+    best, fields = ",", 0
+    for candidate in DELIMITERS:
+        count = len(next(csv.reader([header], delimiter=candidate), []))
+        if count > fields:
+            best, fields = candidate, count
+    return best
+
+
 def parse_size(text: str) -> int | None:
-    """Bytes from a TotalItemSize value; None for an empty cell. ValueError if malformed."""
+    """Bytes from a TotalItemSize value; None for an empty cell. ValueError if malformed.
+    `2.15 GB (2,308,544,921 bytes)` in any culture's number format: the bracketed count is
+    exact; a value without it (`2,15 GB`) is read with its last '.' or ',' as the decimal mark."""
     text = (text or "").strip()
     if not text:
         return None
     bracketed = _SIZE_IN_BRACKETS.search(text)
     if bracketed:
-        digits = re.sub(r"\D", "", bracketed.group(1))
+        digits = _NON_DIGITS.sub("", bracketed.group(1))
         if digits:
             return int(digits)
     if text.isdigit():
         return int(text)
-    plain = _SIZE_PLAIN.match(text)
+    plain = _SIZE_PLAIN.match(_SPACES.sub(" ", text))
     if plain:
-        return int(float(plain.group(1)) * _SIZE_UNITS[plain.group(2).lower()])
+        return int(_decimal(plain.group(1)) * _SIZE_UNITS[plain.group(2).lower()])
     raise ValueError(f"malformed size {text!r} (expected like '1.2 GB (1,288,490,189 bytes)')")
 
 
+def _decimal(text: str) -> float:
+    """`2,15` or `2.15` or `1,023.5` or `1.023,5`: the last mark is the decimal one."""
+    mark = max(text.rfind("."), text.rfind(","))
+    if mark < 0:
+        return float(text)
+    whole, fraction = text[:mark], text[mark + 1:]
+    return float(_NON_DIGITS.sub("", whole) + "." + fraction)
+
+
 def parse_count(text: str) -> int | None:
-    text = (text or "").strip().replace(",", "")
+    """An item count: plain digits, or digits grouped as any culture groups them."""
+    text = (text or "").strip()
     if not text:
         return None
-    if not text.isdigit():
-        raise ValueError(f"malformed item count {text!r}")
-    return int(text)
+    if text.isdigit():
+        return int(text)
+    if _GROUPED_COUNT.match(text):
+        return int(_NON_DIGITS.sub("", text))
+    raise ValueError(f"malformed item count {text!r}")
 
 
 def parse_bool(text: str) -> bool | None:
@@ -131,14 +185,82 @@ def parse_bool(text: str) -> bool | None:
     return {"true": True, "false": False}.get(lowered)
 
 
-def parse_datetime(text: str) -> str | None:
-    """An ISO timestamp from the locale-dependent text PowerShell writes; None if unknown."""
-    text = (text or "").strip()
-    for fmt in _DATE_FORMATS:
+class DateReader:
+    """Reads the dates of one file: DateTime.ToString() in the exporting session's culture.
+
+    `day_first` says how the file's slashed dates read (True: 18/11/2026, False: 11/18/2026),
+    as `scan_day_first` learned it from the file; None when no date in the file tells. Then
+    an ambiguous date (05/11/2026) is read month first when it carries AM/PM or the file is
+    comma separated (en-US), else day first, and `assumed` keeps the first such value so the
+    collection can say what was assumed."""
+
+    def __init__(self, day_first: bool | None = None, delimiter: str = ","):
+        self.day_first = day_first
+        self.delimiter = delimiter
+        self.assumed: tuple[str, bool] | None = None  # (first ambiguous value, day first?)
+
+    def parse(self, text: str) -> str | None:
+        """An ISO timestamp; None for an empty cell; ValueError when unreadable."""
+        text = _SPACES.sub(" ", text or "").strip()
+        if not text:
+            return None
         try:
-            return datetime.strptime(text, fmt).isoformat()
+            if len(text) >= 10 and text[4] == "-" and text[:4].isdigit():
+                return datetime.fromisoformat(text).isoformat()
+            return self._localized(text)
         except ValueError:
-            continue
+            raise ValueError(f"unreadable date {text!r}") from None
+
+    def _localized(self, text: str) -> str:
+        match = _DAY_DOT_MONTH.match(text) or _DAY_DASH_MONTH.match(text)
+        if match:
+            day, month, year = match.group(1, 2, 3)
+        elif match := _YEAR_FIRST.match(text):
+            year, month, day = match.group(1, 2, 3)
+        elif match := _SLASHED.match(text):
+            first, second, year = match.group(1, 2, 3)
+            day_first = self._day_first(text, int(first), int(second), match.group(7))
+            day, month = (first, second) if day_first else (second, first)
+        else:
+            raise ValueError(text)
+        hour, minute, second_, marker = match.group(4, 5, 6, 7)
+        hour_value = int(hour or 0)
+        if marker:
+            pm = marker[0] in "pP"
+            if not 1 <= hour_value <= 12:
+                raise ValueError(text)
+            hour_value = hour_value % 12 + (12 if pm else 0)
+        return datetime(int(year), int(month), int(day), hour_value, int(minute or 0),
+                        int(second_ or 0)).isoformat()
+
+    def _day_first(self, text: str, first: int, second: int, marker: str | None) -> bool:
+        if first > 12 or second > 12:
+            return first > 12
+        if self.day_first is not None:
+            return self.day_first
+        assumed = not marker and self.delimiter != ","
+        if self.assumed is None:
+            self.assumed = (text, assumed)
+        return assumed
+
+
+def parse_datetime(text: str, reader: DateReader | None = None) -> str | None:
+    """An ISO timestamp from the locale-dependent text PowerShell writes; None if empty.
+    ValueError when unreadable."""
+    return (reader or DateReader()).parse(text)
+
+
+def slashed_date_order(text: str) -> bool | None:
+    """True for a date that reads only day first (18/11/2026), False only month first
+    (11/18/2026), None for any other value."""
+    match = _SLASHED.match(_SPACES.sub(" ", text or "").strip())
+    if not match:
+        return None
+    first, second = int(match.group(1)), int(match.group(2))
+    if first > 12 >= second:
+        return True
+    if second > 12 >= first:
+        return False
     return None
 
 
@@ -186,70 +308,100 @@ def forwarding_target(text: str) -> str | None:
 
 @dataclass
 class ImportReport:
-    """Problems found while reading: `errors` make the import fail, `warnings` do not."""
+    """Problems found while reading: `errors` make the import fail, `warnings` do not.
+    `delimiters` records the field delimiter each file was read with."""
 
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    delimiters: dict[str, str] = field(default_factory=dict)
 
     def raise_if_failed(self) -> None:
         if self.errors:
             raise ValidationFailed(self.errors)
 
 
-class _LineCounter:
-    """Feeds csv.reader while counting physical lines, to locate each row in the file."""
-
-    def __init__(self, lines: Iterable[str]):
-        self._lines = iter(lines)
-        self.line = 0
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        text = next(self._lines)
-        self.line += 1
-        return text
+def _is_preamble(line: str) -> bool:
+    """PowerShell 5's `#TYPE ...` line, or the `sep=;` line Excel users put first."""
+    return line.startswith("#TYPE") or (line.lower().startswith("sep=")
+                                        and len(line.rstrip("\r\n")) == 5)
 
 
-def iter_rows(lines: Iterable[str], file: str,
-              report: ImportReport) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line, {column: value}) for each data row; a `#TYPE` first line is skipped. Decoding
-    errors in the underlying stream become a located error instead of an exception."""
-    counter = _LineCounter(lines)
-    reader = csv.reader(counter)
-    header: list[str] | None = None
+def iter_rows(lines: Iterable[str], file: str, report: ImportReport,
+              delimiter: str | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """(0, {column: column}) for the header, then (line, {column: value}) for each data row.
+    A `#TYPE` (or `sep=X`) line before the header is skipped; the delimiter is the one given,
+    else the one `sep=` names, else the one the header shows (`detect_delimiter`), and a
+    delimiter other than ',' is said in a warning. Decoding errors in the underlying stream
+    become a located error instead of an exception."""
+    source = iter(lines)
+    skipped = 0
+    reader = None
     try:
+        head = next(source, None)
+        while head is not None and _is_preamble(head.lstrip("\ufeff")):
+            if head.lower().lstrip("\ufeff").startswith("sep="):
+                delimiter = delimiter or head.lstrip("\ufeff")[4]
+            skipped += 1
+            head = next(source, None)
+        if head is None:
+            report.errors.append(Problem(file, 1, "empty file: no header line"))
+            return
+        delimiter = delimiter or detect_delimiter(head)
+        report.delimiters[file] = delimiter
+        reader = csv.reader(chain([head], source), delimiter=delimiter)
+        header = [name.strip().lstrip("\ufeff") for name in next(reader)]
+        if delimiter != ",":
+            report.warnings.append(Problem(file, skipped + 1, _delimiter_note(delimiter)))
+        yield 0, {name: name for name in header}
+        width = len(header)
         for row in reader:
-            if header is None:
-                if row and row[0].startswith("#TYPE"):
+            if len(row) != width or row == [""]:
+                if not row or row == [""]:
                     continue
-                header = [name.strip().lstrip("\ufeff") for name in row]
-                yield 0, {name: name for name in header}  # the header, for column checks
+                report.errors.append(Problem(file, skipped + reader.line_num,
+                                             f"{len(row)} fields where the header has {width}"))
                 continue
-            if not row or row == [""]:
-                continue
-            if len(row) != len(header):
-                report.errors.append(Problem(file, counter.line, f"{len(row)} fields where the "
-                                                                 f"header has {len(header)}"))
-                continue
-            yield counter.line, dict(zip(header, row, strict=True))
+            yield skipped + reader.line_num, dict(zip(header, row, strict=True))
     except UnicodeDecodeError:
-        report.errors.append(Problem(file, counter.line + 1, "text is neither UTF-8 nor UTF-16 "
-                             "with a BOM (re-export with Export-Csv -Encoding UTF8)"))
+        line = skipped + (reader.line_num if reader is not None else 0) + 1
+        report.errors.append(Problem(file, line, "text is neither UTF-8 nor UTF-16 with a BOM "
+                                     "(re-export with Export-Csv -Encoding UTF8)"))
     except csv.Error as exc:
-        report.errors.append(Problem(file, counter.line, f"malformed CSV: {exc}"))
-    if header is None and not report.errors:
-        report.errors.append(Problem(file, 1, "empty file: no header line"))
+        report.errors.append(Problem(file, skipped + reader.line_num, f"malformed CSV: {exc}"))
+
+
+def _delimiter_note(delimiter: str) -> str:
+    return (f"fields are separated by {delimiter!r}, not ',' (Export-Csv -UseCulture in a "
+            f"culture whose list separator is {delimiter!r}, as de-DE or fr-FR): read so, "
+            "with dates and numbers as that culture writes them")
+
+
+def scan_day_first(lines: Iterable[str]) -> bool | None:
+    """How the slashed dates of an export read, from the first one only one order fits:
+    True for day first (18/11/2026: en-GB, fr-FR...), False for month first (11/18/2026:
+    en-US), None when the file has none that tells."""
+    report = ImportReport()
+    columns: list[str] = []
+    for line, row in iter_rows(lines, "<scan>", report):
+        if line == 0:
+            columns = [name for name in DATE_COLUMNS if name in row]
+            if not columns:
+                return None
+            continue
+        for name in columns:
+            order = slashed_date_order(row[name])
+            if order is not None:
+                return order
+    return None
 
 
 def _missing_columns(header: dict[str, str], required: Iterable[str]) -> list[str]:
     return [name for name in required if name not in header]
 
 
-def _record_from_row(row: dict[str, str], where: str,
-                     warn: list[str]) -> tuple[dict[str, Any] | None, str | None]:
-    """A recipient dict from one Get-Mailbox/Get-Recipient row, or (None, error message)."""
+def _record_from_row(row: dict[str, str], where: str, warn: list[str],
+                     dates: DateReader) -> tuple[dict[str, Any] | None, str | None]:
+    """A recipient dict from one Get-Mailbox/Get-Recipient row, or (None, why it is not)."""
     proxies = parse_proxy_addresses(row.get("EmailAddresses", ""))
     if proxies.placeholder:
         warn.append("EmailAddresses holds the collection type name, not addresses (export with "
@@ -272,7 +424,7 @@ def _record_from_row(row: dict[str, str], where: str,
         "display_name": (row.get("DisplayName") or row.get("Name") or "").strip(),
         "type": kind,
         "type_detail": detail,
-        "forwarding": _forwarding(row),
+        "forwarding": _forwarding(row, warn),
         "rules": [],
         "size_bytes": None,
         "items": None,
@@ -281,22 +433,31 @@ def _record_from_row(row: dict[str, str], where: str,
         "identity": (row.get("Identity") or "").strip() or None,
         "origin": where,
     }
-    _apply_statistics(record, row, warn)
+    _apply_statistics(record, row, warn, dates)
     return record, None
 
 
-def _forwarding(row: dict[str, str]) -> list[dict[str, Any]]:
-    keep_copy = parse_bool(row.get("DeliverToMailboxAndForward", ""))
+def _forwarding(row: dict[str, str], warn: list[str]) -> list[dict[str, Any]]:
     result = []
     for column in ("ForwardingSmtpAddress", "ForwardingAddress"):
         target = forwarding_target(row.get(column, ""))
         if target:
-            result.append({"via": column, "to": target, "keep_copy": bool(keep_copy)})
+            result.append({"via": column, "to": target, "keep_copy": False})
+    if result:
+        flag = row.get("DeliverToMailboxAndForward", "")
+        keep_copy = parse_bool(flag)
+        if keep_copy is None and flag.strip():
+            warn.append(f"DeliverToMailboxAndForward: unreadable {flag.strip()!r} (expected "
+                        "True or False): read as False, the forwarded mail keeps no copy")
+        for entry in result:
+            entry["keep_copy"] = bool(keep_copy)
     return result
 
 
-def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[str]) -> None:
-    """Copy TotalItemSize/ItemCount/LastLogonTime from a row (of either export) into record."""
+def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[str],
+                      dates: DateReader) -> None:
+    """Copy TotalItemSize/ItemCount/LastLogonTime from a row (of either export) into record;
+    an unreadable cell is a warning and leaves the value unknown."""
     try:
         size = parse_size(row.get("TotalItemSize", ""))
         if size is not None:
@@ -309,19 +470,34 @@ def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[st
             record["items"] = items
     except ValueError as exc:
         warn.append(f"ItemCount: {exc}")
-    logon = parse_datetime(row.get("LastLogonTime", ""))
-    if logon:
-        record["last_logon"] = logon
+    try:
+        logon = dates.parse(row.get("LastLogonTime", ""))
+        if logon:
+            record["last_logon"] = logon
+    except ValueError as exc:
+        warn.append(f"LastLogonTime: {exc}: last logon unknown")
+
+
+def _assumed_date_order(file: str, dates: DateReader, report: ImportReport) -> None:
+    if dates.assumed is not None:
+        value, day_first = dates.assumed
+        order = "day/month/year" if day_first else "month/day/year (en-US)"
+        report.warnings.append(Problem(file, 1, f"dates such as {value!r} read both as "
+                                       "day/month and as month/day, and no date in the file "
+                                       f"tells which: read as {order}"))
 
 
 def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
-                    seen: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+                    seen: dict[str, str] | None = None,
+                    day_first: bool | None = None) -> Iterator[dict[str, Any]]:
     """Stream recipient dicts from a Get-Mailbox or Get-Recipient export. `seen` maps the
     addresses read so far to their file: a later file's copy of a known address is skipped
-    (Get-Recipient repeats every mailbox), while a duplicate within one file is an error."""
+    (Get-Recipient repeats every mailbox), while a duplicate within one file is an error.
+    `day_first`: how the file's slashed dates read (`scan_day_first`). A row without a usable
+    address is skipped with a warning; an unreadable cell is a warning for its row."""
     seen = {} if seen is None else seen
-    rows = iter_rows(lines, file, report)
-    for line, row in rows:
+    dates = DateReader(day_first)
+    for line, row in iter_rows(lines, file, report):
         if line == 0:
             missing = _missing_columns(row, MAILBOX_REQUIRED)
             if missing:
@@ -329,12 +505,13 @@ def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
                                              + " (is this a Get-Mailbox or Get-Recipient "
                                              "export?)"))
                 return
+            dates.delimiter = report.delimiters[file]
             continue
         warnings: list[str] = []
-        record, error = _record_from_row(row, f"{file}:{line}", warnings)
+        record, unusable = _record_from_row(row, f"{file}:{line}", warnings, dates)
         report.warnings.extend(Problem(file, line, text) for text in warnings)
-        if error:
-            report.errors.append(Problem(file, line, error))
+        if unusable:
+            report.warnings.append(Problem(file, line, f"{unusable}: row skipped"))
             continue
         address = record["address"]
         earlier = seen.get(address)
@@ -345,13 +522,15 @@ def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
             continue
         seen[address] = file
         yield record
+    _assumed_date_order(file, dates, report)
 
 
-def read_statistics(lines: Iterable[str], file: str,
-                    report: ImportReport) -> dict[str, dict[str, Any]]:
+def read_statistics(lines: Iterable[str], file: str, report: ImportReport,
+                    day_first: bool | None = None) -> dict[str, dict[str, Any]]:
     """Get-MailboxStatistics rows keyed by every identity they carry (lower-cased): MailboxGuid,
     PrimarySmtpAddress, Identity, DisplayName. Values hold size_bytes, items, last_logon."""
     table: dict[str, dict[str, Any]] = {}
+    dates = DateReader(day_first)
     for line, row in iter_rows(lines, file, report):
         if line == 0:
             if not any(name in row for name in STATISTICS_SIZE_COLUMNS) or not any(
@@ -360,15 +539,17 @@ def read_statistics(lines: Iterable[str], file: str,
                                              "TotalItemSize or ItemCount and one of "
                                              + ", ".join(STATISTICS_KEY_COLUMNS)))
                 return table
+            dates.delimiter = report.delimiters[file]
             continue
         warnings: list[str] = []
         stats: dict[str, Any] = {"size_bytes": None, "items": None, "last_logon": None}
-        _apply_statistics(stats, row, warnings)
+        _apply_statistics(stats, row, warnings, dates)
         report.warnings.extend(Problem(file, line, text) for text in warnings)
         for column in STATISTICS_KEY_COLUMNS:
             key = (row.get(column) or "").strip().lower()
             if key:
                 table.setdefault(f"{column}:{key}", stats)
+    _assumed_date_order(file, dates, report)
     return table
 
 
@@ -390,6 +571,7 @@ def join_statistics(record: dict[str, Any], statistics: dict[str, dict[str, Any]
 def parse_text(text: str, file: str = "<csv>") -> tuple[list[dict[str, Any]], ImportReport]:
     """Whole-text convenience for tests and small files; raises ValidationFailed on errors."""
     report = ImportReport()
-    records = list(read_recipients(text.splitlines(keepends=True), file, report))
+    lines = text.splitlines(keepends=True)
+    records = list(read_recipients(lines, file, report, day_first=scan_day_first(lines)))
     report.raise_if_failed()
     return records, report

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cutover.connectors.rspamd.settings import DomainPolicy
 from cutover.connectors.tenant_model import (
     AcceptedDomain,
     MailConnector,
     TenantRecipient,
     TenantRouting,
 )
-from cutover.connectors.rspamd.settings import DomainPolicy
 from cutover.parsers.postfix_map import parse_domain_list, parse_main_cf, parse_map
 from cutover.routes.sieve_actions import SieveAction, sieve_actions
 from cutover.workspace import Workspace

@@ -9,6 +9,7 @@ import pytest
 
 from cutover.cli import main
 from cutover.sample.org import recipients as sample_recipients
+from tests.inventory.recorded_exports import export_workspace
 from tests.inventory.sample_org import write_sample_workspace
 
 SAMPLE_SIZE = len(sample_recipients())
@@ -50,6 +51,21 @@ def test_collect_of_a_broken_csv_fails_with_file_line_and_stores_nothing(capsys,
                           "PrimarySmtpAddress, RecipientTypeDetails")
     code, out, _ = cutover(capsys, root, "inventory", "list", "--json")
     assert json.loads(out) == []
+
+
+def test_collect_of_a_de_de_use_culture_export_succeeds_and_says_its_delimiter(capsys, tmp_path):
+    """Issue 16: PowerShell 7, de-DE, Export-Csv -UseCulture (';', 2,15 GB, 18.11.2026)."""
+    root = export_workspace(tmp_path / "ws", "ps7-de-DE").root
+    code, out, err = cutover(capsys, root, "inventory", "collect")
+    assert code == 0, err
+    assert out.startswith("snapshot 1 from exchange-csv: 6 recipients, 3.4 GB")
+    assert err.startswith("warning: inventory/Get-Mailbox.csv:1: fields are separated by ';', "
+                          "not ','")
+    code, out, _ = cutover(capsys, root, "inventory", "show", "juergen.weiss@example.org",
+                           "--json")
+    shown = json.loads(out)
+    assert (shown["size_bytes"], shown["items"], shown["last_logon"]) == (
+        2308544921, 18234, "2026-11-18T14:07:31")
 
 
 def test_show_explains_one_recipient_by_alias(capsys, root):

@@ -7,8 +7,9 @@
           path: inventory/Get-Mailbox.csv          # or a list: [Get-Mailbox.csv, Get-Recipient.csv]
           statistics_path: inventory/Get-MailboxStatistics.csv   # optional, joined by identity
 
-Files are streamed (decoded as PowerShell wrote them: UTF-16 LE or UTF-8, with or without BOM),
-so memory stays flat however many rows there are. Every problem is located as file:line.
+Files are streamed (decoded as PowerShell wrote them: UTF-16 LE or UTF-8, with or without BOM;
+delimited and formatted as the exporting session's culture wrote them), so memory stays flat
+however many rows there are. Every problem is located as file:line.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def open_text(path: Path) -> io.TextIOWrapper:
         raise NotFound(f"cannot read inventory file {path}: {exc.strerror}") from None
     encoding = parser.detect_encoding(raw.peek(4)[:4])
     return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
+
+
+def _day_first(path: Path) -> bool | None:
+    """How the file's slashed dates read, from the file itself (a first pass that stops at the
+    first date only one order fits; at once when the export has no date column)."""
+    with open_text(path) as stream:
+        try:
+            return parser.scan_day_first(stream)
+        except UnicodeDecodeError:
+            return None  # the reading pass reports it, located
 
 
 @connector("getmailbox-csv", role="inventory-source")
@@ -66,8 +77,10 @@ class GetMailboxCsvSource:
         seen: dict[str, str] = {}
         unmatched = 0
         for path in self.paths:
+            day_first = _day_first(path)
             with open_text(path) as stream:
-                for record in parser.read_recipients(stream, self.labels[path], report, seen):
+                for record in parser.read_recipients(stream, self.labels[path], report, seen,
+                                                     day_first):
                     if statistics is not None and record["type"] not in ("contact", "group") \
                             and not parser.join_statistics(record, statistics):
                         unmatched += 1
@@ -82,8 +95,10 @@ class GetMailboxCsvSource:
     def _statistics(self, report: parser.ImportReport) -> dict[str, dict[str, Any]] | None:
         if self.statistics_path is None:
             return None
+        day_first = _day_first(self.statistics_path)
         with open_text(self.statistics_path) as stream:
-            table = parser.read_statistics(stream, self.labels[self.statistics_path], report)
+            table = parser.read_statistics(stream, self.labels[self.statistics_path], report,
+                                           day_first)
         if report.errors:
             report.raise_if_failed()
         return table
