@@ -333,3 +333,12 @@ def test_flags_graph_cannot_hold_are_not_patched_again_on_every_run(cloud, sourc
     [again] = sync(source, target, tmp_path)
     assert again.copied == 0 and again.flags_updated == 0
     assert verify(source, target).differences == []
+
+
+def test_a_rerun_with_another_state_db_finds_the_graph_copies_by_identity(cloud, source, target,
+                                                                          tmp_path):
+    sync(source, target, tmp_path)
+    account = Account(source, SOURCE_USER, target, USER)
+    [again] = run_sync(tmp_path / "other.db", SyncOptions(jobs=1), [account])
+    assert (again.copied, again.rematched) == (0, len(SOURCE))
+    assert cloud.created == len(SOURCE) and verify(source, target).equal

@@ -147,6 +147,26 @@ def test_verify_reports_a_message_copied_twice_even_without_delete(workspace):
     assert "Sent -> Sent: 1 extra" in finding.problem
 
 
+def test_rollback_keeps_copies_that_were_on_the_target_before_the_step(workspace):
+    step = MailboxSync()
+    first = context(workspace)
+    [copy] = step.preview(first)
+    step.apply(first, copy)
+    other_state = State.open(workspace.root / "other.db")  # knows nothing of that copy
+    again = Context(workspace, "phase1", "move-mail", first.params, dict(ITEM),
+                    state=other_state)
+    [change] = step.preview(again)
+    step.apply(again, change)
+    with target(workspace) as session:
+        assert count(session) == 21  # found on the target, not copied twice
+    checkpoint = Change.from_json(change.to_json())
+    step.rollback(again, checkpoint)
+    assert step.verify(again, [checkpoint.inverse()]) == []
+    with target(workspace) as session:
+        assert count(session) == 21  # they were there before this step: they stay
+    other_state.close()
+
+
 # --- through the command line: crashes, rollbacks, a workspace left as it was --------------
 
 PLAN = """\
