@@ -33,7 +33,7 @@ SECRET_KEYS = frozenset({"password", "token", "secret", "client_secret", "tsig_s
                          "oauth2_token", "private_key"})
 #: sections that map a name to a connector entry, as steps and commands name them
 CONNECTOR_SECTIONS = ("providers", "mailstores", "forwarding", "sieve", "postfix", "accounts",
-                      "directory", "management")
+                      "directory", "management", "spamfilter")
 
 
 def _reference(value: str) -> str:
@@ -245,6 +245,7 @@ class _Environment(BaseModel):
     accounts: dict[str, Any] | None = None
     directory: dict[str, Any] | None = None
     management: dict[str, Any] | None = None
+    spamfilter: dict[str, Any] | None = None
 
 
 def parse(raw: bytes, file: str = FILE) -> dict[str, Any]:

@@ -35,6 +35,10 @@ NOTHING_TO_OBSERVE = {
     "inventory.collect": "it writes only a snapshot into the state database",
     "cloud.mailbox": "it checks a mailbox exists and changes nothing",
     "mailbox.sync": "mail arrives all the time: its verify compares the copies instead",
+    "cloud.migration_batch": "MRS moves the batch on by itself: the step watches it instead",
+    "hybrid.preflight": "it checks the tenant and the endpoint and changes nothing",
+    "exo.auto_forwarding": "it checks the outbound spam policy and changes nothing",
+    "route.probe": "a canary it sends is removed again; nothing stays changed",
 }
 
 
@@ -200,3 +204,69 @@ def test_a_mailbox_collected_later_reopens_the_steps_that_never_handled_it(tmp_p
     assert "station-ks99@verify.example.org" in (root / "dovecot" / "users").read_text()
     virtual = (root / "postfix" / "virtual").read_text()
     assert "station-ks99@example.org" in virtual
+
+
+PHASE2 = "plans/phase2-cloud.yaml"
+
+
+@pytest.fixture(scope="module")
+def applied_phase2(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("gate2") / "agency"
+    write_sample(root)
+    for plan in (PHASE1, PHASE2):
+        operations.run(Workspace(root), plan, RunOptions(yes=True))
+    return root
+
+
+def edit_tenant(root: Path, name: str, change: Callable[[list], None]) -> None:
+    path = root / "tenant" / name
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def edit_accepted_domain(root: Path) -> str:
+    def to_authoritative(domains: list) -> None:
+        next(d for d in domains if d["DomainName"] == "example.org")["DomainType"] = \
+            "Authoritative"
+    edit_tenant(root, "accepted-domains.json", to_authoritative)
+    return "Authoritative"
+
+
+def edit_outbound_connector(root: Path) -> str:
+    def other_smarthost(connectors: list) -> None:
+        connectors[0]["SmartHosts"] = ["relay2.example.org"]
+    edit_tenant(root, "outbound-connectors.json", other_smarthost)
+    return "relay2.example.org"
+
+
+def edit_mail_contact(root: Path) -> str:
+    def retarget(recipients: list) -> None:
+        contact = next(r for r in recipients if r.get("RecipientTypeDetails") == "MailContact")
+        contact["ExternalEmailAddress"] = "SMTP:elsewhere@example.net"
+    edit_tenant(root, "recipients.json", retarget)
+    return "elsewhere@example.net"
+
+
+TENANT_EDITS: list[tuple[str, str, Callable[[Path], str]]] = [
+    ("internal-relay", "exo.accepted_domain", edit_accepted_domain),
+    ("outbound-to-onprem", "exo.connector", edit_outbound_connector),
+    ("verification-contacts", "exo.mail_contact", edit_mail_contact),
+]
+
+
+@pytest.mark.parametrize("step, kind, edit", TENANT_EDITS, ids=[s for s, _, _ in TENANT_EDITS])
+def test_rollback_refuses_to_overwrite_a_later_edit_in_the_tenant(applied_phase2, tmp_path,
+                                                                   step, kind, edit):
+    root = tmp_path / "agency"
+    shutil.copytree(applied_phase2, root, symlinks=True)
+    for path in root.rglob("*"):
+        if path.is_file() and path.name in ("users", "cutover.yaml"):
+            path.write_text(path.read_text().replace(str(applied_phase2), str(root)))
+    named = edit(root)
+
+    refused = cutover(root, "rollback", step, "--cascade", "--plan", "phase2-cloud", "--yes")
+
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith(f"error: step {step}: changed since it was applied")
+    assert named in refused.stderr

@@ -75,6 +75,21 @@ class Directory(Protocol):
     def describe(self) -> str: ...
 
 
+@runtime_checkable
+class SpamFilter(Protocol):
+    """A spam filter's per-domain settings (rspamd's local.d settings, its quarantine Sieve)."""
+
+    def read_settings(self) -> str: ...
+
+    def write_settings(self, text: str) -> None: ...
+
+    def read_quarantine(self) -> str: ...
+
+    def write_quarantine(self, text: str) -> None: ...
+
+    def policies(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -92,6 +107,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
     Role("mta-maps", "postfix", MtaMaps),
     Role("accounts", "accounts", Accounts),
     Role("directory", "directory", Directory),
+    Role("spam-filter", "spamfilter", SpamFilter),
     # the Exchange management shells (on premises and Exchange Online): cmdlets through pwsh
     Role("exchange-management", "management", None),
 )}

@@ -96,6 +96,16 @@ class ExoAcceptedDomain(Step):
                                     "warning"))
         return findings
 
+    def observe(self, ctx: Context, change: Change) -> Any:
+        where = change.after or change.before
+        return {"domain": where["domain"], "domain_type": self._current(ctx, ctx.params)}
+
+    def comparable(self, payload: Any) -> Any:
+        return None if payload is None else payload.get("domain_type")
+
+    def describe_state(self, payload: Any) -> str:
+        return str(self.comparable(payload))
+
     def rollback(self, ctx: Context, change: Change) -> None:
         params: AcceptedDomainParams = ctx.params
         if change.before and self._current(ctx, params) != change.before["domain_type"]:

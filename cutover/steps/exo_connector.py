@@ -95,6 +95,18 @@ class ExoConnector(Step):
             findings.append(Finding(params.name, "differs from the plan"))
         return findings
 
+    def observe(self, ctx: Context, change: Change) -> Any:
+        params: ConnectorParams = ctx.params
+        current = management(ctx, params.tenant).mail_connector(params.name, params.direction)
+        return None if current is None else current.to_json()
+
+    def describe_state(self, payload: Any) -> str:
+        if payload is None:
+            return "(no connector)"
+        enabled = "" if payload.get("enabled", True) else " (disabled)"
+        return (f"{', '.join(payload.get('domains') or ['*'])} -> "
+                f"{', '.join(payload.get('hosts') or ['(MX)'])}{enabled}")
+
     def rollback(self, ctx: Context, change: Change) -> None:
         params: ConnectorParams = ctx.params
         tenant = management(ctx, params.tenant)

@@ -120,6 +120,12 @@ class ExoMailContact(Step):
                 findings.append(Finding(f"contact {name}", f"reads back as {found}"))
         return findings
 
+    def observe(self, ctx: Context, change: Change) -> Any:
+        params: MailContactParams = ctx.params
+        current = management(ctx, params.tenant).mail_contact(
+            (change.after or change.before)["name"])
+        return _as_json(current) if current else None
+
     def rollback(self, ctx: Context, change: Change) -> None:
         params: MailContactParams = ctx.params
         tenant = management(ctx, params.tenant)

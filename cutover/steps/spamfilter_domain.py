@@ -222,6 +222,24 @@ class SpamfilterDomain(Step):
                                                      f"{after['domain']}"))
         return findings
 
+    def observe(self, ctx: Context, change: Change) -> Any:
+        where = change.after or change.before
+        if where["part"] == "milter":
+            server = _postfix(ctx, where["server"])
+            return {"part": "milter", "smtpd_milters": server.parameter("smtpd_milters"),
+                    "milter_default_action": server.parameter("milter_default_action")}
+        spamfilter = _filter(ctx, where["spamfilter"])
+        text = spamfilter.read_settings() if where["part"] == "policy" else \
+            spamfilter.read_quarantine()
+        return {"part": where["part"], "block": block_text(text, where["domain"])}
+
+    def comparable(self, payload: Any) -> Any:
+        if payload is None:
+            return None
+        if payload["part"] == "milter":
+            return [payload.get("smtpd_milters"), payload.get("milter_default_action")]
+        return payload.get("block")
+
     def rollback(self, ctx: Context, change: Change) -> None:
         before = change.before
         if before["part"] == "milter":

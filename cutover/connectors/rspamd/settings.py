@@ -136,7 +136,7 @@ def block_text(text: str, domain: str) -> str | None:
     return text[found[0]:found[1]] if found else None
 
 
-@connector("rspamd")
+@connector("rspamd", role="spam-filter")
 class RspamdSettings:
     def __init__(self, local_confdir: Path, milter: str, *, reload: bool = False,
                  pid_file: Path | None = None, quarantine_sieve: Path | None = None):
