@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -38,6 +38,10 @@ from cutover.changes import (  # the values every layer shares, re-exported for 
 from cutover.safety import UNOBSERVED
 
 if TYPE_CHECKING:
+    from cutover.connectors.dns_zone import DnsZone
+    from cutover.connectors.mailstore import MailStore
+    from cutover.connectors.roles import Accounts, Directory, Forwarding, MtaMaps
+    from cutover.connectors.sieve_store import SieveStore
     from cutover.workspace import Workspace
 
 
@@ -80,8 +84,34 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
+    @overload
+    def connector(self, section: Literal["mail-store", "mailstores"], name: str
+                  ) -> MailStore: ...
+
+    @overload
+    def connector(self, section: Literal["dns-zone", "providers"], name: str) -> DnsZone: ...
+
+    @overload
+    def connector(self, section: Literal["sieve-store", "sieve"], name: str) -> SieveStore: ...
+
+    @overload
+    def connector(self, section: Literal["forwarding"], name: str) -> Forwarding: ...
+
+    @overload
+    def connector(self, section: Literal["mta-maps", "postfix"], name: str) -> MtaMaps: ...
+
+    @overload
+    def connector(self, section: Literal["accounts"], name: str) -> Accounts: ...
+
+    @overload
+    def connector(self, section: Literal["directory"], name: str) -> Directory: ...
+
+    @overload
+    def connector(self, section: str, name: str) -> Any: ...
+
     def connector(self, section: str, name: str) -> Any:
-        """The connector the workspace configures as `section.name` (e.g. "mailstores", "linux").
+        """The connector the workspace configures for a role (its name, "mail-store", or its
+        section, "mailstores") under `name`, checked against the role's protocol when built.
         One that logs in without TLS (`tls: none`) says so, once, wherever it is first used."""
         built = self.workspace.connector(section, name)
         warning = getattr(built, "transport_warning", None)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cutover.connectors.mailstore import INBOX, FolderInfo, MailStore
-from cutover.errors import NotFound, UsageError
+from cutover.errors import NotFound
 from cutover.item_template import expand
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.folders import FolderRules
@@ -49,10 +49,8 @@ class MailboxSyncParams(Params):
 
 
 def _store(ctx: Context, name: str) -> MailStore:
-    store = ctx.connector("mailstores", name)
-    if not hasattr(store, "open") or not hasattr(store, "describe"):
-        raise UsageError(f"cutover.yaml: mailstores.{name} is not a mail store")
-    return store
+    # the workspace checked the entry against the mail-store role's protocol
+    return ctx.connector("mailstores", name)
 
 
 def _account(ctx: Context, change: Change | None = None) -> Account:
