@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cutover.connectors.mailstore_inventory import listed_accounts
 from cutover.errors import ConfigInvalid, CutoverError, NotFound
 from cutover.inventory import store
 from cutover.inventory.account_rules import RoutingIndex
@@ -128,10 +129,13 @@ def _sampler(workspace: Any, config: dict[str, Any], warnings: list[str]):
     if not name or size <= 0:
         return None
     mailstore = workspace.connector("mailstores", name)
+    accounts = listed_accounts(mailstore)
 
     def sample(recipient: dict[str, Any]) -> None:
         if recipient.get("type") in ("group", "contact", "mailuser"):
             return
+        if accounts is not None and recipient["address"] not in accounts:
+            return  # no mailbox in this store: nothing to sample, and nothing to create
         try:
             traits, folders = sample_mailbox(mailstore, recipient["address"], size)
         except NotFound:
