@@ -98,13 +98,14 @@ def test_sampling_reads_the_mailboxes_the_store_has_and_creates_none(tmp_path):
     config["inventory"]["sources"]["exchange-csv"]["mailstore"] = "exchange"
     (root / "cutover.yaml").write_text(yaml.safe_dump(config))
     workspace = Workspace(root)
-    with workspace.connector("mailstores", "exchange").open("datarequest@example.org") as box:
+    # as the account directory was written, in its own case (addresses are case-insensitive)
+    with workspace.connector("mailstores", "exchange").open("DataRequest@example.org") as box:
         box.append("INBOX", [NewMessage(b"From: station-7@example.net\r\nSubject: "
                                         b"DATA_REQUEST 7\r\n\r\nbody\r\n", frozenset(),
                                         NOW)])
     found, warnings = collected(workspace)
     assert warnings == []
     assert sorted(p.name for p in (root / "mail" / "exchange").iterdir()) == [
-        "datarequest@example.org"]
+        "DataRequest@example.org"]
     assert found["datarequest@example.org"]["traits"]["sampled"] == 1
     assert [a for a, r in found.items() if "traits" in r] == ["datarequest@example.org"]
