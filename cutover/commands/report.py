@@ -11,7 +11,7 @@ from cutover.commands.common import console, workspace_of
 from cutover.errors import ConfigInvalid, UsageError
 from cutover.inventory import store
 from cutover.inventory.collect import inventory_config
-from cutover.inventory.report import render, summarize
+from cutover.inventory.report import render, render_csv, render_csv_lines
 from cutover.state import State
 
 app = typer.Typer(no_args_is_help=True, help="Reports for administrators.")
@@ -66,16 +66,27 @@ def write_inventory_report(workspace, fmt: str, output: Path | None,
         raise UsageError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
     state = State.open(workspace.state_path)
     meta = store.get_snapshot(state, snapshot)
-    summary = summarize(store.iter_recipients(state, meta["id"]), meta,
-                        _throughput(workspace, throughput))
-    recipients = store.iter_recipients(state, meta["id"]) if fmt == "csv" else None
+    rate = _throughput(workspace, throughput)
     if output is None:
-        render(fmt, summary, recipients, sys.stdout)
+        _render(fmt, state, meta, rate, sys.stdout)
         return meta
     try:
         with output.open("w", encoding="utf-8", newline="") as out:
-            render(fmt, summary, recipients, out)
+            _render(fmt, state, meta, rate, out)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     return meta
+
+
+def _render(fmt: str, state: State, meta: dict, throughput: float | None, out) -> None:
+    """CSV from the lines stored with the snapshot (else from its recipients); the other
+    formats from the summary stored with it (else computed)."""
+    if fmt == "csv":
+        lines = store.iter_csv_lines(state, meta["id"])
+        if lines is not None:
+            render_csv_lines(lines, out)
+        else:
+            render_csv(store.iter_recipients(state, meta["id"]), out)
+        return
+    render(fmt, store.snapshot_summary(state, meta, throughput), None, out)
 

@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from typing import Any
 
 from cutover.errors import ConfigInvalid
@@ -110,6 +110,36 @@ class Rule:
     destination: str | None = None
     why: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_screen", _screen(self.match))
+
+    def may_match(self, recipient: dict[str, Any]) -> bool:
+        """False when the rule's pattern or type conditions cannot hold: one compiled regex
+        per condition instead of fnmatch per pattern, so the rules a recipient fails cost
+        little. `_evidence` stays the one judge of the rules that pass this screen."""
+        for key, allowed in self._screen:  # type: ignore[attr-defined]
+            if key == "type":
+                if recipient.get("type") not in allowed:
+                    return False
+            elif not allowed.match((recipient.get(key) or "").lower()):
+                return False
+        return True
+
+
+def _screen(match: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """(condition, compiled test) for the conditions `Rule.may_match` checks: the type set
+    first (cheapest), then address/local/domain patterns as one alternation each."""
+    checks: list[tuple[str, Any]] = []
+    if "type" in match:
+        types = match["type"]
+        checks.append(("type", frozenset(types) if all(
+            isinstance(t, str) for t in types) else tuple(types)))
+    for key in ("address", "local", "domain"):
+        if key in match:
+            patterns = "|".join(f"(?:{translate(str(p).lower())})" for p in match[key])
+            checks.append((key, re.compile(patterns)))
+    return tuple(checks)
+
 
 @dataclass
 class Classifier:
@@ -150,6 +180,8 @@ class Classifier:
             })
             return result
         for rule in self.rules:
+            if not rule.may_match(recipient):
+                continue
             evidence = _evidence(rule.match, recipient, self.now)
             if evidence is not None:
                 result.update({
