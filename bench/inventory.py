@@ -5,9 +5,10 @@
     .venv/bin/python bench/inventory.py --ratio        # also 10k vs 100k rows: time and memory
     .venv/bin/python bench/inventory.py --memory       # Python peak under tracemalloc too
 
-What is timed is what the commands do, in one process: `inventory collect` (collect, classify,
-store the snapshot, count its classes) and `report inventory --format F -o FILE` for md, csv,
-json and html (each reads the snapshot again, as separate invocations would). `--cli` also
+What is timed is the commands themselves (`cutover.cli.main`), in one process: `inventory
+collect` (collect, classify, store the snapshot, print its class counts) and `report inventory
+--format F -o FILE` for md, csv, json and html (each opens the state again, as separate
+invocations would). `--cli` also
 times the same five commands as separate `cutover` processes (interpreter start included).
 
 The workspace is what a real one holds beside the exports: routing files (procmail, Sieve,
@@ -140,32 +141,40 @@ def make_workspace(root: Path, mailboxes: int, recipients: int) -> None:
 
 
 def run_commands(root: Path) -> dict:
-    """`inventory collect` then `report inventory` in every format, as the commands do them."""
-    from collections import Counter
+    """`inventory collect` then `report inventory -o FILE` in every format: the commands
+    themselves (cutover.cli.main), in this process, their output discarded."""
+    import contextlib
 
-    from cutover.commands.report import write_inventory_report
+    from cutover.cli import main
     from cutover.inventory import store
-    from cutover.inventory.collect import collect_and_store
     from cutover.state import State
-    from cutover.workspace import Workspace
+
+    def cutover(*args: str) -> None:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            try:
+                main(["--workspace", str(root), *args])
+            except SystemExit as exit_:
+                if exit_.code:
+                    raise RuntimeError(f"cutover {' '.join(args)}: exit {exit_.code}") from None
 
     cpu_started = _cpu()
     started = time.perf_counter()
-    workspace = Workspace(root)
-    state = State.open(workspace.state_path)
-    snapshot_id = collect_and_store(workspace, state)
-    meta = store.get_snapshot(state, snapshot_id)
-    classes = Counter(r["class"] for r in store.iter_recipients(state, snapshot_id))
-    state.close()
+    cutover("inventory", "collect")
     collected = time.perf_counter()
     for fmt in FORMATS:
-        write_inventory_report(Workspace(root), fmt, root / f"report.{fmt}")
+        cutover("report", "inventory", "--format", fmt, "-o", str(root / f"report.{fmt}"))
     finished = time.perf_counter()
+    cpu = _cpu() - cpu_started
+    state = State.open(root / "state" / "cutover.db")
+    meta = store.get_snapshot(state)
+    classes = {b["class"]: b["count"] for b in json.loads((root / "report.json").read_text())[
+        "by_class"]}
+    state.close()
     return {"recipients": meta["recipients"], "classes": dict(sorted(classes.items())),
             "warnings": len(meta["warnings"]),
             "collect_s": round(collected - started, 2),
             "reports_s": round(finished - collected, 2), "total_s": round(finished - started, 2),
-            "cpu_s": round(_cpu() - cpu_started, 2)}
+            "cpu_s": round(cpu, 2)}
 
 
 def _cpu() -> float:

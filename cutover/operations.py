@@ -238,25 +238,39 @@ def write_inventory_report(workspace: Workspace, fmt: str, output: Path | None,
     import sys
 
     from cutover.inventory import store
-    from cutover.inventory.report import render, summarize
 
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"unknown report format {fmt!r}: use one of {', '.join(REPORT_FORMATS)}")
     workspace.check_exists()
-    state = State.open_snapshot(workspace.state_path)
+    state = State.open_snapshot(workspace.state_path, copy=False)
     meta = store.get_snapshot(state, snapshot)
-    summary = summarize(store.iter_recipients(state, meta["id"]), meta,
-                        _throughput(workspace, throughput))
-    recipients = store.iter_recipients(state, meta["id"]) if fmt == "csv" else None
+    rate = _throughput(workspace, throughput)
     if output is None:
-        render(fmt, summary, recipients, sys.stdout)
+        _render_report(fmt, state, meta, rate, sys.stdout)
         return meta
     try:
         with output.open("w", encoding="utf-8", newline="") as out:
-            render(fmt, summary, recipients, out)
+            _render_report(fmt, state, meta, rate, out)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     return meta
+
+
+def _render_report(fmt: str, state: State, meta: dict[str, Any], throughput: float | None,
+                   out: Any) -> None:
+    """CSV from the lines stored with the snapshot (else from its recipients); the other
+    formats from the summary stored with it (else computed)."""
+    from cutover.inventory import store
+    from cutover.inventory.report import render, render_csv, render_csv_lines
+
+    if fmt == "csv":
+        lines = store.iter_csv_lines(state, meta["id"])
+        if lines is not None:
+            render_csv_lines(lines, out)
+        else:
+            render_csv(store.iter_recipients(state, meta["id"]), out)
+        return
+    render(fmt, store.snapshot_summary(state, meta, throughput), None, out)
 
 
 # --- the demo -----------------------------------------------------------------------------

@@ -175,11 +175,27 @@ class State:
             raise
 
     @classmethod
-    def open_snapshot(cls, path: Path | str) -> State:
-        """A read-only, in-memory copy of the state at `path` (an empty state when there is
-        none), for previews, status and reports. The file is opened immutable, so nothing is
-        written beside it (no -wal, no -shm), whatever the workspace's permissions."""
+    def open_snapshot(cls, path: Path | str, copy: bool = True) -> State:
+        """A read-only view of the state at `path` (an empty state when there is none), for
+        previews, status and reports. The file is opened immutable (or read-only through an
+        existing WAL), so nothing is written beside it, whatever the workspace's permissions.
+        With `copy` (previews: steps may create their tables) it is copied into memory and
+        migrated there; without, it is read in place (reports of a big inventory)."""
         path = Path(path)
+        if not copy and path.exists():
+            wal = path.with_name(path.name + "-wal")
+            mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+            try:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+                if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                    raise StateUnusable(f"{path} is not a cutover state database")
+            except sqlite3.DatabaseError as exc:
+                raise StateUnusable(f"{path} is not a usable state database ({exc}): restore "
+                                    "it from a backup, or move it aside to start afresh") from None
+            state = cls(sqlite_utils.Database(conn), path)
+            state.read_only = True
+            return state
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path.exists():
             try:

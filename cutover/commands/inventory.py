@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import typer
@@ -45,7 +44,7 @@ def collect(
     workspace, state = open_state(ctx)
     snapshot_id = collect_and_store(workspace, state, source)
     snapshot = store.get_snapshot(state, snapshot_id)
-    classes = Counter(r["class"] for r in store.iter_recipients(state, snapshot_id))
+    classes = store.class_counts(state, snapshot_id)
     if json_output:
         print_json({**snapshot, "classes": dict(classes)})
         return

@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from typing import Any
 
 from cutover.errors import ConfigInvalid
@@ -110,6 +110,29 @@ class Rule:
     destination: str | None = None
     why: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_screen", _screen(self.match))
+
+    def may_match(self, recipient: dict[str, Any]) -> bool:
+        """False when the rule's address/local/domain patterns cannot match: one compiled
+        alternation per condition instead of fnmatch per pattern, so the rules a recipient
+        fails cost little. `_evidence` stays the one judge of the rules that pass."""
+        for key, patterns in self._screen:  # type: ignore[attr-defined]
+            if not patterns.match((recipient.get(key) or "").lower()):
+                return False
+        return True
+
+    def admits_type(self, kind: Any) -> bool:
+        """Whether the rule's type condition (if any) lets a recipient of this type through."""
+        return "type" not in self.match or kind in self.match["type"]
+
+
+def _screen(match: dict[str, Any]) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """(condition, compiled alternation of its patterns) for address, local and domain."""
+    return tuple((key, re.compile("|".join(f"(?:{translate(str(p).lower())})"
+                                           for p in match[key])))
+                 for key in ("address", "local", "domain") if key in match)
+
 
 @dataclass
 class Classifier:
@@ -117,6 +140,19 @@ class Classifier:
     destinations: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_DESTINATIONS))
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     now: datetime | None = None
+    _by_type: dict[Any, tuple[Rule, ...]] = field(default_factory=dict, init=False, repr=False)
+
+    def rules_for(self, kind: Any) -> tuple[Rule, ...]:
+        """The rules, in order, whose type condition admits this recipient type (worked out
+        once per type: most recipients then skip most rules without looking at them)."""
+        try:
+            return self._by_type[kind]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable type value: no shortcut
+            return tuple(r for r in self.rules if r.admits_type(kind))
+        rules = self._by_type[kind] = tuple(r for r in self.rules if r.admits_type(kind))
+        return rules
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None,
@@ -149,7 +185,9 @@ class Classifier:
                           + (f": {override['reason']}" if override.get("reason") else ""),
             })
             return result
-        for rule in self.rules:
+        for rule in self.rules_for(recipient.get("type")):
+            if not rule.may_match(recipient):
+                continue
             evidence = _evidence(rule.match, recipient, self.now)
             if evidence is not None:
                 result.update({

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from cutover.connectors.mailstore_inventory import listed_accounts
 from cutover.errors import ConfigInvalid, CutoverError, NotFound
 from cutover.inventory import store
 from cutover.inventory.account_rules import RoutingIndex
@@ -116,12 +117,20 @@ def _sampler(workspace: Any, config: dict[str, Any], warnings: list[str]):
     if not name or size <= 0:
         return None
     mailstore = workspace.connector("mailstores", name)
+    listed = listed_accounts(mailstore)
+    # addresses are case-insensitive, directory names are not: DiscoverySearchMailbox{...}@
+    accounts = None if listed is None else {name.lower(): name for name in listed}
 
     def sample(recipient: dict[str, Any]) -> None:
         if recipient.get("type") in ("group", "contact", "mailuser"):
             return
+        account = recipient["address"]
+        if accounts is not None:
+            account = accounts.get(account)
+            if account is None:
+                return  # no mailbox in this store: nothing to sample, and nothing to create
         try:
-            traits, folders = sample_mailbox(mailstore, recipient["address"], size)
+            traits, folders = sample_mailbox(mailstore, account, size)
         except NotFound:
             return  # not in this store: no traits, no warning (contacts, new mailboxes)
         except CutoverError as exc:

@@ -27,73 +27,156 @@ CSV_COLUMNS = ("address", "display_name", "type", "class", "destination", "rule"
                "newest_item", "source")
 
 
-def summarize(recipients: Iterable[dict[str, Any]], snapshot: dict[str, Any],
-              throughput_mb_s: float | None = None) -> dict[str, Any]:
-    by_class = {k: {"class": k, "count": 0, "size_bytes": 0, "items": 0} for k in CLASSES}
-    by_destination = {d: {"destination": d, "count": 0, "size_bytes": 0} for d in DESTINATIONS}
-    matrix = {k: dict.fromkeys(DESTINATIONS, 0) for k in CLASSES}
-    largest: list[tuple[int, str, dict[str, Any]]] = []
-    lists: dict[str, list[dict[str, Any]]] = {"forwarding": [], "rules": [], "unresolved": []}
-    totals = {"forwarding": 0, "rules": 0, "unresolved": 0, "recipients": 0, "size_bytes": 0}
-    for r in recipients:
+#: Bumped whenever what `SummaryBuilder.state` or `csv_line` holds changes: summaries and CSV
+#: lines stored with a snapshot by another version are then ignored and recomputed.
+SUMMARY_VERSION = 1
+
+
+class SummaryBuilder:
+    """The summary of a recipient stream, built one recipient at a time in bounded memory, in
+    any order: the largest mailboxes are a bounded heap, and each list keeps the LIST_LIMIT
+    entries that come first in address order (what a walk in address order keeps). The store
+    builds it while a snapshot is written and keeps its `state`, so a report needs no second
+    pass over the recipients."""
+
+    def __init__(self, state: dict[str, Any] | None = None):
+        if state is None:
+            state = {
+                "by_class": {k: {"class": k, "count": 0, "size_bytes": 0, "items": 0}
+                             for k in CLASSES},
+                "by_destination": {d: {"destination": d, "count": 0, "size_bytes": 0}
+                                   for d in DESTINATIONS},
+                "matrix": {k: dict.fromkeys(DESTINATIONS, 0) for k in CLASSES},
+                "largest": [],
+                "lists": {"forwarding": [], "rules": [], "unresolved": []},
+                "totals": {"forwarding": 0, "rules": 0, "unresolved": 0, "recipients": 0,
+                           "size_bytes": 0},
+                "first_address": {},  # class or destination outside the known ones: first seen
+            }
+        self.by_class: dict[str, dict[str, Any]] = state["by_class"]
+        self.by_destination: dict[str, dict[str, Any]] = state["by_destination"]
+        self.matrix: dict[str, dict[str, int]] = state["matrix"]
+        self.largest = [tuple(entry) for entry in state["largest"]]
+        heapq.heapify(self.largest)
+        self.lists: dict[str, list[list[Any]]] = state["lists"]
+        self.totals: dict[str, int] = state["totals"]
+        self.first_address: dict[str, str] = state["first_address"]
+
+    def add(self, r: dict[str, Any]) -> None:
         size = r.get("size_bytes") or 0
         klass, destination = r.get("class") or "unknown", r.get("destination") or "keep"
+        address = r["address"]
+        totals = self.totals
         totals["recipients"] += 1
         totals["size_bytes"] += size
-        for bucket in (by_class.setdefault(klass, {"class": klass, "count": 0, "size_bytes": 0,
-                                                   "items": 0}),
-                       by_destination.setdefault(destination, {"destination": destination,
-                                                               "count": 0, "size_bytes": 0})):
-            bucket["count"] += 1
-            bucket["size_bytes"] += size
-        by_class[klass]["items"] += r.get("items") or 0
-        matrix.setdefault(klass, dict.fromkeys(DESTINATIONS, 0))
-        matrix[klass][destination] = matrix[klass].get(destination, 0) + 1
-        entry = (size, r["address"], _brief(r))
-        if len(largest) < LARGEST:
-            heapq.heappush(largest, entry)
-        elif entry > largest[0]:
-            heapq.heapreplace(largest, entry)
-        _collect_lists(r, lists, totals)
-    throughput = throughput_mb_s or ASSUMED_THROUGHPUT_MB_S
-    return {
-        "snapshot": {k: snapshot.get(k) for k in ("id", "source", "taken_at", "digest")}
-        | {"warnings": len(snapshot.get("warnings") or [])},
-        "totals": totals,
-        "by_class": [b for b in by_class.values() if b["count"]],
-        "by_destination": [b for b in by_destination.values() if b["count"]],
-        "matrix": {k: v for k, v in matrix.items() if any(v.values())},
-        "largest": [e[2] for e in sorted(largest, reverse=True)],
-        **lists,
-        "phases": _phases(by_destination, throughput),
-        "throughput_mb_per_s": throughput,
-        "throughput_measured": throughput_mb_s is not None,
-    }
+        by_class = self.by_class.get(klass)
+        if by_class is None:
+            by_class = self.by_class[klass] = {"class": klass, "count": 0, "size_bytes": 0,
+                                               "items": 0}
+            self.matrix.setdefault(klass, dict.fromkeys(DESTINATIONS, 0))
+        by_destination = self.by_destination.get(destination)
+        if by_destination is None:
+            by_destination = self.by_destination[destination] = {
+                "destination": destination, "count": 0, "size_bytes": 0}
+        for kind, key in (("class", klass), ("destination", destination)):
+            if key not in (CLASSES if kind == "class" else DESTINATIONS):
+                seen = f"{kind}:{key}"
+                if address < self.first_address.get(seen, "\U0010ffff"):
+                    self.first_address[seen] = address
+        by_class["count"] += 1
+        by_class["size_bytes"] += size
+        by_class["items"] += r.get("items") or 0
+        by_destination["count"] += 1
+        by_destination["size_bytes"] += size
+        row = self.matrix[klass]
+        row[destination] = row.get(destination, 0) + 1
+        entry = (size, address, _brief(r))
+        if len(self.largest) < LARGEST:
+            heapq.heappush(self.largest, entry)
+        elif entry > self.largest[0]:
+            heapq.heapreplace(self.largest, entry)
+        if r.get("forwarding") or r.get("rules") or r.get("routing") or klass == "unknown":
+            self._collect_lists(r, address)
+
+    def _collect_lists(self, r: dict[str, Any], address: str) -> None:
+        found = []
+        for forward in r.get("forwarding") or []:
+            found.append(("forwarding", {"address": address, "to": forward.get("to"),
+                                         "via": forward.get("via"),
+                                         "keep_copy": forward.get("keep_copy")}))
+        for rule in (r.get("rules") or []) + (r.get("routing") or []):
+            found.append(("rules", {"address": address, "kind": rule.get("kind"),
+                                    "where": rule.get("path") or rule.get("name"),
+                                    "forward_to": ", ".join(rule.get("forward_to") or [])}))
+        if (r.get("class") or "unknown") == "unknown":
+            found.append(("unresolved", {"address": address, "type": r.get("type"),
+                                         "reason": r.get("reason")}))
+        for index, (name, item) in enumerate(found):
+            self.totals[name] += 1
+            kept = self.lists[name]
+            kept.append([address, index, item])
+            if len(kept) >= 2 * LIST_LIMIT:
+                _first_in_address_order(kept)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-ready; `SummaryBuilder(state)` continues from it."""
+        for kept in self.lists.values():
+            _first_in_address_order(kept)
+        return {"by_class": self.by_class, "by_destination": self.by_destination,
+                "matrix": self.matrix, "largest": [list(e) for e in self.largest],
+                "lists": self.lists, "totals": self.totals,
+                "first_address": self.first_address}
+
+    def summary(self, snapshot: dict[str, Any],
+                throughput_mb_s: float | None = None) -> dict[str, Any]:
+        by_class = self._in_walk_order(self.by_class, CLASSES, "class")
+        by_destination = self._in_walk_order(self.by_destination, DESTINATIONS, "destination")
+        matrix = {k: self.matrix[k] for k in by_class if k in self.matrix}
+        matrix.update((k, v) for k, v in self.matrix.items() if k not in matrix)
+        throughput = throughput_mb_s or ASSUMED_THROUGHPUT_MB_S
+        for kept in self.lists.values():
+            _first_in_address_order(kept)
+        return {
+            "snapshot": {k: snapshot.get(k) for k in ("id", "source", "taken_at", "digest")}
+            | {"warnings": len(snapshot.get("warnings") or [])},
+            "totals": dict(self.totals),
+            "by_class": [b for b in by_class.values() if b["count"]],
+            "by_destination": [b for b in by_destination.values() if b["count"]],
+            "matrix": {k: v for k, v in matrix.items() if any(v.values())},
+            "largest": [e[2] for e in sorted(self.largest, reverse=True)],
+            **{name: [item for _, _, item in kept] for name, kept in self.lists.items()},
+            "phases": _phases(by_destination, throughput),
+            "throughput_mb_per_s": throughput,
+            "throughput_measured": throughput_mb_s is not None,
+        }
+
+    def _in_walk_order(self, buckets: dict[str, dict[str, Any]], known: tuple[str, ...],
+                       kind: str) -> dict[str, dict[str, Any]]:
+        """Known keys in their order, then the others in the order a walk in address order
+        meets them (as `summarize` over an address-ordered stream always listed them)."""
+        extra = sorted((k for k in buckets if k not in known),
+                       key=lambda k: self.first_address.get(f"{kind}:{k}", ""))
+        return {k: buckets[k] for k in (*[k for k in known if k in buckets], *extra)}
+
+
+def _first_in_address_order(kept: list[list[Any]]) -> None:
+    """Keep the LIST_LIMIT entries a walk in address order meets first, in that order."""
+    kept.sort(key=lambda entry: (entry[0], entry[1]))
+    del kept[LIST_LIMIT:]
+
+
+def summarize(recipients: Iterable[dict[str, Any]], snapshot: dict[str, Any],
+              throughput_mb_s: float | None = None) -> dict[str, Any]:
+    builder = SummaryBuilder()
+    for r in recipients:
+        builder.add(r)
+    return builder.summary(snapshot, throughput_mb_s)
 
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
     return {"address": r["address"], "display_name": r.get("display_name") or "",
             "type": r.get("type"), "class": r.get("class"), "destination": r.get("destination"),
             "size_bytes": r.get("size_bytes") or 0, "items": r.get("items") or 0}
-
-
-def _collect_lists(r: dict[str, Any], lists: dict[str, list], totals: dict[str, int]) -> None:
-    found = []
-    for forward in r.get("forwarding") or []:
-        found.append(("forwarding", {"address": r["address"], "to": forward.get("to"),
-                                     "via": forward.get("via"),
-                                     "keep_copy": forward.get("keep_copy")}))
-    for rule in (r.get("rules") or []) + (r.get("routing") or []):
-        found.append(("rules", {"address": r["address"], "kind": rule.get("kind"),
-                                "where": rule.get("path") or rule.get("name"),
-                                "forward_to": ", ".join(rule.get("forward_to") or [])}))
-    if (r.get("class") or "unknown") == "unknown":
-        found.append(("unresolved", {"address": r["address"], "type": r.get("type"),
-                                     "reason": r.get("reason")}))
-    for name, item in found:
-        totals[name] += 1
-        if len(lists[name]) < LIST_LIMIT:
-            lists[name].append(item)
 
 
 def _phases(by_destination: dict[str, dict[str, Any]], throughput: float) -> list[dict[str, Any]]:
@@ -124,22 +207,44 @@ def render_json(summary: dict[str, Any], out: TextIO) -> None:
 
 # --- CSV: one row per recipient, for a spreadsheet ---------------------------------------------
 
+def _csv_cells(r: dict[str, Any]) -> list[Any]:
+    return [
+        r.get("address"), r.get("display_name") or "", r.get("type"), r.get("class"),
+        r.get("destination"), r.get("rule") or "", r.get("reason") or "",
+        r.get("size_bytes") if r.get("size_bytes") is not None else "",
+        r.get("items") if r.get("items") is not None else "",
+        ";".join(r.get("aliases") or []),
+        ";".join(f"{f.get('to')}" for f in r.get("forwarding") or []),
+        ";".join(f"{x.get('kind')}:{x.get('path') or x.get('name')}"
+                 for x in r.get("rules") or []),
+        ";".join(f"{x.get('map')}:{x.get('value')}" for x in r.get("routing") or []),
+        r.get("last_logon") or "", r.get("newest_item") or "", r.get("source") or "",
+    ]
+
+
 def render_csv(recipients: Iterable[dict[str, Any]], out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in recipients:
-        writer.writerow([
-            r.get("address"), r.get("display_name") or "", r.get("type"), r.get("class"),
-            r.get("destination"), r.get("rule") or "", r.get("reason") or "",
-            r.get("size_bytes") if r.get("size_bytes") is not None else "",
-            r.get("items") if r.get("items") is not None else "",
-            ";".join(r.get("aliases") or []),
-            ";".join(f"{f.get('to')}" for f in r.get("forwarding") or []),
-            ";".join(f"{x.get('kind')}:{x.get('path') or x.get('name')}"
-                     for x in r.get("rules") or []),
-            ";".join(f"{x.get('map')}:{x.get('value')}" for x in r.get("routing") or []),
-            r.get("last_logon") or "", r.get("newest_item") or "", r.get("source") or "",
-        ])
+        writer.writerow(_csv_cells(r))
+
+
+_LINE = io.StringIO()
+_LINE_WRITER = csv.writer(_LINE, lineterminator="\n")
+
+
+def csv_line(r: dict[str, Any]) -> str:
+    """The recipient's line of the CSV report, exactly as `render_csv` writes it."""
+    _LINE.seek(0)
+    _LINE.truncate()
+    _LINE_WRITER.writerow(_csv_cells(r))
+    return _LINE.getvalue()
+
+
+def render_csv_lines(lines: Iterable[str], out: TextIO) -> None:
+    """The CSV report from lines `csv_line` rendered earlier (stored with the snapshot)."""
+    csv.writer(out, lineterminator="\n").writerow(CSV_COLUMNS)
+    out.writelines(lines)
 
 
 # --- Markdown ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from sqlite_utils.migrations import Migrations
 
 from cutover.errors import NotFound, UsageError, WorldChanged
+from cutover.inventory.report import SUMMARY_VERSION, SummaryBuilder, csv_line, summarize
 
 INVENTORY_MIGRATIONS = Migrations("cutover.inventory")
 BATCH = 500
@@ -38,6 +40,16 @@ def m001_snapshots(db: Any) -> None:
     db["inventory_recipients"].create_index(["snapshot_id", "class"])
 
 
+@INVENTORY_MIGRATIONS()
+def m002_summaries(db: Any) -> None:
+    """What reports need, computed once while a snapshot is stored: its summary, and each
+    recipient's line of the CSV report (`version` says which renderer wrote them)."""
+    db["inventory_summaries"].create({"snapshot_id": int, "version": int, "data": str},
+                                     pk="snapshot_id",
+                                     foreign_keys=[("snapshot_id", "inventory_snapshots")])
+    db["inventory_recipients"].add_column("csv_line", str)
+
+
 def _db(state: Any) -> Any:
     """State (from cutover.state) or a bare sqlite_utils.Database; migrations applied."""
     if hasattr(state, "migrate"):
@@ -47,9 +59,25 @@ def _db(state: Any) -> Any:
     return state
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # what json.dumps(sort_keys) does
+
+
+def encode(recipient: dict[str, Any]) -> tuple[str, str]:
+    """(data, stable): the recipient as stored (JSON, keys sorted) and the same without its
+    volatile keys, as digested. Encoded once: the keys before and after `origin` (the one
+    volatile key) are encoded apart and joined, with and without it."""
+    if "origin" not in recipient:
+        data = _ENCODER.encode(recipient)
+        return data, data
+    before = _ENCODER.encode({k: v for k, v in recipient.items() if k < "origin"})[1:-1]
+    after = _ENCODER.encode({k: v for k, v in recipient.items() if k > "origin"})[1:-1]
+    origin = '"origin": ' + _ENCODER.encode(recipient["origin"])
+    return ("{" + ", ".join(p for p in (before, origin, after) if p) + "}",
+            "{" + ", ".join(p for p in (before, after) if p) + "}")
+
+
 def recipient_digest(recipient: dict[str, Any]) -> str:
-    stable = {k: v for k, v in recipient.items() if k not in VOLATILE_KEYS}
-    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(encode(recipient)[1].encode()).hexdigest()
 
 
 class SetDigest:
@@ -61,8 +89,12 @@ class SetDigest:
         self.count = 0
 
     def add(self, recipient: dict[str, Any]) -> None:
-        line = f"{recipient['address']}:{recipient_digest(recipient)}".encode()
-        self.total = (self.total + int(hashlib.sha256(line).hexdigest(), 16)) % 2**256
+        self.add_encoded(recipient["address"], encode(recipient)[1])
+
+    def add_encoded(self, address: str, stable: str) -> None:
+        """`stable`: the recipient as `encode` gives it without its volatile keys."""
+        line = f"{address}:{hashlib.sha256(stable.encode()).hexdigest()}".encode()
+        self.total = (self.total + int.from_bytes(hashlib.sha256(line).digest())) % 2**256
         self.count += 1
 
     def hexdigest(self) -> str:
@@ -87,17 +119,23 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
     db = _db(state)
     taken = (taken_at or datetime.now(UTC)).isoformat(timespec="seconds")
     digest = SetDigest()
+    summary = SummaryBuilder()
     total = 0
     with db.atomic():
         snapshot_id = db["inventory_snapshots"].insert({
             "source": source, "taken_at": taken, "status": "incomplete", "recipients": 0,
             "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
         }).last_pk
-        batch: list[dict[str, Any]] = []
+        batch: list[tuple[Any, ...]] = []
         for recipient in recipients:
-            digest.add(recipient)
-            total += recipient.get("size_bytes") or 0
-            batch.append(_row(snapshot_id, recipient))
+            data, stable = encode(recipient)
+            address, size = recipient["address"], recipient.get("size_bytes")
+            digest.add_encoded(address, stable)
+            summary.add(recipient)
+            total += size or 0
+            batch.append((snapshot_id, address, recipient.get("class"),
+                          recipient.get("destination"), recipient.get("type"), size, data,
+                          csv_line(recipient)))
             if len(batch) >= BATCH:
                 _insert(db, batch)
                 batch = []
@@ -109,22 +147,22 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
             "status": "complete", "recipients": digest.count, "total_bytes": total,
             "digest": digest.hexdigest(), "warnings": json.dumps(list(warnings)),
         })
+        db.execute("insert into inventory_summaries (snapshot_id, version, data) "
+                   "values (?, ?, ?)", [snapshot_id, SUMMARY_VERSION,
+                                        json.dumps(summary.state(), default=str)])
     return snapshot_id
 
 
-def _row(snapshot_id: int, recipient: dict[str, Any]) -> dict[str, Any]:
-    return {"snapshot_id": snapshot_id, "address": recipient["address"],
-            "class": recipient.get("class"), "destination": recipient.get("destination"),
-            "type": recipient.get("type"), "size_bytes": recipient.get("size_bytes"),
-            "data": json.dumps(recipient, sort_keys=True, default=str)}
+_INSERT = ("insert into inventory_recipients (snapshot_id, address, class, destination, type, "
+           "size_bytes, data, csv_line) values (?, ?, ?, ?, ?, ?, ?, ?)")
 
 
-def _insert(db: Any, batch: list[dict[str, Any]]) -> None:
+def _insert(db: Any, batch: list[tuple[Any, ...]]) -> None:
     if not batch:
         return
     try:
-        db["inventory_recipients"].insert_all(batch)
-    except Exception as exc:  # sqlite3.IntegrityError: the same address twice in one snapshot
+        db.conn.executemany(_INSERT, batch)
+    except sqlite3.IntegrityError as exc:  # the same address twice in one snapshot
         if "UNIQUE" in str(exc):
             raise UsageError(f"duplicate address in one snapshot: {exc}") from None
         raise
@@ -161,9 +199,47 @@ def latest_snapshot(state: Any, source: str | None = None) -> dict[str, Any] | N
 def iter_recipients(state: Any, snapshot_id: int) -> Iterator[dict[str, Any]]:
     """Recipients of a snapshot in address order, streamed from the DB."""
     db = _db(state)
-    for row in db.query("select data from inventory_recipients where snapshot_id = ? "
-                        "order by address", [snapshot_id]):
-        yield json.loads(row["data"])
+    loads = json.loads
+    for (data,) in db.execute("select data from inventory_recipients where snapshot_id = ? "
+                              "order by address", [snapshot_id]):
+        yield loads(data)
+
+
+def _stored_summary(db: Any, snapshot_id: int) -> dict[str, Any] | None:
+    """The summary state stored with a snapshot by this version's renderer, if any."""
+    rows = db.execute("select data from inventory_summaries where snapshot_id = ? and "
+                      "version = ?", [snapshot_id, SUMMARY_VERSION]).fetchall()
+    return json.loads(rows[0][0]) if rows else None
+
+
+def snapshot_summary(state: Any, snapshot: dict[str, Any],
+                     throughput_mb_s: float | None = None) -> dict[str, Any]:
+    """The report summary of a snapshot (its metadata as `get_snapshot` gives it): the one
+    stored with it, else (a snapshot stored by an older version) computed from its recipients."""
+    stored = _stored_summary(_db(state), snapshot["id"])
+    if stored is not None:
+        return SummaryBuilder(stored).summary(snapshot, throughput_mb_s)
+    return summarize(iter_recipients(state, snapshot["id"]), snapshot, throughput_mb_s)
+
+
+def class_counts(state: Any, snapshot_id: int) -> dict[str, int]:
+    """Recipients per class, without reading them (from the class column)."""
+    db = _db(state)
+    return {klass: count for klass, count in db.execute(
+        "select class, count(*) from inventory_recipients where snapshot_id = ? "
+        "group by class", [snapshot_id])}
+
+
+def iter_csv_lines(state: Any, snapshot_id: int) -> Iterator[str] | None:
+    """Each recipient's line of the CSV report in address order, as stored with the snapshot;
+    None when they were stored by another version (render from `iter_recipients` then)."""
+    db = _db(state)
+    if not db.execute("select 1 from inventory_summaries where snapshot_id = ? and version = ?",
+                      [snapshot_id, SUMMARY_VERSION]).fetchall():
+        return None
+    return (line for (line,) in db.execute(
+        "select csv_line from inventory_recipients where snapshot_id = ? order by address",
+        [snapshot_id]))
 
 
 def latest_recipients(state: Any, source: str | None = None) -> list[dict[str, Any]]:

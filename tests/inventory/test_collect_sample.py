@@ -1,7 +1,9 @@
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
+from cutover.connectors.mailstore import NewMessage
 from cutover.errors import ValidationFailed
 from cutover.inventory import store
 from cutover.inventory.collect import collect_and_store, collection
@@ -87,3 +89,23 @@ def test_latest_recipients_select_by_class(workspace):
                     if r["class"] == "verification"]
     assert len(verification) == 13
     assert "datarequest@example.org" in verification
+
+
+def test_sampling_reads_the_mailboxes_the_store_has_and_creates_none(tmp_path):
+    root = write_sample_workspace(tmp_path / "ws", extra_config={
+        "mailstores": {"exchange": {"kind": "maildir", "path": "mail/exchange"}}})
+    config = yaml.safe_load((root / "cutover.yaml").read_text())
+    config["inventory"]["sources"]["exchange-csv"]["mailstore"] = "exchange"
+    (root / "cutover.yaml").write_text(yaml.safe_dump(config))
+    workspace = Workspace(root)
+    # as the account directory was written, in its own case (addresses are case-insensitive)
+    with workspace.connector("mailstores", "exchange").open("DataRequest@example.org") as box:
+        box.append("INBOX", [NewMessage(b"From: station-7@example.net\r\nSubject: "
+                                        b"DATA_REQUEST 7\r\n\r\nbody\r\n", frozenset(),
+                                        NOW)])
+    found, warnings = collected(workspace)
+    assert warnings == []
+    assert sorted(p.name for p in (root / "mail" / "exchange").iterdir()) == [
+        "DataRequest@example.org"]
+    assert found["datarequest@example.org"]["traits"]["sampled"] == 1
+    assert [a for a, r in found.items() if "traits" in r] == ["datarequest@example.org"]
