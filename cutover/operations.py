@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cutover.errors import CutoverError, NotFound, RollbackRefused, UsageError
+from cutover.errors import CutoverError, NotFound, RollbackRefused, StateUnusable, UsageError
 from cutover.plan import Plan, load_plan, plan_outline
 from cutover.runner import Confirm, Output, Runner, RunOptions, RunResult, remaining_wait
 from cutover.state import State, parse_iso
@@ -242,8 +242,12 @@ def write_inventory_report(workspace: Workspace, fmt: str, output: Path | None,
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"unknown report format {fmt!r}: use one of {', '.join(REPORT_FORMATS)}")
     workspace.check_exists()
-    state = State.open_snapshot(workspace.state_path, copy=False)
-    meta = store.get_snapshot(state, snapshot)
+    try:  # in place: a 100,000-mailbox inventory is not copied into memory
+        state = State.open_snapshot(workspace.state_path, copy=False)
+        meta = store.get_snapshot(state, snapshot)
+    except StateUnusable:  # a state an older cutover wrote: read it migrated, in memory
+        state = State.open_snapshot(workspace.state_path)
+        meta = store.get_snapshot(state, snapshot)
     rate = _throughput(workspace, throughput)
     if output is None:
         _render_report(fmt, state, meta, rate, sys.stdout)
