@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
+from cutover import operations
 from cutover.commands.common import console, workspace_of
-from cutover.errors import ConfigInvalid, UsageError
-from cutover.inventory import store
-from cutover.inventory.collect import inventory_config
-from cutover.inventory.report import render, summarize
-from cutover.state import State
 
 app = typer.Typer(no_args_is_help=True, help="Reports for administrators.")
-
-
-FORMATS = ("md", "csv", "json", "html")
 
 
 @app.callback()
 def reports() -> None:
     """Reports for administrators."""
-
-
-def _throughput(workspace, given: float | None) -> float | None:
-    if given is not None:
-        return given
-    value = inventory_config(workspace).get("throughput_mb_per_s")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigInvalid("cutover.yaml: inventory.throughput_mb_per_s must be a number "
-                            f"(MB/s), not {value!r}") from None
 
 
 @app.command()
@@ -52,30 +31,7 @@ def inventory(
 
     Example: cutover report inventory --format html -o inventory.html
     """
-    meta = write_inventory_report(workspace_of(ctx), fmt, output, snapshot, throughput)
+    meta = operations.write_inventory_report(workspace_of(ctx), fmt, output, snapshot,
+                                             throughput)
     if output is not None:
-        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})")
-
-
-def write_inventory_report(workspace, fmt: str, output: Path | None,
-                           snapshot: str | None = None, throughput: float | None = None
-                           ) -> dict:
-    """Render the inventory report of a snapshot (default: the latest) to `output`, or to
-    standard output; returns the snapshot's metadata."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
-    state = State.open(workspace.state_path)
-    meta = store.get_snapshot(state, snapshot)
-    summary = summarize(store.iter_recipients(state, meta["id"]), meta,
-                        _throughput(workspace, throughput))
-    recipients = store.iter_recipients(state, meta["id"]) if fmt == "csv" else None
-    if output is None:
-        render(fmt, summary, recipients, sys.stdout)
-        return meta
-    try:
-        with output.open("w", encoding="utf-8", newline="") as out:
-            render(fmt, summary, recipients, out)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    return meta
-
+        console.print(f"wrote {output} ({fmt}, snapshot {meta['id']})", markup=False)

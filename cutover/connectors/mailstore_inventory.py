@@ -24,7 +24,7 @@ from cutover.errors import ConfigInvalid, CutoverError
 from cutover.inventory.traits import parse_headers, traits_from_headers
 
 
-@connector("mailstore")
+@connector("mailstore", role="inventory-source")
 class MailStoreInventory:
     def __init__(self, mailstore: Any, store_name: str, accounts: list[str], sample: int):
         self.mailstore = mailstore

@@ -52,20 +52,8 @@ def source_configs(workspace: Any) -> dict[str, dict[str, Any]]:
 
 
 def build_source(workspace: Any, name: str) -> InventorySource:
-    from cutover.connectors.base import load_all
-
-    sources = source_configs(workspace)
-    if name not in sources:
-        raise NotFound(f"cutover.yaml has no inventory.sources.{name} "
-                       f"(configured: {', '.join(sorted(sources))})")
-    config = sources[name]
-    if not isinstance(config, dict) or "kind" not in config:
-        raise ConfigInvalid(f"cutover.yaml: inventory.sources.{name} needs a kind")
-    kinds = load_all()
-    if config["kind"] not in kinds:
-        raise ConfigInvalid(f"cutover.yaml: inventory.sources.{name}: unknown kind "
-                            f"{config['kind']!r} (known: {', '.join(sorted(kinds))})")
-    return kinds[config["kind"]].from_config(config, workspace)
+    source_configs(workspace)  # the section must name at least one source
+    return workspace.connector("inventory-source", name)
 
 
 @dataclass

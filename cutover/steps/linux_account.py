@@ -69,6 +69,13 @@ class LinuxAccount(Step):
                                                          f"expected {wanted!r}"))
         return findings
 
+    def observe(self, ctx: Context, change: Change) -> Any:
+        return _connector(ctx).state(change.item)
+
+    def comparable(self, payload: Any) -> Any:
+        # the domain entry is shared by every account of the domain: the first one adds it
+        return None if payload is None else {k: v for k, v in payload.items() if k != "domain"}
+
     def rollback(self, ctx: Context, change: Change) -> None:
         _connector(ctx).remove(change.item, change.before or {})
 

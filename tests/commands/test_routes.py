@@ -5,7 +5,6 @@ import pytest
 import yaml
 
 from cutover import cli
-from cutover.commands import routes as routes_command
 
 ZONE = """\
 $ORIGIN example.org.
@@ -19,14 +18,6 @@ ns1     IN A   192.0.2.1
 """
 
 FILTER_HOP = "smtp:[filter.verify.example.org]:10025"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _routes_mounted():
-    """The lead mounts `routes` in cli.py; mount it here when that has not happened yet."""
-    names = {command.name for command in cli.app.registered_commands}
-    if "routes" not in names:
-        routes_command.register(cli.app)
 
 
 @pytest.fixture

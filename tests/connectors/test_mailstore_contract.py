@@ -27,6 +27,8 @@ def session(request, tmp_path) -> MailboxSession:
         opened = imap_store(server).open(user)
     else:
         opened = MaildirMailStore(tmp_path / "mail").open("bob@verify.example.org")
+        # A twin's account is its directory; Dovecot makes a new account's on first login.
+        opened.create_folder(INBOX)
     with opened as live:
         yield live
 

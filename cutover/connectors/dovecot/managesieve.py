@@ -75,7 +75,7 @@ class _SecuredClient(Client):
             raise ConnectionFailed(tls_failure(f"{self.srvaddr}:{self.srvport}", exc)) from None
 
 
-@connector("managesieve")
+@connector("managesieve", role="sieve-store")
 class ManageSieveStore:
     def __init__(self, host: str, port: int, user: str, password: str, tls: str = "auto",
                  tls_verify: bool = True):

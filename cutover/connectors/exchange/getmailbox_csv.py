@@ -35,7 +35,7 @@ def open_text(path: Path) -> io.TextIOWrapper:
     return io.TextIOWrapper(raw, encoding=encoding, errors="strict", newline="")
 
 
-@connector("getmailbox-csv")
+@connector("getmailbox-csv", role="inventory-source")
 class GetMailboxCsvSource:
     """Recipients from Exchange Management Shell exports (read-only, file based)."""
 

@@ -162,7 +162,7 @@ def parse_endpoint(url: str, tls: str | None = None) -> tuple[Endpoint, str | No
     return Endpoint(parts.hostname, port, security), user
 
 
-@connector("imap")
+@connector("imap", role="mail-store")
 class ImapMailStore:
     """An IMAP server; `open(user)` logs in as `user` (or the configured login template)."""
 

@@ -6,16 +6,24 @@
         path: postfix/                 # the map sources, one file per map
         postmap: auto                  # auto | true | false
         reload: false                  # run `postfix reload` after an edit
-        postfix_config_dir: /etc/postfix   # optional: main.cf (content_filter), `-c` for postmap
+        config_directory: /etc/postfix # the instance's main.cf: `-c` for postmap, postconf and
+                                       # postfix, and where content_filter is read
 
 With `postmap: true` (or `auto` when /usr/sbin/postmap exists) every edit is compiled with
 `postmap type:file` and lookups go through `postmap -q`, so verification sees what Postfix sees.
 With `postmap: false` (or `auto` without the binary) the source text is the truth: that is the
 file-backed twin used by the demo. Only `_run` starts Postfix programs.
+
+Without `config_directory` nothing reads the host's /etc/postfix: postmap runs with a private
+empty main.cf (Postfix's built-in defaults), which is all compiling and querying a map needs, so
+a machine whose Postfix was installed with "No configuration" works too. A real mail host names
+its config directory, so that postmap sees its main.cf and the routing model its content_filter.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -26,6 +34,7 @@ from typing import Any
 
 from cutover.connectors.base import connector
 from cutover.errors import CapabilityMissing, ConfigInvalid, UsageError
+from cutover.files import atomic_write
 from cutover.parsers.postfix_map import MapFile, parse_main_cf, parse_map
 
 POSTMAP_MODES = ("auto", "true", "false")
@@ -79,7 +88,7 @@ def _bool_option(config: dict[str, Any], key: str, where: str) -> bool:
     return value
 
 
-@connector("postfix-maps")
+@connector("postfix", role="mta-maps", aliases=("postfix-maps",))
 class PostfixMapDirectory:
     """Map sources in one directory, compiled with postmap when available or required."""
 
@@ -114,7 +123,10 @@ class PostfixMapDirectory:
         postfix = _find_program("postfix", config.get("postfix_command")) if reload else None
         if reload and postfix is None:
             raise CapabilityMissing("reload: true but the postfix program is not installed")
-        config_dir = config.get("postfix_config_dir")
+        # `postfix_config_dir` is the name this setting had before
+        config_dir = config.get("config_directory", config.get("postfix_config_dir"))
+        if config_dir is not None and not isinstance(config_dir, str):
+            raise ConfigInvalid(f"cutover.yaml: {where}: config_directory must be a path")
         return cls(workspace.path(config.get("path", "postfix/")), postmap=postmap,
                    postfix=postfix, reload=reload,
                    config_dir=workspace.path(config_dir) if config_dir else None,
@@ -122,7 +134,7 @@ class PostfixMapDirectory:
 
     # --- the one seam that runs Postfix programs ----------------------------------------------
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        config = ["-c", str(self.config_dir)] if self.config_dir else []
+        config = ["-c", str(self._config_directory_for(program))]
         try:
             result = subprocess.run([program, *config, *args], capture_output=True, text=True,
                                     timeout=60, check=False)
@@ -133,6 +145,15 @@ class PostfixMapDirectory:
             message = (result.stderr.strip().splitlines() or [fallback])[-1]
             raise PostfixCommandFailed(f"{Path(program).name} {' '.join(args)}: {message}")
         return result
+
+    def _config_directory_for(self, program: str) -> Path:
+        """The named instance; else postmap gets Postfix's defaults, and `postfix reload` the
+        default instance (/etc/postfix), the one a host without config_directory runs."""
+        if self.config_dir is not None:
+            return self.config_dir
+        if Path(program).name == "postfix":
+            return Path("/etc/postfix")
+        return defaults_config_directory()
 
     # --- map sources ----------------------------------------------------------------------------
     @property
@@ -208,7 +229,7 @@ class PostfixMapDirectory:
         return result.stdout.rstrip("\n")
 
     def content_filter(self) -> str | None:
-        """The global content_filter of main.cf (None without postfix_config_dir or when unset)."""
+        """The global content_filter of main.cf (None without config_directory or when unset)."""
         if self.config_dir is None:
             return None
         main_cf = self.config_dir / "main.cf"
@@ -240,6 +261,16 @@ class PostfixMapDirectory:
                       and not p.name.endswith(suffixes) and not p.name.endswith(".cf"))
 
 
+@functools.cache
+def defaults_config_directory() -> Path:
+    """A private config directory holding an empty main.cf: Postfix programs run with it use
+    the built-in defaults instead of whatever the host's /etc/postfix holds (or lacks)."""
+    directory = Path(tempfile.mkdtemp(prefix="cutover-postfix-defaults-"))
+    (directory / "main.cf").write_text("# Postfix built-in defaults (cutover)\n")
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def transport_keys(destination: str) -> list[str]:
     _, at, domain = destination.lower().rpartition("@")
     domain = domain.rstrip(".")
@@ -252,20 +283,10 @@ def transport_keys(destination: str) -> list[str]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, keeping the old file's mode, so Postfix never
-    reads half a map."""
+    """Postfix never reads half a map (cutover.files.atomic_write: the old file's mode kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, new_file_mode=0o644)
 
 
 __all__ = ["PostfixCommandFailed", "PostfixMapDirectory", "Route",
-           "transport_keys"]
+           "defaults_config_directory", "transport_keys"]
