@@ -3,10 +3,7 @@ separator and an "INBOX." personal namespace, with "/" and "INBOX/", and with mu
 
 from __future__ import annotations
 
-import imaplib
-
 import pytest
-from imapclient.imap_utf7 import decode as decode_utf7
 
 from cutover.connectors.imap.store import (
     CHECK_PER_KIND,
@@ -22,25 +19,6 @@ PLAIN = b"From: a@example.org\r\nSubject: plain\r\n\r\nbody\r\n"
 EIGHT_BIT_HEADER = b"From: a@example.org\r\nSubject: Gr\xc3\xbc\xc3\x9fe\r\n\r\nbody\r\n"
 
 
-def server_folders(server, user: str) -> dict[str, int]:
-    """The server's own names (decoded from modified UTF-7) and message counts, read with
-    imaplib as any client would."""
-    imap = imaplib.IMAP4(server.host, server.imap_port)
-    imap.login(user, "secret")
-    try:
-        names = []
-        for line in imap.list('""', "*")[1]:
-            raw = line.rsplit(b' "' + server.separator.encode() + b'" ', 1)[1].strip(b'"')
-            names.append(raw.decode())
-        counts = {}
-        for name in names:
-            status, data = imap.status(f'"{name}"', "(MESSAGES)")
-            counts[decode_utf7(name.encode())] = int(data[0].rsplit(b" ", 1)[1].strip(b")"))
-        return counts
-    finally:
-        imap.logout()
-
-
 @pytest.mark.parametrize("layout, stored", [("cyrus", "INBOX.Archive.2024"),
                                             ("cyrus_slash", "INBOX/Archive/2024")])
 def test_a_session_that_never_listed_folders_writes_in_the_servers_layout(request, layout,
@@ -50,7 +28,7 @@ def test_a_session_that_never_listed_folders_writes_in_the_servers_layout(reques
     with imap_store(server).open(user) as session:  # a pool worker: it never calls folders()
         session.create_folder("Archive/2024")
         session.append("Archive/2024", [NewMessage(PLAIN)])
-    assert server_folders(server, user)[stored] == 1
+    assert server.folders(user)[stored] == 1
 
 
 def test_every_session_of_a_store_shares_the_dialect_learned_at_the_first_login(cyrus,
@@ -71,7 +49,7 @@ def test_a_name_holding_the_separator_is_stored_with_a_look_alike_and_reads_back
             "Lists/ops\u2024example\u2024org"
     assert listed["Lists/ops.example.org"].messages == 1
     assert "Lists/ops/example/org" not in listed and "Lists/ops" not in listed
-    assert server_folders(cyrus, cyrus_user)["INBOX.Lists.ops\u2024example\u2024org"] == 1
+    assert cyrus.folders(cyrus_user)["INBOX.Lists.ops\u2024example\u2024org"] == 1
 
 
 def test_folders_of_other_users_are_not_listed_as_ours(cyrus, tmp_path):
@@ -81,7 +59,7 @@ def test_folders_of_other_users_are_not_listed_as_ours(cyrus, tmp_path):
         assert admin.setacl(f"user.{owner}", reader, "lr")[0] == "OK"
     finally:
         admin.logout()
-    assert f"user.{owner}" in server_folders(cyrus, reader)
+    assert f"user.{owner}" in cyrus.folders(reader)
     with imap_store(cyrus).open(reader) as session:
         assert [f.name for f in session.folders()] == [INBOX]
 

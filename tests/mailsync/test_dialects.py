@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from cutover.connectors.mailstore import NewMessage
-from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.verify import BY_CONTENT, compare
-from tests.connectors.test_imap_dialects import server_folders
-from tests.mailsync.corpus import build, count, imap_store, load
+from tests.mailsync.corpus import build, count, imap_store, load, run_sync
 
 #: Names a dialect has to get right, beside the corpus's own (nested, non-ASCII, special-use).
 ODD_FOLDERS = ["Lists/ops.example.org", "INBOX/Station Reports"]
@@ -31,7 +30,7 @@ def corpus() -> dict[str, list[NewMessage]]:
 
 def sync(source, source_user, target, target_user, state: Path):
     account = Account(source, source_user, target, target_user)
-    [result] = MailSync(state, SyncOptions(jobs=3)).run([account])
+    [result] = run_sync(state, SyncOptions(jobs=3), [account])
     return result
 
 
@@ -57,7 +56,7 @@ def test_dovecot_to_cyrus_is_exact_and_a_rerun_copies_nothing(request, dovecot, 
     first = sync(source, source_user, target, target_user, tmp_path / "state.db")
     assert first.copied == sum(len(v) for v in corpus().values())
     assert_exact(source, source_user, target, target_user)
-    stored, sizes, sep = server_folders(cyrus, target_user), corpus(), cyrus.separator
+    stored, sizes, sep = cyrus.folders(target_user), corpus(), cyrus.separator
     dot_name = "ops\u2024example\u2024org" if sep == "." else "ops.example.org"
     for neutral, on_server in [("Archive/2024", f"INBOX{sep}Archive{sep}2024"),
                                ("INBOX/Station Reports", f"INBOX{sep}INBOX{sep}Station Reports"),

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from imapclient.imap_utf7 import decode as decode_utf7
 
 from tests.servers.ports import free_port, stop, wait_for_port
 
@@ -175,6 +176,21 @@ class CyrusServer:
         subprocess.run([str(self.packages / "usr/sbin/saslpasswd2"), "-p", "-c",
                         "-f", str(self.root / "sasldb2"), "-u", REALM, name],
                        input=password.encode(), env=self.environment(), check=True)
+
+    def folders(self, user: str) -> dict[str, int]:
+        """The server's own folder names (decoded from modified UTF-7) and message counts, as
+        any client logged in as `user` reads them."""
+        imap = imaplib.IMAP4(self.host, self.imap_port)
+        imap.login(user, PASSWORD)
+        try:
+            counts = {}
+            for line in imap.list('""', "*")[1]:
+                name = line.rsplit(b' "' + self.separator.encode() + b'" ', 1)[1].strip(b'"')
+                status, data = imap.status(b'"' + name + b'"', "(MESSAGES)")
+                counts[decode_utf7(name)] = int(data[0].rsplit(b" ", 1)[1].strip(b")"))
+            return counts
+        finally:
+            imap.logout()
 
     def add_user(self, name: str, password: str = PASSWORD) -> str:
         self.set_password(name, password)
