@@ -69,6 +69,7 @@ class ExchangeShellFile:
         self.root = root
         self.workspace = workspace
         self.mailstore = mailstore
+        self._indexes: dict[str, tuple[tuple[int, int], dict[str, dict[str, Any]]]] = {}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ExchangeShellFile:
@@ -103,8 +104,29 @@ class ExchangeShellFile:
         return wanted in names or wanted in xo.smtp_addresses(
             xo.strings(record.get("EmailAddresses")))
 
+    def _index(self, name: str) -> dict[str, dict[str, Any]]:
+        """Every name of every object of `name` (identity, alias, GUID, SMTP addresses), lower
+        case, to its object; built again only when the file changed."""
+        path = self.root / name
+        try:
+            found = path.stat()
+            stamp = (found.st_mtime_ns, found.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        cached = self._indexes.get(name)
+        if cached is None or cached[0] != stamp:
+            index: dict[str, dict[str, Any]] = {}
+            for record in read_json(path, []):
+                names = {str(record.get(key, "")).lower() for key in
+                         ("PrimarySmtpAddress", "Alias", "Identity", "ExchangeGuid", "Name")}
+                names.update(xo.smtp_addresses(xo.strings(record.get("EmailAddresses"))))
+                for known in names - {""}:
+                    index.setdefault(known, record)
+            cached = self._indexes[name] = (stamp, index)
+        return cached[1]
+
     def _record(self, identity: str) -> dict[str, Any] | None:
-        return next((r for r in self._mailbox_records() if self._matches(r, identity)), None)
+        return self._index("mailboxes.json").get(identity.strip().lower())
 
     # --- ExchangeManagement --------------------------------------------------------------------
     def mailbox(self, identity: str) -> xo.Recipient | None:
@@ -115,7 +137,7 @@ class ExchangeShellFile:
         return [xo.parse_recipient(record) for record in self._mailbox_records()]
 
     def remote_mailbox(self, identity: str) -> xo.Recipient | None:
-        record = next((r for r in self._remote_records() if self._matches(r, identity)), None)
+        record = self._index("remote-mailboxes.json").get(identity.strip().lower())
         return xo.parse_recipient(record) if record else None
 
     def folder_statistics(self, identity: str, analysis: bool = False
