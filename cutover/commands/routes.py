@@ -151,9 +151,10 @@ def facts_for(workspace: Workspace, after: str | None, at: str | None):
     facts = read_facts(workspace)
     plan, step = _plan_and_step(workspace, after, at)
     if plan is None:
-        return facts, []
+        return facts, list(facts.notes)
     previews, sieve_stores = _plan_previews(workspace, plan, step)
-    return facts_after(facts, previews, sieve_stores)
+    changed, notes = facts_after(facts, previews, sieve_stores)
+    return changed, [*facts.notes, *notes]
 
 
 def _print_notes(notes: list[str]) -> None:

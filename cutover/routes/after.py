@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from cutover.changes import Change
 from cutover.routes.facts import (
@@ -175,7 +174,3 @@ def facts_after(facts: MailFacts, previews: list[StepPreview],
                 APPLY[preview.kind](after, change)
     infer_hosts(after)
     return after, notes
-
-
-def sieve_store_of(params: Any) -> str | None:
-    return getattr(params, "sieve", None)

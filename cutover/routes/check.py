@@ -12,7 +12,14 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 
 from cutover.routes.facts import TENANT_ROUTING_SUFFIX, MailFacts
-from cutover.routes.trace import LOCAL_DOMAINS, Trace, _Walk, domain_of, trace, twin_tenant
+from cutover.routes.trace import (
+    LOCAL_DOMAINS,
+    Trace,
+    classify_host,
+    domain_of,
+    trace,
+    twin_tenant,
+)
 
 MAX_FORWARDS = 2
 KINDS = ("loop", "dead-end", "no-filter", "filter-twice", "long-chain", "mx-refuses")
@@ -80,10 +87,9 @@ def trace_findings(facts: MailFacts, path: Trace) -> list[RouteFinding]:
 
 def mx_findings(facts: MailFacts) -> list[RouteFinding]:
     findings = []
-    walk = _Walk(facts, "")
     for domain, mx in sorted(facts.mx.items()):
         for _, host in mx:
-            side, system = walk.classify(host)
+            side, system = classify_host(facts, host)
             if side == "linux" and not facts.postfix[system].accepts(domain):
                 findings.append(RouteFinding("mx-refuses", domain,
                                              f"MX {host} ({system}) does not accept {domain}: "

@@ -26,6 +26,7 @@ from cutover.connectors.tenant_model import (
     TenantRecipient,
     TenantRouting,
 )
+from cutover.errors import CutoverError
 from cutover.parsers.postfix_map import parse_domain_list, parse_main_cf, parse_map
 from cutover.routes.sieve_actions import SieveAction, sieve_actions
 from cutover.workspace import Workspace
@@ -369,7 +370,8 @@ def _read_tenant(workspace: Workspace, facts: MailFacts) -> None:
     for name in sorted(workspace.section("management")):
         try:
             connector = workspace.connector("management", name)
-        except Exception:  # noqa: BLE001 - a management entry for other purposes
+        except CutoverError as exc:  # say so: the twins would stand in for the tenant
+            facts.notes.append(f"management {name}: cannot read the tenant: {exc}")
             continue
         if isinstance(connector, TenantRouting):
             facts.tenant = tenant_facts(name, connector)

@@ -370,10 +370,4 @@ def _probe_pipeline(workspace: Workspace, facts: MailFacts, path: Trace, result:
     return result
 
 
-def probe_addresses(workspace: Workspace, facts: MailFacts, addresses: list[str], *,
-                    timeout: float = DEFAULT_TIMEOUT_S) -> list[ProbeResult]:
-    return [probe(workspace, facts, address, timeout=timeout) for address in addresses]
-
-
-__all__ = ["ProbeFailed", "ProbeResult", "canary", "probe", "probe_addresses",
-           "received_latencies"]
+__all__ = ["ProbeFailed", "ProbeResult", "canary", "probe", "received_latencies"]

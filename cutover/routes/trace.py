@@ -110,6 +110,12 @@ def transport_keys(address: str) -> list[str]:
     return keys
 
 
+def classify_host(facts: MailFacts, host: str) -> tuple[str, str]:
+    """(side, system) of a mail host: linux (the Postfix instance's name), cloud, onprem,
+    retired (with why) or external."""
+    return _Walk(facts, "").classify(host)
+
+
 def trace(facts: MailFacts, address: str) -> Trace:
     """The path of a message from an external sender to `address`."""
     walk = _Walk(facts, address.strip().lower())

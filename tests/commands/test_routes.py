@@ -269,3 +269,10 @@ def test_routes_alone_still_prints_the_table_with_linux_mx(org, capsys):
     assert code == 0
     assert "Mail routing by domain" in out
     assert "verify.example.org" in out and "example.org" in out
+
+
+def test_routes_table_shows_the_milter_as_the_domain_s_filter_hop(org, capsys):
+    _, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "--json")
+    domains = {d["domain"]: d for d in json.loads(out)["domains"]}
+    assert domains["verify.example.org"]["filter_hop"] == "milter inet:127.0.0.1:11332"
+    assert domains["verify.example.org"]["postfix"] == "linux-mx"

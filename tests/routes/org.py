@@ -5,21 +5,23 @@ forwarding, Sieve scripts and, when asked, an Exchange Online tenant read throug
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cutover.connectors.base import connector
+from cutover.connectors.base import CONNECTOR_KINDS
 from cutover.connectors.m365.tenant_model import AcceptedDomain, MailConnector, TenantRecipient
 
 
-@connector("tenant-json")
 class TenantJson:
     """Exchange Online's routing facts from one JSON file (what Get-AcceptedDomain,
-    Get-OutboundConnector and Get-Recipient would say)."""
+    Get-OutboundConnector and Get-Recipient would say). Registered as kind `tenant-json` only
+    while a test runs (`tenant_json_kind`), so the product's connector list stays its own."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -142,3 +144,12 @@ class Org:
             config["management"] = {"exo": {"kind": "tenant-json", "path": "tenant.json"}}
         (root / "cutover.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         return root
+
+
+@contextlib.contextmanager
+def tenant_json_kind() -> Iterator[None]:
+    CONNECTOR_KINDS["tenant-json"] = TenantJson
+    try:
+        yield
+    finally:
+        CONNECTOR_KINDS.pop("tenant-json", None)

@@ -4,6 +4,7 @@ on loopback (tests/servers/postfix.py). Each test restores what it changed in th
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -15,6 +16,7 @@ from cutover.steps.base import Context
 from cutover.steps.postfix_maps import PostfixMaps, PostfixMapsParams
 from cutover.steps.spamfilter_domain import SpamfilterDomain, SpamfilterDomainParams
 from cutover.workspace import Workspace
+from tests.servers.ports import free_port, require_binary
 from tests.servers.rspamd import SPAM_MARKER
 
 NEW = "datarequest@verify.example.org"
@@ -134,3 +136,55 @@ def test_forwarding_loop_is_caught_by_routes_check_before_any_mail_is_sent(mail_
         assert mail_lab.postfix.log_text().count(" client=") == sent_before
     finally:
         rolled_back(step, ctx, changes)
+
+
+PROVED_PLAN = f"""\
+name: lab-reroute
+steps:
+  - id: reroute
+    kind: postfix.maps
+    params: {{server: linux-mx, map: virtual, entries: {{"{OLD}": "{NEW}"}}}}
+  - id: prove
+    kind: route.probe
+    requires: [reroute]
+    confirm: false
+    params: {{address: "{OLD}", expect: "linux:{NEW}", timeout: {TIMEOUT}}}
+"""
+
+
+def test_a_plan_proves_its_routing_step_with_route_probe_and_rolls_back(mail_lab, capsys):
+    plan = mail_lab.workspace / "plans" / "lab-reroute.yaml"
+    plan.parent.mkdir(exist_ok=True)
+    plan.write_text(PROVED_PLAN)
+    workspace = ["--workspace", str(mail_lab.workspace)]
+    with pytest.raises(SystemExit) as ran:
+        main([*workspace, "run", "plans/lab-reroute.yaml", "--yes"])
+    assert ran.value.code == 0, capsys.readouterr()
+    with pytest.raises(SystemExit) as rolled:
+        main([*workspace, "rollback", "reroute", "--cascade", "--yes"])
+    assert rolled.value.code == 0, capsys.readouterr()
+    back = probe_lab(mail_lab, OLD)
+    assert back.found_in == f"linux {OLD} INBOX"
+
+
+def test_a_canary_that_does_not_arrive_is_reported_where_postfix_last_saw_it(mail_lab):
+    closed_port = free_port()  # nothing listens there: Postfix defers the canary
+    step = PostfixMaps()
+    station = "station-log@verify.example.org"
+    ctx = context(mail_lab, PostfixMapsParams(
+        server="linux-mx", map="transport",
+        entries={station: f"smtp:[127.0.0.1]:{closed_port}"}))
+    changes = applied(step, ctx)
+    try:
+        workspace = Workspace(mail_lab.workspace)
+        result = probe(workspace, read_facts(workspace), station, timeout=3,
+                       expect=End("linux", station))
+        assert not result.arrived
+        assert "postfix linux-mx log for" in result.last_seen
+        assert "status=deferred" in result.last_seen
+        assert f"127.0.0.1[127.0.0.1]:{closed_port}" in result.last_seen
+    finally:
+        rolled_back(step, ctx, changes)
+        subprocess.run([require_binary("postsuper", "postfix"), "-c",
+                        str(mail_lab.postfix.config_dir), "-d", "ALL", "deferred"],
+                       capture_output=True, check=True)
