@@ -16,12 +16,12 @@ Collection reads only; storing happens in `cutover.inventory.store` in one trans
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cutover.connectors.mailstore_inventory import listed_accounts
 from cutover.errors import ConfigInvalid, CutoverError, NotFound
 from cutover.inventory import store
 from cutover.inventory.account_rules import RoutingIndex
@@ -157,3 +157,20 @@ def sample_mailbox(mailstore: Any, user: str,
             for _uid, content in session.fetch("INBOX", [r.uid for r in refs]):
                 headers.append(parse_headers(content))
     return traits_from_headers(headers), folders
+
+
+def listed_accounts(mailstore: Any) -> frozenset[str] | None:
+    """The accounts a store holds, when it can list them cheaply (a Maildir store: the
+    directory names under its root, as written); None when it cannot (IMAP, EWS, Graph).
+    Opening a Maildir account that is not there would create it, so an inventory must ask
+    this first rather than open every address it knows."""
+    root = getattr(mailstore, "root", None)
+    if root is None:
+        return None
+    try:
+        with os.scandir(root) as entries:
+            return frozenset(entry.name for entry in entries if entry.is_dir())
+    except FileNotFoundError:
+        return frozenset()
+    except OSError:
+        return None
