@@ -98,7 +98,10 @@ def test_sampling_reads_the_mailboxes_the_store_has_and_creates_none(tmp_path):
     config["inventory"]["sources"]["exchange-csv"]["mailstore"] = "exchange"
     (root / "cutover.yaml").write_text(yaml.safe_dump(config))
     workspace = Workspace(root)
-    # as the account directory was written, in its own case (addresses are case-insensitive)
+    # as the account directory was written, in its own case (addresses are case-insensitive);
+    # an account is its Maildir: reading or appending never creates one
+    for sub in ("cur", "new", "tmp"):
+        (root / "mail" / "exchange" / "DataRequest@example.org" / sub).mkdir(parents=True)
     with workspace.connector("mailstores", "exchange").open("DataRequest@example.org") as box:
         box.append("INBOX", [NewMessage(b"From: station-7@example.net\r\nSubject: "
                                         b"DATA_REQUEST 7\r\n\r\nbody\r\n", frozenset(),
