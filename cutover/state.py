@@ -288,6 +288,13 @@ class State:
     def release_lock(self) -> None:
         self.db.conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
 
+    def holds_lock(self) -> bool:
+        """Whether this process holds the workspace lock (a read-only snapshot never does)."""
+        if self.read_only:
+            return False
+        row = self.db.execute("SELECT pid FROM lock WHERE id = 1").fetchone()
+        return row is not None and row[0] == os.getpid()
+
     def lock_holder(self) -> dict[str, Any] | None:
         """Who holds the workspace lock (pid, host, command, acquired), and whether it is
         provably stale (a dead process on this host)."""

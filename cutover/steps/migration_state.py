@@ -17,7 +17,6 @@ watches, while `plan show` (no lock) leaves the state untouched.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,11 +53,7 @@ def may_record(ctx: Any) -> bool:
         return False
     if not ctx.dry_run:
         return True
-    try:
-        row = ctx.state.db.execute("SELECT pid FROM lock WHERE id = 1").fetchone()
-    except Exception:  # noqa: BLE001 - an in-memory preview state without tables
-        return False
-    return row is not None and row[0] == os.getpid()
+    return ctx.state.holds_lock()
 
 
 def record(ctx: Any, batch: str, users: list[MigrationUserStatistics]) -> None:
