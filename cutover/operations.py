@@ -196,6 +196,10 @@ def _plan_status(workspace: Workspace, state: State, run_row: dict[str, Any],
         }
         if row.get("wait_until"):
             entry["wait_remaining_s"] = remaining_wait(row, now)
+        if kinds.get(step_id) == "cloud.migration_batch":
+            from cutover.steps.migration_state import batch_progress
+
+            entry["batch"] = batch_progress(state, name, step_id)
         steps.append(entry)
     return {"name": name, "path": str(path), "steps": steps,
             "last_run": {"id": run_row["id"], "status": run_row["status"],

@@ -146,6 +146,9 @@ def register(app: typer.Typer) -> None:
                     note = f"until {step['wait_until']} ({left:.0f}s left) {note}"
                 table.add_row(step["id"], step["kind"], step["status"], count, note)
             console.print(table)
+            for step in plan["steps"]:
+                if step.get("batch"):
+                    console.print(_batch_table(step["id"], step["batch"]))
         lock = report.get("lock")
         if lock:
             stale = " (stale: its process is gone)" if lock["stale"] else ""
@@ -259,6 +262,21 @@ def register(app: typer.Typer) -> None:
         else:
             console.print(f"cleared the lock of `{escape(cleared['command'])}` (pid "
                           f"{cleared['pid']} on {escape(cleared['host'])})")
+
+
+def _batch_table(step_id: str, batch: dict[str, Any]) -> Table:
+    """Per mailbox of a migration batch: status, progress, skipped items and ETA."""
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(batch["counts"].items()))
+    eta = f"; done by {batch['eta']}" if batch.get("eta") else ""
+    table = Table(title=f"  {step_id}: batch {batch['batch']} ({counts}{eta})",
+                  title_justify="left")
+    for column in ("mailbox", "status", "%", "items", "skipped", "eta", "error"):
+        table.add_column(column, overflow="fold")
+    for box in batch["mailboxes"]:
+        items = f"{box['items_synced'] or 0}/{box['items_total'] or 0}"
+        table.add_row(box["address"], box["status"], str(box["percent"] or 0), items,
+                      str(box["items_skipped"] or 0), box["eta"] or "", box["error"] or "")
+    return table
 
 
 def _print_mailbox_locations(locations: list[dict[str, Any]]) -> None:
