@@ -131,7 +131,7 @@ def report(results: list[FileResult], elapsed: float, verbose: bool) -> None:
             else (r.crashed or r.verify_error or "")
         agree = f"{r.agreeing}/{r.cases}" if r.cases else "-"
         print(f"{r.name:<46} {'yes' if r.strict else 'no':>6} "
-              f"{'yes' if r.partial else 'no':>7} {agree:>9}  {first[:100]}")
+              f"{'yes' if r.partial else 'no':>7} {agree:>9}  {first[:100]}", flush=True)
         if verbose:
             for line in r.disagreements:
                 print(f"{'':<8}disagree {line}")
@@ -184,6 +184,7 @@ def main() -> None:
     for rc in rc_files:
         with tempfile.TemporaryDirectory(prefix="cutover-bench-") as scratch:
             results.append(measure(rc, options.corpus / "messages", Path(scratch)))
+        print(f"measured {rc.name}", file=sys.stderr, flush=True)
     report(results, time.monotonic() - started, options.verbose)
 
 
