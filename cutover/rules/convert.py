@@ -373,7 +373,8 @@ class _Converter:
         code = env.get("EXITCODE")
         if code not in (None, "", "0"):
             return self.gap(file, line, f"EXITCODE={code} then HOST: procmail exits {code} so "
-                                        "the MTA tries again later; Sieve cannot defer mail")
+                                        "the MTA tries again later; Sieve cannot defer mail",
+                            indent)
         pad = " " * indent
         return [pad + f"# {file}:{line}: HOST ends procmail; the message is dropped",
                 pad + "discard;", pad + "stop;"]
@@ -497,7 +498,7 @@ class _Converter:
     def pipe(self, recipe: Recipe, action: Action, env: dict[str, object], own: _Chain,
              origin: str) -> list[str]:
         flags = recipe.flags
-        if _SHELL_META.search(action.text):
+        if _SHELL_META.search(_unquoted(action.text)):
             raise Untranslatable(action.line, "a shell pipeline or redirection cannot run "
                                               "from Sieve; wrap it in one program")
         words = _words(self.expand(action.text, env, action.line), action.line)
@@ -507,8 +508,8 @@ class _Converter:
             raise Untranslatable(action.line, "the program's name is only known when the "
                                               "message arrives")
         program = posixpath.basename(words[0])
-        if program == "formail" and _duplicate_cache(words[1:]):
-            return self.duplicate(recipe, action, own)
+        if program == "formail" and (cache := _duplicate_cache(words[1:])):
+            return self.duplicate(recipe, action, own, cache)
         if program == "formail" and "f" in flags and (edits := header_edits(words[1:])):
             if _part(flags) == "body":
                 raise Untranslatable(action.line, "formail on the body alone edits nothing")
@@ -546,7 +547,7 @@ class _Converter:
             lines.insert(0, f"set \"{own.ok}\" \"1\";")
         return lines + ([] if copy else ["stop;"])
 
-    def duplicate(self, recipe: Recipe, action: Action, own: _Chain) -> list[str]:
+    def duplicate(self, recipe: Recipe, action: Action, own: _Chain, cache: str) -> list[str]:
         """`formail -D N cache` succeeds when the Message-ID was seen before: Sieve's
         `duplicate` test (RFC 7352), which tracks Message-ID by default."""
         flags = recipe.flags
@@ -560,7 +561,7 @@ class _Converter:
         if "c" not in flags:
             success += ["discard;", "stop;"]
         failure = [f"set \"{own.failed}\" \"1\";"] if own.failed else []
-        return _branches("duplicate", success, failure)
+        return _branches(_duplicate_test(cache), success, failure)
 
     def header_edits(self, edits: list[tuple[str, str, str]], line: int) -> list[str]:
         self.requires.add("editheader")
@@ -687,10 +688,11 @@ class _Converter:
             words = _words(self.expand(condition.text, env, condition.line), condition.line)
         except Untranslatable:
             words = []
-        if words and posixpath.basename(words[0]) == "formail" and \
-                _duplicate_cache(words[1:]) and not _SHELL_META.search(condition.text):
+        cache = _duplicate_cache(words[1:]) if words else ""
+        if words and posixpath.basename(words[0]) == "formail" and cache and \
+                not _SHELL_META.search(_unquoted(condition.text)):
             self.requires.add("duplicate")
-            return "duplicate"
+            return _duplicate_test(cache)
         raise Untranslatable(condition.line, "a '?' condition runs a program; Sieve cannot")
 
     def variable_test(self, name: str, text: str, env: dict[str, object], case: str,
@@ -776,6 +778,11 @@ class _Converter:
         return [f"# {file}: falling off the end delivers to DEFAULT, the inbox: implicit keep"]
 
 
+def _unquoted(text: str) -> str:
+    """The command line without its quoted strings (a `;` inside quotes is no pipeline)."""
+    return re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", "''", text)
+
+
 def _part(flags: str) -> str:
     """'head' or 'body' when the recipe hands on only that part (`h` or `b` alone)."""
     if "h" in flags and "b" not in flags:
@@ -804,15 +811,22 @@ def _branches(test: str, success: list[str], failure: list[str]) -> list[str]:
     return lines
 
 
-def _duplicate_cache(arguments: list[str]) -> bool:
-    """`-D maxlen cachefile` (and nothing else): formail's duplicate check by Message-ID."""
+def _duplicate_cache(arguments: list[str]) -> str:
+    """The cache file of `-D maxlen cachefile` (and nothing else): formail's duplicate check
+    by Message-ID; '' for anything else."""
     if arguments[:1] == ["-D"]:
         rest = arguments[1:]
     elif arguments[:1] and re.fullmatch(r"-D\d+", arguments[0]):
         rest = [arguments[0][2:], *arguments[1:]]
     else:
-        return False
-    return len(rest) == 2 and rest[0].isdigit()
+        return ""
+    return rest[1] if len(rest) == 2 and rest[0].isdigit() and rest[1] else ""
+
+
+def _duplicate_test(cache: str) -> str:
+    """Each formail cache is a database of its own: a `duplicate` handle of its own (two
+    `duplicate` tests with one handle conflict in Pigeonhole)."""
+    return f"duplicate :handle {sieve_string(posixpath.basename(cache))}"
 
 
 def header_edits(arguments: list[str]) -> list[tuple[str, str, str]]:

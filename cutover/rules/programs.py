@@ -26,11 +26,13 @@ SUFFIXES = (".head", ".body")
 _SPLIT = r"""tmp=$(mktemp -d) || exit 75
 trap 'rm -rf "$tmp"' EXIT
 # the header ends at the first empty line; lines end in LF, as procmail hands them on
+# and, as procmail makes sure of, the message (so a body) ends with an empty line
 awk -v head="$tmp/head" -v body="$tmp/body" '
   { sub(/\r$/, "") }
-  inbody { print > body; next }
+  inbody { print > body; lines++; last = $0; next }
   { print > head }
   /^$/ { inbody = 1 }
+  END { if (lines && last != "") print "" > body }
 ' || exit 75
 touch "$tmp/head" "$tmp/body"
 """

@@ -458,10 +458,11 @@ def _unanchored(prefixes: list[str], tail: str, body: str) -> list[HeaderMatch]:
                 rest = name[name.index(prefix.lower()) + len(prefix):]
                 matches += _prefix_fields(name[:len(name) - len(rest)], tail) \
                     if rest else _prefix_fields(name, tail)
-        elif names:
+        elif names and tail[:1] in ".[(\\^$*+?{|":
             raise RegexUntranslatable(
                 "the text after the header name must start with ':' or '.*' for Sieve to tell "
                 "the name from the value")
+        # else the name would go on with `=`, `@`...: no field is named so, values only
     return matches
 
 
@@ -601,6 +602,11 @@ def _alternatives(regex: str) -> list[str]:
     parts = _split_top(regex)
     if len(parts) > 1:
         return parts
+    if regex.startswith("^("):
+        end = _group_end(regex, 1)
+        inner = _split_top(regex[2:end - 1]) if end else []
+        if len(inner) > 1 and regex[end:end + 1] not in ("*", "+", "?", "{"):
+            return ["^" + part.removeprefix("^") + regex[end:] for part in inner]
     if regex.startswith("("):
         end = _group_end(regex, 0)
         inner = _split_top(regex[1:end - 1]) if end else []
