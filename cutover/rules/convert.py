@@ -67,6 +67,16 @@ _QUIET = frozenset({"LOGFILE", "LOG", "LOGABSTRACT", "VERBOSE", "COMSAT", "LOCKF
                     "LOCKTIMEOUT", "LOCKSLEEP", "TIMEOUT", "SUSPEND", "NORESRETRY", "LINEBUF",
                     "UMASK", "DROPPRIVS", "PATH", "SHELL", "SHELLFLAGS", "SHELLMETAS",
                     "SENDMAIL", "SENDMAILFLAGS", "LOCKEXT", "DELIVERED", "PROCMAIL_OVERFLOW"})
+# what a delivery agent may put in procmail's environment (Postfix local(8), Exim, Sendmail,
+# procmail itself): a variable the rc never sets may come from there; any other is unset, which
+# procmail reads as empty
+DELIVERY_ENVIRONMENT = frozenset({
+    "HOME", "USER", "LOGNAME", "SHELL", "PATH", "TZ", "LANG", "LC_ALL", "MAIL", "TERM",
+    "SENDER", "RECIPIENT", "ORIGINAL_RECIPIENT", "EXTENSION", "DOMAIN", "LOCAL", "LOCAL_PART",
+    "LOCAL_PART_PREFIX", "LOCAL_PART_SUFFIX", "CLIENT_ADDRESS", "CLIENT_HOSTNAME",
+    "CLIENT_HELO", "CLIENT_PROTOCOL", "SASL_METHOD", "SASL_SENDER", "SASL_USERNAME", "ENVID",
+    "MESSAGE_ID", "RETURN_PATH", "QUALIFY_DOMAIN", "HOST", "LASTFOLDER", "MATCH", "ARGV",
+    "PROCMAIL_VERSION"})
 _HEADER_EDIT = {"-A": "append", "-a": "add-if-missing", "-i": "rename-old", "-I": "replace"}
 _PROTECTED_HEADERS = frozenset({"received", "auto-submitted"})  # editheader refuses them
 
@@ -153,6 +163,15 @@ class _Converter:
         self.directories: set[str] = set()
         self.programs: dict[str, str] = {}
         self.default_line = (self.home, 0)
+        self.file = ""
+        self.warned: set[tuple[str, str]] = set()
+
+    def never_set(self, name: str, line: int) -> None:
+        if (self.file, name) not in self.warned:
+            self.warned.add((self.file, name))
+            self.warnings.append(Problem(self.file, line, f"${name} is never set (nor given by "
+                                                          "a delivery agent): procmail reads it "
+                                                          "as empty"))
 
     # --- variables --------------------------------------------------------------------
     def expand(self, text: str, env: dict[str, object], line: int) -> str:
@@ -164,8 +183,11 @@ class _Converter:
             if name not in env and not operator:
                 if name == "MATCH":
                     raise Untranslatable(line, "$MATCH is used before any \\/ captured it")
-                raise Untranslatable(line, f"${name} is not set in the rc file; its value "
-                                           "would come from the environment")
+                if name in DELIVERY_ENVIRONMENT:
+                    raise Untranslatable(line, f"${name} is not set in the rc file; its value "
+                                               "would come from the environment")
+                self.never_set(name, line)
+                return ""
             value = env.get(name)
             if value is UNKNOWN:
                 raise Untranslatable(line, f"${name} comes from a command or the environment")
@@ -279,6 +301,7 @@ class _Converter:
 
     def nodes(self, nodes: list[Node], env: dict[str, object], file: str, depth: int,
               indent: int) -> list[str]:
+        self.file = file
         lines: list[str] = []
         recipes = [node for node in nodes if isinstance(node, Recipe)]
         chains = self.chains(recipes)
@@ -286,6 +309,7 @@ class _Converter:
         for node in nodes:
             if isinstance(node, Assignment):
                 lines += self.assignment(node, env, file, depth, indent)
+                self.file = file
                 continue
             recipe_index += 1
             try:
@@ -697,6 +721,9 @@ class _Converter:
 
     def variable_test(self, name: str, text: str, env: dict[str, object], case: str,
                       case_sensitive: bool, line: int) -> tuple[str, int]:
+        if name not in env and name not in DELIVERY_ENVIRONMENT:
+            self.never_set(name, line)
+            env = {**env, name: None}
         value = env.get(name, UNKNOWN)
         if value is UNKNOWN:
             raise Untranslatable(line, f"tests ${name}, which depends on the environment at "

@@ -13,6 +13,10 @@ Procmail runs in a sandbox and nothing it runs writes outside it:
   `formail -D` says "not seen before", a `?` condition is false, backticks and `VAR=|` give
   nothing. SENDMAIL is a stub that records `!` forwards; LOGFILE, LOCKFILE, TRAP and COMSAT
   are disabled, recipe lock files dropped.
+- Where the system allows it (`unshare`, as root or in a user namespace), procmail runs in a
+  mount namespace of its own in which every file system but the sandbox is read-only: whatever
+  the rewriting misses (`../..` out of MAILDIR, a path built from variables) fails there instead
+  of writing.
 - Procmail and everything it starts inherit the write end of a pipe: when the read end sees
   end-of-file, every one of them has exited (procmail does not wait for a pipe without `w`).
 
@@ -34,6 +38,7 @@ Outcomes compare as sets of deliveries: `folder:A/B` (see convert.folder_name; t
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import pwd
@@ -63,7 +68,7 @@ TIMEOUT = 30
 _NEUTRALISED = frozenset({"SENDMAIL", "LOGFILE", "LOGABSTRACT", "VERBOSE", "LOCKFILE", "TRAP",
                           "COMSAT"})
 _NOT_PATHS = frozenset({"PATH", "SHELL", "SHELLMETAS", "SHELLFLAGS", "SENDMAILFLAGS"})
-_ABSOLUTE = re.compile(r"""(^|[\s"'=])/(?!dev/null\b)""")
+_ABSOLUTE = re.compile(r"""(^|[\s"'=]|:-|:\+)/(?!dev/null\b)""")
 _BACKTICKS = re.compile(r"`[^`]*`")
 
 
@@ -196,6 +201,57 @@ def _kill_session(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass  # every process of the session is gone already
     process.wait()
+
+
+# --- confinement ---------------------------------------------------------------------------
+
+# Run in a fresh mount namespace: the sandbox stays writable (a bind mount of its own), every
+# other mount becomes read-only; refuse to run when "/" did not.
+_CONFINE = r"""
+sandbox=$1; shift
+mount --bind "$sandbox" "$sandbox" || exit 97
+awk '{ print $2 }' /proc/self/mounts | sort -u | while read -r target; do
+  target=$(printf '%b' "$target")
+  [ "$target" = "$sandbox" ] && continue
+  mount -o remount,bind,ro "$target" 2>/dev/null || :
+done
+awk '$2 == "/" { split($4, o, ","); for (i in o) if (o[i] == "ro") ok = 1 } END { exit !ok }' \
+  /proc/self/mounts || exit 97
+exec "$@"
+"""
+_CONFINED_EXIT = 97
+
+
+@functools.cache
+def _confinement() -> tuple[str, ...] | None:
+    """The unshare prefix that confines a command here, or None when the system allows none."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    prefixes = [(unshare, "--mount", "--propagation", "private")]
+    if os.geteuid() != 0:
+        prefixes = [(unshare, "--user", "--map-root-user", "--mount", "--propagation",
+                     "private")]
+    with tempfile.TemporaryDirectory(prefix="cutover-confine-") as probe:
+        for prefix in prefixes:
+            try:
+                result = subprocess.run([*prefix, "/bin/sh", "-c", _CONFINE, "confine", probe,
+                                         "/bin/sh", "-c", "touch \"$1/ok\" && ! touch /.cutover-"
+                                         "confine-probe 2>/dev/null", "probe", probe],
+                                        capture_output=True, timeout=TIMEOUT)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if result.returncode == 0 and Path(probe, "ok").exists():
+                return prefix
+    return None
+
+
+def confined(command: list[str], sandbox: Path) -> list[str]:
+    """`command` run so that it can write only inside `sandbox` (when the system allows)."""
+    prefix = _confinement()
+    if prefix is None:
+        return command
+    return [*prefix, "/bin/sh", "-c", _CONFINE, "confine", str(sandbox), *command]
 
 
 # --- procmail --------------------------------------------------------------------------------
@@ -358,9 +414,13 @@ class ProcmailSandbox:
                        "COMSAT=no", f"SENDMAIL={stubs.path('sendmail')}",
                        f"DEFAULT={system_mailbox}", f"ORGMAIL={system_mailbox}",
                        f"LOGFILE={sandbox / 'procmail.log'}", str(rc)]
-            returncode, stderr = run_to_completion(command, message, environment, home)
+            returncode, stderr = run_to_completion(confined(command, sandbox), message,
+                                                   environment, home)
             if returncode is None:
                 return Outcome(frozenset(), "procmail timed out")
+            if returncode == _CONFINED_EXIT and _confinement() is not None:
+                raise UsageError("could not make the file system read-only around procmail; "
+                                 "the verifier does not run it unconfined")
             deliveries = set(_records(stubs.records))
             deliveries.update(self._stored(fs, before))
             error = "" if returncode == 0 else f"procmail exit {returncode}: {stderr[:200]}"

@@ -605,7 +605,8 @@ def _alternatives(regex: str) -> list[str]:
     if regex.startswith("^("):
         end = _group_end(regex, 1)
         inner = _split_top(regex[2:end - 1]) if end else []
-        if len(inner) > 1 and regex[end:end + 1] not in ("*", "+", "?", "{"):
+        if len(inner) > 1 and regex[end:end + 1] not in ("*", "+", "?", "{") \
+                and _name_options(regex[2:end - 1]) is None:  # `^(To|Cc)` stays one name set
             return ["^" + part.removeprefix("^") + regex[end:] for part in inner]
     if regex.startswith("("):
         end = _group_end(regex, 0)

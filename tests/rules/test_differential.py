@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cutover.rules.convert import convert
-from cutover.rules.differential import run_to_completion, sieve_sandbox, verify
+from cutover.rules.differential import _confinement, run_to_completion, sieve_sandbox, verify
 
 MESSAGE = """Return-Path: <owner-crypto@lists.example.net>
 From: Alice <alice@example.net>
@@ -82,6 +82,19 @@ STAMP=`touch {outside}-backtick`
     assert by_message["hello.eml"].procmail.describe() == "folder:INBOX, folder:all, pipe:touch"
     for suffix in ("-trap", "-backtick", "-condition", "-pipe", "-filter"):
         assert not Path(f"{outside}{suffix}").exists()
+
+
+def test_what_the_rewriting_misses_fails_read_only(tmp_path: Path, outside: Path):
+    """A folder climbing out of MAILDIR with `..` (or built from variables) is not rebased; the
+    mount namespace procmail runs in keeps it from writing there."""
+    if _confinement() is None:
+        pytest.skip("this system allows no mount namespace (unshare)")
+    up = "/".join([".."] * 30)
+    rc = write_rc(tmp_path / "home", f"MAILDIR=$HOME/Mail\nUP={up}\n:0\n"
+                                     f"$UP{outside}-dotdot\n")
+    report = verify(convert(rc, allow_partial=True), messages(tmp_path / "msgs", "one"))
+    assert not Path(f"{outside}-dotdot").exists()
+    assert report.cases[0].procmail.describe() == "folder:INBOX"  # the write failed: DEFAULT
 
 
 def test_absolute_maildir_is_rebased_and_agrees_with_sieve(tmp_path: Path, outside: Path):
