@@ -2,7 +2,7 @@
 """Procmail to Sieve on rc files nobody here wrote: `rules convert` and the differential
 verifier (real procmail against real sieve-test) on every file of the procmail-wild corpus.
 
-    .venv/bin/python bench/procmail_wild.py [CORPUS] [--only NN] [--verbose]
+    .venv/bin/python bench/procmail_wild.py [CORPUS] [--only NN] [--verbose] [--jobs N]
 
 CORPUS defaults to ../shared/corpora/procmail-wild relative to the repository root (read it
 there: never copy it into the project). Each rc file is installed as HOME/.procmailrc of a
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
 import json
 import re
 import shutil
@@ -131,7 +132,7 @@ def report(results: list[FileResult], elapsed: float, verbose: bool) -> None:
             else (r.crashed or r.verify_error or "")
         agree = f"{r.agreeing}/{r.cases}" if r.cases else "-"
         print(f"{r.name:<46} {'yes' if r.strict else 'no':>6} "
-              f"{'yes' if r.partial else 'no':>7} {agree:>9}  {first[:100]}")
+              f"{'yes' if r.partial else 'no':>7} {agree:>9}  {first[:100]}", flush=True)
         if verbose:
             for line in r.disagreements:
                 print(f"{'':<8}disagree {line}")
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[],
                         help="only rc files whose name starts with this (repeatable)")
     parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--jobs", "-j", type=int, default=3,
+                        help="rc files measured at once (each runs its own processes)")
     options = parser.parse_args()
     options.corpus = options.corpus or default_corpus()
     rc_files = sorted((options.corpus / "rc").glob("*.procmailrc"))
@@ -180,10 +183,15 @@ def main() -> None:
     if not rc_files:
         sys.exit(f"no rc files under {options.corpus / 'rc'}")
     started = time.monotonic()
-    results = []
-    for rc in rc_files:
+
+    def one(rc: Path) -> FileResult:
         with tempfile.TemporaryDirectory(prefix="cutover-bench-") as scratch:
-            results.append(measure(rc, options.corpus / "messages", Path(scratch)))
+            result = measure(rc, options.corpus / "messages", Path(scratch))
+        print(f"measured {rc.name}", file=sys.stderr, flush=True)
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, options.jobs)) as pool:
+        results = list(pool.map(one, rc_files))
     report(results, time.monotonic() - started, options.verbose)
 
 

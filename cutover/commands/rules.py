@@ -28,6 +28,15 @@ HOME_OPTION = typer.Option(None, "--home", help="HOME for INCLUDERC and $HOME (d
                                                 "rc file's directory).")
 ROOT_OPTION = typer.Option(None, "--maildir-root", help="Mail root the Sieve folder names are "
                                                         "relative to (default: MAILDIR).")
+PROGRAMS_OPTION = typer.Option(None, "--programs", help="Where to write the programs the script "
+                               "runs for recipes that hand on only the header or the body "
+                               "(default: programs/ beside the output script).")
+
+
+def say(text: str) -> None:
+    """One line on standard error, printed verbatim (file:line is never read as markup or an
+    emoji code such as `:100:`)."""
+    err_console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def convert_checked(rcfile: Path, home: Path | None, maildir_root: str | None,
@@ -38,6 +47,8 @@ def convert_checked(rcfile: Path, home: Path | None, maildir_root: str | None,
     if home is not None and not home.is_dir():
         raise UsageError(f"--home is not a directory: {home}")
     conversion = convert(rcfile, home, maildir_root, allow_partial)
+    for warning in conversion.warnings:
+        say(f"warning: {warning}")
     problems: list[Problem] = list(conversion.syntax_problems)
     if not allow_partial:
         problems += conversion.gaps
@@ -55,19 +66,40 @@ def convert_command(
                                        "converted; mark each gap '# UNTRANSLATED file:line'."),
     maildir_root: str = ROOT_OPTION,
     home: Path = HOME_OPTION,
+    programs: Path = PROGRAMS_OPTION,
 ) -> None:
-    """Write the Sieve script equivalent to a procmailrc.
+    """Write the Sieve script equivalent to a procmailrc (and the programs it needs).
 
     Example: cutover rules convert procmail/datarequest@example.org/.procmailrc -o dr.sieve
     """
     conversion = convert_checked(rcfile, home, maildir_root, allow_partial)
     for gap in conversion.gaps:
-        err_console.print(f"warning: {gap}: not translated", markup=False, soft_wrap=True)
+        say(f"warning: {gap}: not translated")
     if output is None:
         typer.echo(conversion.script, nl=False)
     else:
         output.write_text(conversion.script)
-        err_console.print(f"wrote {output}", markup=False)
+        say(f"wrote {output}")
+    if conversion.programs:
+        directory = programs or (output.parent if output else Path.cwd()) / "programs"
+        for path in write_programs(conversion, directory):
+            say(f"wrote {path}")
+
+
+def write_programs(conversion: Conversion, directory: Path) -> list[Path]:
+    """The generated `.head` / `.body` programs, executable, into `directory`."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --programs directory {directory}: {exc.strerror}") \
+            from None
+    written = []
+    for name, text in conversion.programs.items():
+        path = directory / name
+        path.write_text(text)
+        path.chmod(0o755)
+        written.append(path)
+    return written
 
 
 @app.command("verify")
@@ -90,8 +122,7 @@ def verify_command(
     if sieve is not None and not sieve.is_file():
         raise UsageError(f"Sieve script not found: {sieve}")
     script = sieve.read_text() if sieve is not None else conversion.script
-    report = verify(rcfile, message_files(messages), script, home or rcfile.parent,
-                    conversion.files, conversion.maildir_root)
+    report = verify(conversion, message_files(messages), script)
     if as_json:
         print_json({"agreeing": report.agreeing, "total": len(report.cases),
                     "share": round(report.share(), 1),
@@ -109,7 +140,8 @@ def render(report: Report) -> None:
         for column in ("message", "procmail", "sieve"):
             table.add_column(column)
         for case in report.disagreements:
+            # Text cells: names and folders are shown as they are, never as markup or emoji
             table.add_row(Text(case.message), Text(case.procmail.describe()),
                           Text(case.sieve.describe()))
-        console.print(table)
-    console.print(report.summary(), markup=False)
+        console.print(table, emoji=False)
+    console.print(report.summary(), markup=False, emoji=False)

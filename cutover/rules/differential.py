@@ -1,44 +1,75 @@
 """The differential verifier: run each message through the real procmail and through the Sieve
 script with Pigeonhole's real sieve-test, normalise both outcomes, compare.
 
-Procmail runs in a sandbox: a temporary HOME holding copies of the rc files, MAILDIR and DEFAULT
-under it, SENDMAIL replaced by a stub that records `!` forwards, every `| program` action
-rewritten to a recording stub (the stub notes the program's basename, reads the message and
-succeeds, so a pipe ends delivery as a successful one would), LOGFILE assignments disabled.
-Nothing leaves the machine.
+Procmail runs in a sandbox and nothing it runs writes outside it:
+- The sandbox holds a copy of the file system the rc files see (`fs/`): HOME is `fs/<home>`,
+  and every absolute path an assignment or a folder names is rebased into `fs/` (so an rc file
+  with `MAILDIR=/var/tmp/x` delivers into `fs/var/tmp/x`). The directories a real home has (the
+  mail root, every MAILDIR, the parents of the folders the rc files name) are created there, as
+  procmail does not create them itself.
+- Every program is a stub: `| program` records the program's basename and succeeds (so a pipe
+  ends delivery as a successful one would), an `f` filter passes the message through unchanged
+  (but `formail` asked only to add or remove header fields runs, as editheader does in Sieve),
+  `formail -D` says "not seen before", a `?` condition is false, backticks and `VAR=|` give
+  nothing. SENDMAIL is a stub that records `!` forwards; LOGFILE, LOCKFILE, TRAP and COMSAT
+  are disabled, recipe lock files dropped.
+- Where the system allows it (`unshare`, as root or in a user namespace), procmail runs in a
+  mount namespace of its own in which every file system but the sandbox is read-only: whatever
+  the rewriting misses (`../..` out of MAILDIR, a path built from variables) fails there instead
+  of writing.
+- Procmail and everything it starts inherit the write end of a pipe: when the read end sees
+  end-of-file, every one of them has exited (procmail does not wait for a pipe without `w`).
 
-sieve-test runs without -e (nothing is executed) against a private config enabling
-vnd.dovecot.pipe; its "Performed actions" and "Implicit keep" sections are read. A pipe without
-`:copy` cancels the implicit keep once it succeeds (Pigeonhole does that at commit, so the
-printed result still lists the keep): the normaliser applies that rule.
+sieve-test runs without -e against a private config enabling Pigeonhole's extprograms and
+editheader; its "Performed actions" and "Implicit keep" sections are read. Filters and
+`execute` run even so: the filter programs are pass-through stubs (and the generated
+`.head`/`.body` programs around a pass-through), the execute programs record a pipe as procmail's
+stub does. A pipe without `:copy` cancels the implicit keep once it succeeds (Pigeonhole does
+that at commit, so the printed result still lists the keep): the normaliser applies that rule.
+Run as root, sieve-test works as nobody (Dovecot refuses mail access as root): its sandbox is a
+directory nobody owns, in TMPDIR when nobody can reach TMPDIR, else in the first of /tmp,
+/var/tmp, /dev/shm it can reach (a private 0700 TMPDIR, as libpam-tmpdir makes, is not
+reachable).
 
-Outcomes compare as sets of deliveries: `folder:A/B` (see convert.folder_name), `redirect:addr`,
-`pipe:program`; an empty set means discarded.
+Outcomes compare as sets of deliveries: `folder:A/B` (see convert.folder_name; the inbox is
+`folder:INBOX`), `redirect:addr`, `pipe:program` (`program.head` and `.body` count as
+`program`); an empty set means discarded.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import pwd
 import re
+import select
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from cutover.errors import UsageError
-from cutover.parsers.procmailrc import Action, Assignment, Node, Recipe, parse
-from cutover.rules.convert import folder_name
+from cutover.parsers.procmailrc import Action, Assignment, Condition, Node, Recipe, parse
+from cutover.rules import programs as part_programs
+from cutover.rules.convert import Conversion, folder_name, header_edits, is_inbox
 
 DEFAULT_SENDER = "sender@example.net"
 DEFAULT_RECIPIENT = "account@verify.example.org"
+SANDBOX_LOGNAME = "cutover-verify"
 TIMEOUT = 30
-_NEUTRALISED = frozenset({"SENDMAIL", "LOGFILE", "LOGABSTRACT", "VERBOSE", "LOCKFILE"})
+_NEUTRALISED = frozenset({"SENDMAIL", "LOGFILE", "LOGABSTRACT", "VERBOSE", "LOCKFILE", "TRAP",
+                          "COMSAT"})
+_NOT_PATHS = frozenset({"PATH", "SHELL", "SHELLMETAS", "SHELLFLAGS", "SENDMAILFLAGS"})
+_ABSOLUTE = re.compile(r"""(^|[\s"'=]|:-|:\+)/(?!dev/null\b)""")
+_BACKTICKS = re.compile(r"`[^`]*`")
 
 
 class ToolMissing(UsageError):
@@ -124,149 +155,328 @@ def envelope_sender(message: bytes) -> str:
     return address or DEFAULT_SENDER
 
 
+# --- waiting for a process and all it started ------------------------------------------------
+
+def run_to_completion(command: list[str], message: bytes, environment: dict[str, str],
+                      cwd: Path, timeout: float = TIMEOUT) -> tuple[int | None, str]:
+    """Run `command` in a session of its own and wait until it and every process it started
+    have exited: each inherits the write end of a pipe, so end-of-file on the read end means
+    none is left (no scanning of /proc, which races with exiting processes). None as the exit
+    status: killed after `timeout`."""
+    read_end, write_end = os.pipe()
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, env=environment, cwd=cwd,
+                                   start_new_session=True, pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    deadline = time.monotonic() + timeout
+    try:
+        try:
+            _, stderr = process.communicate(message, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_session(process)
+            return None, ""
+        if not _wait_for_eof(read_end, deadline):
+            _kill_session(process)
+            return None, ""
+    finally:
+        os.close(read_end)
+    return process.returncode, stderr.decode(errors="replace")
+
+
+def _wait_for_eof(fd: int, deadline: float) -> bool:
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready and os.read(fd, 4096) == b"":
+            return True
+
+
+def _kill_session(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # every process of the session is gone already
+    process.wait()
+
+
+# --- confinement ---------------------------------------------------------------------------
+
+# Run in a fresh mount namespace: the sandbox stays writable (a bind mount of its own), every
+# other mount becomes read-only; refuse to run when "/" did not.
+_CONFINE = r"""
+sandbox=$1; shift
+mount --bind "$sandbox" "$sandbox" || exit 97
+awk '{ print $2 }' /proc/self/mounts | sort -u | while read -r target; do
+  target=$(printf '%b' "$target")
+  [ "$target" = "$sandbox" ] && continue
+  mount -o remount,bind,ro "$target" 2>/dev/null || :
+done
+awk '$2 == "/" { split($4, o, ","); for (i in o) if (o[i] == "ro") ok = 1 } END { exit !ok }' \
+  /proc/self/mounts || exit 97
+exec "$@"
+"""
+_CONFINED_EXIT = 97
+
+
+@functools.cache
+def _confinement() -> tuple[str, ...] | None:
+    """The unshare prefix that confines a command here, or None when the system allows none."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return None
+    prefixes = [(unshare, "--mount", "--propagation", "private")]
+    if os.geteuid() != 0:
+        prefixes = [(unshare, "--user", "--map-root-user", "--mount", "--propagation",
+                     "private")]
+    with tempfile.TemporaryDirectory(prefix="cutover-confine-") as probe:
+        for prefix in prefixes:
+            try:
+                result = subprocess.run([*prefix, "/bin/sh", "-c", _CONFINE, "confine", probe,
+                                         "/bin/sh", "-c", "touch \"$1/ok\" && ! touch /.cutover-"
+                                         "confine-probe 2>/dev/null", "probe", probe],
+                                        capture_output=True, timeout=TIMEOUT)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if result.returncode == 0 and Path(probe, "ok").exists():
+                return prefix
+    return None
+
+
+def confined(command: list[str], sandbox: Path) -> list[str]:
+    """`command` run so that it can write only inside `sandbox` (when the system allows)."""
+    prefix = _confinement()
+    if prefix is None:
+        return command
+    return [*prefix, "/bin/sh", "-c", _CONFINE, "confine", str(sandbox), *command]
+
+
 # --- procmail --------------------------------------------------------------------------------
 
-def _walk(nodes: list[Node]):
+def _walk(nodes: list[Node]) -> Iterator[Node]:
     for node in nodes:
         yield node
         if isinstance(node, Recipe) and node.block is not None:
             yield from _walk(node.block)
 
 
-def sandbox_rc(text: str) -> str:
-    """The rc with pipe actions aimed at the recording stub, LOGFILE/SENDMAIL/locks disabled
-    (line numbers kept, so procmail's own messages still point at the right lines)."""
+@dataclass(frozen=True)
+class Stubs:
+    """The programs that stand in for everything procmail would run."""
+
+    directory: Path
+    records: Path
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+    def write(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        records = self.records
+        scripts = {
+            # procmail run as root scrubs the environment, so the stubs carry their paths
+            "pipe": f'#!/bin/sh\necho "pipe:$(basename -- "$1")" >> "{records}"\n'
+                    "cat > /dev/null\nexit 0\n",
+            "sendmail": "#!/bin/sh\nfor argument in \"$@\"; do\n"
+                        f'  case "$argument" in -*) ;; *) echo "redirect:$argument" >> '
+                        f'"{records}" ;; esac\ndone\ncat > /dev/null\nexit 0\n',
+            "filter": "#!/bin/sh\nexec cat\n",
+            "not-seen-before": "#!/bin/sh\ncat > /dev/null\nexit 1\n",
+            "false": "#!/bin/sh\ncat > /dev/null 2>&1\nexit 1\n",
+            "nothing": "#!/bin/sh\ncat > /dev/null 2>&1\nexit 0\n",
+        }
+        for name, text in scripts.items():
+            (self.directory / name).write_text(text)
+            (self.directory / name).chmod(0o755)
+
+
+def sandbox_rc(text: str, fs: str, stubs: Stubs) -> str:
+    """The rc rewritten for the sandbox, line numbers kept (so procmail's own messages still
+    point at the right lines): absolute paths rebased under `fs`, programs replaced by stubs,
+    LOGFILE/SENDMAIL/locks/TRAP/COMSAT disabled."""
     lines = text.replace("\r\n", "\n").split("\n")
-    parsed = parse(text)
-    for node in _walk(parsed.nodes):
-        if isinstance(node, Assignment) and node.name in _NEUTRALISED:
-            _blank(lines, node.line, "# (cutover verify) assignment disabled")
-        if isinstance(node, Recipe) and node.lockfile is not None:
-            # one message at a time needs no lock, and a lock inside a folder the sandbox has
-            # not created yet would make procmail wait for minutes
-            _blank(lines, node.line, f":0{node.flags}")
-        if isinstance(node, Recipe) and isinstance(node.action, Action) \
-                and node.action.kind == "pipe":
-            words = node.action.text.split()
-            program = words[0] if words else "unknown"
-            _blank(lines, node.action.line, f"| $CUTOVER_PIPE_STUB {program}")
+    for node in _walk(parse(text).nodes):
+        if isinstance(node, Assignment):
+            _rewrite_assignment(lines, node, fs, stubs)
+        elif isinstance(node, Recipe):
+            if node.lockfile is not None:
+                # one message at a time needs no lock, and a lock inside a folder the sandbox
+                # has not created would make procmail wait for minutes
+                _replace(lines, node.line, node.line, f":0{node.flags}")
+            for condition in node.conditions:
+                if condition.kind == "program":
+                    _replace(lines, condition.line, condition.end_line or condition.line,
+                             _stub_condition(condition, stubs))
+            if node.action is not None:
+                _rewrite_action(lines, node, node.action, fs, stubs)
     return "\n".join(lines)
 
 
-def _blank(lines: list[str], line: int, replacement: str) -> None:
-    index = line - 1
+def _rewrite_assignment(lines: list[str], node: Assignment, fs: str, stubs: Stubs) -> None:
+    if node.inline:
+        return
+    end = node.end_line or node.line
+    if node.name in _NEUTRALISED:
+        _replace(lines, node.line, end, "# (cutover verify) assignment disabled")
+        return
+    original = "\n".join(lines[node.line - 1:end])
+    name_end = original.index("=") + 1 if "=" in original else len(original)
+    value = original[name_end:]
+    value = _BACKTICKS.sub(f"`{stubs.path('nothing')}`", value)
+    if node.name not in _NOT_PATHS:
+        value = _ABSOLUTE.sub(lambda m: m.group(1) + fs + "/", value)
+    rewritten = original[:name_end] + value
+    if rewritten != original:
+        new_lines = rewritten.split("\n")
+        new_lines += [""] * (end - node.line + 1 - len(new_lines))
+        lines[node.line - 1:end] = new_lines
+
+
+def _stub_condition(condition: Condition, stubs: Stubs) -> str:
+    prefix = "!" if condition.negated else ""
+    weight = f"{condition.weight[0]}^{condition.weight[1]} " if condition.weight else ""
+    return f"* {prefix}{weight}? {stubs.path('false')}"
+
+
+def _rewrite_action(lines: list[str], recipe: Recipe, action: Action, fs: str,
+                    stubs: Stubs) -> None:
+    end = action.end_line or action.line
+    if action.kind == "pipe":
+        words = action.text.split()
+        program = words[0] if words else "unknown"
+        if "f" in recipe.flags and _is_formail(program) and _plain_header_edits(action.text):
+            return  # formail only edits the header (editheader in Sieve): it runs for real
+        if "f" in recipe.flags:
+            stub = stubs.path("filter")
+        elif _is_formail(program) and "-D" in " ".join(words[1:2]):
+            stub = stubs.path("not-seen-before")
+        else:
+            stub = f"{stubs.path('pipe')} {program}"
+        _replace(lines, action.line, end, f"| {stub}")
+    elif action.kind == "capture":
+        _replace(lines, action.line, end, f"{action.variable}=| {stubs.path('nothing')}")
+    elif action.kind == "folder":
+        text = " ".join(lines[action.line - 1:end])
+        rebased = _ABSOLUTE.sub(lambda m: m.group(1) + fs + "/", text)
+        if rebased != text:
+            _replace(lines, action.line, end, rebased.strip())
+
+
+def _is_formail(program: str) -> bool:
+    return program.rsplit("/", 1)[-1] in ("formail", "$FORMAIL", "${FORMAIL}")
+
+
+def _plain_header_edits(text: str) -> bool:
+    """formail asked only to add, rename or remove header fields (nothing that runs or writes
+    elsewhere), with no variable in the fields."""
+    if re.search(r"[|;&<>`$()]", text.split(None, 1)[1] if " " in text.strip() else ""):
+        return False
+    try:
+        return bool(header_edits(shlex.split(text)[1:]))
+    except ValueError:
+        return False
+
+
+def _replace(lines: list[str], first: int, last: int, replacement: str) -> None:
+    index = first - 1
     if not 0 <= index < len(lines):
         return
     indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
-    continued = lines[index].endswith("\\")
     lines[index] = indent + replacement
-    while continued and index + 1 < len(lines):
-        index += 1
-        continued = lines[index].endswith("\\")
-        lines[index] = ""
-
-
-# procmail run as root scrubs the environment, so the stubs carry their paths written in
-_PIPE_STUB = """#!/bin/sh
-echo "pipe:$(basename -- "$1")" >> "{records}"
-cat > /dev/null
-exit 0
-"""
-_SENDMAIL_STUB = """#!/bin/sh
-for argument in "$@"; do
-  case "$argument" in -*) ;; *) echo "redirect:$argument" >> "{records}" ;; esac
-done
-cat > /dev/null
-exit 0
-"""
+    for other in range(first, min(last, len(lines))):
+        lines[other] = ""
 
 
 @dataclass
 class ProcmailSandbox:
-    """A throwaway HOME where procmail runs with stubs for everything that would leave it."""
+    """A throwaway copy of the rc files' world where procmail runs with stubs for everything
+    that would leave it."""
 
-    rcfile: Path
-    home: Path
-    files: list[str]
-    maildir_root: str
+    conversion: Conversion
 
     def run(self, message: bytes, sender: str) -> Outcome:
         procmail = require_tool("procmail", "procmail")
         with tempfile.TemporaryDirectory(prefix="cutover-procmail-") as temp:
             sandbox = Path(temp)
-            home = sandbox / "home"
-            records = sandbox / "records"
-            rc = self._populate(sandbox, home, records)
-            root = home / posixpath.relpath(self.maildir_root, str(self.home))
-            root.mkdir(parents=True, exist_ok=True)
-            before = _snapshot(home)
+            fs = sandbox / "fs"
+            stubs = Stubs(sandbox / "stubs", sandbox / "records")
+            rc = self._populate(fs, stubs)
+            home = _inside(fs, self.conversion.home)
+            system_mailbox = _inside(fs, f"/var/mail/{SANDBOX_LOGNAME}")
+            ignore = set(_files(fs))
+            before = {path: path.stat().st_size for path in ignore}
             environment = {"HOME": str(home), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh",
-                           "LOGNAME": "cutover-verify"}
-            command = [procmail, "-f", sender, f"HOME={home}",
-                       f"CUTOVER_PIPE_STUB={sandbox / 'pipe-stub'}",
-                       f"SENDMAIL={sandbox / 'sendmail-stub'}", f"DEFAULT={root}/",
-                       f"ORGMAIL={root}/", f"LOGFILE={sandbox / 'procmail.log'}", str(rc)]
-            returncode, stderr = _run_in_own_group(command, message, environment, home)
+                           "LOGNAME": SANDBOX_LOGNAME}
+            command = [procmail, "-f", sender, f"HOME={home}", f"LOGNAME={SANDBOX_LOGNAME}",
+                       "COMSAT=no", f"SENDMAIL={stubs.path('sendmail')}",
+                       f"DEFAULT={system_mailbox}", f"ORGMAIL={system_mailbox}",
+                       f"LOGFILE={sandbox / 'procmail.log'}", str(rc)]
+            returncode, stderr = run_to_completion(confined(command, sandbox), message,
+                                                   environment, home)
             if returncode is None:
                 return Outcome(frozenset(), "procmail timed out")
-            deliveries = set(_records(records))
-            deliveries.update(_stored(home, root, before, {rc}))
+            if returncode == _CONFINED_EXIT and _confinement() is not None:
+                raise UsageError("could not make the file system read-only around procmail; "
+                                 "the verifier does not run it unconfined")
+            deliveries = set(_records(stubs.records))
+            deliveries.update(self._stored(fs, before))
             error = "" if returncode == 0 else f"procmail exit {returncode}: {stderr[:200]}"
             return Outcome(frozenset(deliveries), error)
 
-    def _populate(self, sandbox: Path, home: Path, records: Path) -> Path:
-        home.mkdir(parents=True)
-        for name, stub in (("pipe-stub", _PIPE_STUB), ("sendmail-stub", _SENDMAIL_STUB)):
-            (sandbox / name).write_text(stub.replace("{records}", str(records)))
-            (sandbox / name).chmod(0o755)
+    def _populate(self, fs: Path, stubs: Stubs) -> Path:
+        stubs.write()
+        conversion = self.conversion
+        for directory in [*conversion.directories, conversion.home, "/var/mail",
+                          "/var/spool/mail"]:
+            _inside(fs, directory).mkdir(parents=True, exist_ok=True)
         main = None
-        for original in self.files:
-            relative = os.path.relpath(original, self.home)
-            if relative.startswith(".."):
-                raise UsageError(f"{original} is outside --home {self.home}; the verifier "
-                                 "can only sandbox rc files under HOME")
-            copy = home / relative
+        for original in conversion.files:
+            copy = _inside(fs, os.path.abspath(original))
             copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_text(sandbox_rc(Path(original).read_text(errors="replace")))
+            copy.write_text(sandbox_rc(Path(original).read_text(errors="replace"), str(fs),
+                                       stubs))
             copy.chmod(0o644)
             main = main or copy
-        assert main is not None
+        if main is None:
+            raise UsageError("nothing to verify: the conversion read no rc file")
         return main
 
+    def _stored(self, fs: Path, before: dict[Path, int]) -> set[str]:
+        folders: set[str] = set()
+        for path in _files(fs):
+            if path.name.endswith(".lock") or before.get(path) == path.stat().st_size:
+                continue
+            parent = path.parent
+            if parent.name == "tmp":
+                continue
+            if parent.name in ("new", "cur"):
+                folder = parent.parent
+            elif path.name.isdigit():  # MH folder: numbered files
+                folder = parent
+            else:
+                folder = path  # mbox file
+            folders.add("folder:" + self._folder_of("/" + folder.relative_to(fs).as_posix()))
+        return folders
 
-def _run_in_own_group(command: list[str], message: bytes, environment: dict[str, str],
-                      cwd: Path) -> tuple[int | None, str]:
-    """Run procmail in a process group of its own and wait until every program it started
-    has finished too: without the `w` flag procmail does not wait for a pipe or sendmail."""
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, env=environment, cwd=cwd,
-                               start_new_session=True)
-    try:
-        _, stderr = process.communicate(message, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return None, ""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and _group_running(process.pid):
-        time.sleep(0.005)  # polling for the stubs to exit, not timing anything
-    return process.returncode, stderr.decode(errors="replace")
-
-
-def _group_running(group: int) -> bool:
-    """Whether a process of `group` still runs (zombies left for init to reap do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if len(fields) > 2 and fields[2] == str(group) and fields[0] != "Z":
-            return True
-    return False
+    def _folder_of(self, original: str) -> str:
+        conversion = self.conversion
+        if is_inbox(original, set(conversion.inbox_paths)):
+            return "INBOX"
+        relative = posixpath.relpath(original, conversion.maildir_root)
+        if relative == ".." or relative.startswith("../"):
+            return original
+        return folder_name("" if relative == "." else relative)
 
 
-def _snapshot(home: Path) -> dict[Path, int]:
-    return {path: path.stat().st_size for path in home.rglob("*") if path.is_file()}
+def _inside(fs: Path, absolute: str) -> Path:
+    return fs / absolute.lstrip("/")
+
+
+def _files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if path.is_file()]
 
 
 def _records(records: Path) -> list[str]:
@@ -275,49 +485,68 @@ def _records(records: Path) -> list[str]:
     return [line.strip() for line in records.read_text().splitlines() if line.strip()]
 
 
-def _stored(home: Path, root: Path, before: dict[Path, int], ignore: set[Path]) -> set[str]:
-    folders: set[str] = set()
-    for path in home.rglob("*"):
-        if not path.is_file() or path in ignore or path.name.endswith(".lock"):
-            continue
-        if before.get(path) == path.stat().st_size:
-            continue
-        parent = path.parent
-        if parent.name == "tmp":
-            continue
-        if parent.name in ("new", "cur"):
-            folder = parent.parent
-        elif path.name.isdigit():  # MH folder: numbered files
-            folder = parent
-        else:
-            folder = path  # mbox file
-        folders.add("folder:" + _folder_of(folder, root, home))
-    return folders
-
-
-def _folder_of(folder: Path, root: Path, home: Path) -> str:
-    relative = os.path.relpath(folder, root)
-    if relative.startswith(".."):
-        return "~/" + os.path.relpath(folder, home)
-    return folder_name("" if relative == "." else relative)
-
-
 # --- sieve-test ------------------------------------------------------------------------------
 
-def _sieve_config(directory: Path, pipe_bin: Path) -> Path:
+def _nobody() -> tuple[int, int] | None:
+    """The user sieve-test works as when run by root (Dovecot refuses mail access as root)."""
+    if os.geteuid() != 0:
+        return None
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
+def _reachable(directory: Path, uid: int, gid: int) -> bool:
+    """Whether `uid` may enter `directory` and every directory above it."""
+    for path in [directory, *directory.parents]:
+        try:
+            info = path.stat()
+        except OSError:
+            return False
+        if info.st_uid == uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
+
+
+def sieve_sandbox(user: tuple[int, int] | None) -> Path:
+    """A fresh directory sieve-test can use: in TMPDIR, or, when `user` (nobody) cannot reach
+    TMPDIR, in the first common temporary directory it can; owned by `user`, mode 0700."""
+    if user is None:
+        return Path(tempfile.mkdtemp(prefix="cutover-sieve-"))
+    candidates = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
+    for base in candidates:
+        if base.is_dir() and _reachable(base, *user):
+            directory = Path(tempfile.mkdtemp(prefix="cutover-sieve-", dir=base))
+            os.chown(directory, *user)
+            return directory
+    raise UsageError("sieve-test runs as nobody and nobody can reach none of "
+                     f"{', '.join(str(c) for c in candidates)}: make one of them traversable")
+
+
+def _sieve_config(directory: Path, user: tuple[int, int] | None) -> Path:
     lines = []
-    if os.geteuid() == 0:
-        # Dovecot refuses mail access as root; sieve-test then works as nobody
-        nobody = pwd.getpwnam("nobody")
+    if user is not None:
         lines += ["first_valid_uid = 1", "first_valid_gid = 1",
-                  f"mail_uid = {nobody.pw_uid}", f"mail_gid = {nobody.pw_gid}"]
+                  f"mail_uid = {user[0]}", f"mail_gid = {user[1]}"]
     lines += [f"base_dir = {directory}/run", "log_path = /dev/stderr", "plugin {",
               "  sieve_plugins = sieve_extprograms",
-              "  sieve_extensions = +vnd.dovecot.pipe",
-              f"  sieve_pipe_bin_dir = {pipe_bin}", "}"]
+              "  sieve_extensions = +vnd.dovecot.pipe +vnd.dovecot.filter "
+              "+vnd.dovecot.execute +editheader",
+              f"  sieve_pipe_bin_dir = {directory}/pipe-bin",
+              f"  sieve_filter_bin_dir = {directory}/filter-bin",
+              f"  sieve_execute_bin_dir = {directory}/execute-bin", "}"]
     config = directory / "sieve-test.conf"
     config.write_text("\n".join(lines) + "\n")
+    config.chmod(0o644)
     return config
+
+
+_PROGRAM_USE = re.compile(r'\b(filter|execute :pipe|pipe(?: :copy)?)\s+"([^"]+)"')
 
 
 class SieveTester:
@@ -328,16 +557,42 @@ class SieveTester:
 
     def __enter__(self) -> SieveTester:
         self.binary = require_tool("sieve-test", "dovecot-sieve")
-        self.directory = Path(tempfile.mkdtemp(prefix="cutover-sieve-"))
-        self.directory.chmod(0o777)  # sieve-test may run as nobody (see _sieve_config)
-        for sub in ("run", "pipe-bin", "Maildir", "messages"):
-            (self.directory / sub).mkdir(mode=0o777)
-            (self.directory / sub).chmod(0o777)
-        self.config = _sieve_config(self.directory, self.directory / "pipe-bin")
+        self.user = _nobody()
+        self.directory = sieve_sandbox(self.user)
+        for sub in ("run", "pipe-bin", "filter-bin", "execute-bin", "Maildir", "messages"):
+            (self.directory / sub).mkdir(mode=0o755)
+            if self.user is not None:
+                os.chown(self.directory / sub, *self.user)
+        self.records = self.directory / "records"
+        self._write_programs()
+        self.config = _sieve_config(self.directory, self.user)
         self.script_path = self.directory / "script.sieve"
         self.script_path.write_text(self.script)
         self.script_path.chmod(0o644)
+        if self.user is not None:
+            os.chown(self.script_path, *self.user)  # sieve-test saves the compiled script
         return self
+
+    def _write_programs(self) -> None:
+        """Stand-ins for the programs the script runs even without -e: filters pass the
+        message through, execute programs record a pipe as procmail's stub does."""
+        for use, name in set(_PROGRAM_USE.findall(self.script)):
+            base = name
+            for suffix in part_programs.SUFFIXES:
+                base = base.removesuffix(suffix)
+            part = name[len(base) + 1:]
+            if use == "filter":
+                path = self.directory / "filter-bin" / name
+                text = part_programs.part_program(part, "filter", "cat", "the verifier") \
+                    if part else "#!/bin/sh\nexec /bin/cat\n"
+            elif use == "execute :pipe":
+                path = self.directory / "execute-bin" / name
+                text = (f"#!/bin/sh\n/bin/cat > /dev/null\nprintf 'pipe:%s\\n' '{base}' >> "
+                        f"'{self.records}'\nexit 0\n")
+            else:
+                continue  # pipes do not run without -e
+            path.write_text(text)
+            path.chmod(0o755)
 
     def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -346,6 +601,9 @@ class SieveTester:
         message_path = self.directory / "messages" / "message.eml"
         message_path.write_bytes(message)
         message_path.chmod(0o644)
+        self.records.write_bytes(b"")
+        if self.user is not None:
+            os.chown(self.records, *self.user)
         command = [self.binary, "-c", str(self.config), "-l",
                    f"maildir:{self.directory / 'Maildir'}", "-f", sender, "-a", recipient,
                    "-r", recipient, str(self.script_path), str(message_path)]
@@ -359,10 +617,21 @@ class SieveTester:
             if "compile" in result.stderr or "script" in detail:
                 raise SieveScriptInvalid(f"sieve-test cannot compile the script: {detail}")
             return Outcome(frozenset(), f"sieve-test exit {result.returncode}: {detail}")
-        return parse_sieve_test(result.stdout)
+        outcome = parse_sieve_test(result.stdout)
+        executed = set(_records(self.records))
+        if executed:
+            return Outcome(outcome.deliveries | frozenset(executed), outcome.error)
+        return outcome
 
 
 _ACTION = re.compile(r"^ \* (.*)$")
+
+
+def _program(name: str) -> str:
+    for suffix in part_programs.SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def parse_sieve_test(output: str) -> Outcome:
@@ -398,9 +667,9 @@ def parse_sieve_test(output: str) -> Outcome:
             deliveries.add("redirect:" + text.split(":", 1)[1].strip().strip("<>"))
         elif text.startswith("pipe message to external program"):
             program = re.search(r"'([^']*)'", text)
-            deliveries.add("pipe:" + (program.group(1) if program else text))
+            deliveries.add("pipe:" + _program(program.group(1) if program else text))
             pending_pipe, current_pipe_keeps = True, False
-        elif text.startswith("discard"):
+        elif text.startswith(("discard", "add header", "delete header", "track duplicate")):
             continue
         else:
             deliveries.add("other:" + text)
@@ -409,12 +678,12 @@ def parse_sieve_test(output: str) -> Outcome:
 
 # --- both ------------------------------------------------------------------------------------
 
-def verify(rcfile: Path, messages: list[Path], script: str, home: Path, files: list[str],
-           maildir_root: str) -> Report:
-    """Run every message through procmail and the Sieve script; one Case per message."""
-    sandbox = ProcmailSandbox(rcfile, home.resolve(), files, maildir_root)
+def verify(conversion: Conversion, messages: list[Path], script: str | None = None) -> Report:
+    """Run every message through procmail (the rc files the conversion read) and the Sieve
+    script (default: the converted one); one Case per message."""
+    sandbox = ProcmailSandbox(conversion)
     report = Report()
-    with SieveTester(script) as sieve:
+    with SieveTester(conversion.script if script is None else script) as sieve:
         for path in messages:
             # an MTA hands procmail LF line ends; mail fetched over IMAP or EWS has CRLF, and
             # procmail would not even find the blank line ending the header in it

@@ -314,8 +314,7 @@ def _compare(ctx: Context, files: dict[str, Any], rc_key: str, script: str) -> R
             (home / relative).parent.mkdir(parents=True, exist_ok=True)
             (home / relative).write_bytes(_decode(entry))
         conversion = convert(home / rc_key, home, ctx.params.maildir_root)
-        return verify(home / rc_key, messages, script, home, conversion.files,
-                      conversion.maildir_root)
+        return verify(conversion, messages, script)
 
 
 def _sample(ctx: Context, directory: Path) -> list[Path]:

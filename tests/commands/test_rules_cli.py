@@ -27,21 +27,48 @@ def test_convert_writes_the_script_to_the_output_file(tmp_path: Path):
 
 def test_convert_refuses_untranslatable_rules_naming_file_and_line(tmp_path: Path):
     rc = tmp_path / "rc"
-    rc.write_text("MAILDIR=$HOME/Maildir\n:0 fw\n| formail -A 'X-Seen: yes'\n")
+    rc.write_text("MAILDIR=$HOME/Maildir\n:0\n* ? test -f /etc/away\n.Away/\n")
     result = cutover("rules", "convert", str(rc))
     assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {rc}:2: flag f filters")
+    assert result.stderr.startswith(f"error: {rc}:3: a '?' condition runs a program")
     assert result.stdout == ""
 
 
 def test_allow_partial_marks_gaps_and_warns(tmp_path: Path):
     rc = tmp_path / "rc"
-    rc.write_text("MAILDIR=$HOME/Maildir\n:0 fw\n| formail -A 'X-Seen: yes'\n:0\n.Kept/\n")
+    rc.write_text("MAILDIR=$HOME/Maildir\n:0\n* ? test -f /etc/away\n.Away/\n:0\n.Kept/\n")
     result = cutover("rules", "convert", str(rc), "--allow-partial")
     assert result.returncode == 0
-    assert f"# UNTRANSLATED {rc}:2: flag f" in result.stdout
+    assert f"# UNTRANSLATED {rc}:3: a '?' condition" in result.stdout
     assert 'fileinto :create "Kept";' in result.stdout
-    assert f"warning: {rc}:2:" in result.stderr
+    assert f"warning: {rc}:3:" in result.stderr
+
+
+def test_file_and_line_print_verbatim_never_as_emoji(tmp_path: Path):
+    rc = tmp_path / "rc"
+    rc.write_text("MAILDIR=$HOME/Maildir\n" + "# padding\n" * 98 + ":0\n* ? true\n.X/\n")
+    result = cutover("rules", "convert", str(rc), "--allow-partial")
+    assert result.returncode == 0
+    assert f"warning: {rc}:101: a '?' condition" in result.stderr
+    assert "\U0001f4af" not in result.stderr
+
+
+def test_convert_writes_the_part_programs_beside_the_script(tmp_path: Path):
+    rc = tmp_path / "rc"
+    rc.write_text("MAILDIR=$HOME/Maildir\n:0 b\n* ^Subject:.*bulletin\n"
+                  "| /usr/local/bin/ingest-bulletin --queue b\n")
+    output = tmp_path / "out" / "rules.sieve"
+    output.parent.mkdir()
+    result = cutover("rules", "convert", str(rc), "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert 'pipe "ingest-bulletin.body" ["--queue", "b"];' in output.read_text()
+    program = tmp_path / "out" / "programs" / "ingest-bulletin.body"
+    assert program.stat().st_mode & 0o111
+    assert "/usr/local/bin/ingest-bulletin" in program.read_text()
+    elsewhere = tmp_path / "bin"
+    result = cutover("rules", "convert", str(rc), "-o", str(output), "--programs",
+                     str(elsewhere))
+    assert (elsewhere / "ingest-bulletin.body").is_file()
 
 
 def test_convert_reports_syntax_errors_with_lines_even_with_allow_partial(tmp_path: Path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,12 +41,47 @@ def test_copy_flag_keeps_processing_and_uses_copy(tmp_path: Path):
     assert 'require ["copy", "vnd.dovecot.pipe"];' in script
 
 
-def test_dev_null_discards_and_default_elsewhere_is_filed_at_the_end(tmp_path: Path):
+def test_dev_null_discards_and_default_is_the_inbox_wherever_it_points(tmp_path: Path):
     rc = write_rc(tmp_path, "MAILDIR=$HOME/Maildir\nDEFAULT=$MAILDIR/.Unsorted/\n"
-                            ":0\n* ^X-Spam: yes\n/dev/null\n")
+                            ":0\n* ^X-Spam: yes\n/dev/null\n:0\n* ^Subject:.*x\n$DEFAULT\n")
     script = convert(rc).script
     assert "discard;\n    stop;" in script
-    assert script.rstrip().endswith('fileinto :create "Unsorted";')
+    assert 'fileinto "INBOX";' in script
+    assert script.rstrip().endswith("implicit keep")
+
+
+@pytest.mark.parametrize("default", ["/var/mail/$LOGNAME", "$ORGMAIL", "/var/spool/mail/amy",
+                                     "$MAILDIR/inbox/"])
+def test_system_mailbox_and_inbox_defaults_are_the_inbox(tmp_path: Path, default: str):
+    rc = write_rc(tmp_path, f"MAILDIR=$HOME/Mail\nLOGNAME=amy\nDEFAULT={default}\n"
+                            ":0\n* ^Subject:.*x\n$DEFAULT\n")
+    conversion = convert(rc)
+    assert conversion.gaps == []
+    assert 'fileinto "INBOX";' in conversion.script
+
+
+def test_without_maildir_folders_are_relative_to_home(tmp_path: Path):
+    rc = write_rc(tmp_path, ":0\n* ^Subject:.*x\nmail/commits\n:0\n$HOME/Mail/junk\n")
+    conversion = convert(rc)
+    assert conversion.maildir_root == str(tmp_path.resolve())
+    assert 'fileinto :create "mail/commits";' in conversion.script
+    assert 'fileinto :create "Mail/junk";' in conversion.script
+
+
+def test_maildir_set_in_an_includerc_file_counts(tmp_path: Path):
+    write_rc(tmp_path, "MAILDIR=$HOME/mail\n", ".procmail/variables.pm")
+    rc = write_rc(tmp_path, 'INCLUDERC="$HOME/.procmail/variables.pm"\n:0\n* ^Subject:.*x\n'
+                            "lists/x\n")
+    conversion = convert(rc)
+    assert conversion.maildir_root == str(tmp_path.resolve() / "mail")
+    assert 'fileinto :create "lists/x";' in conversion.script
+
+
+def test_default_refusal_names_the_line_that_set_it(tmp_path: Path):
+    rc = write_rc(tmp_path, "MAILDIR=$HOME/Mail\n:0\n* ^Subject:.*x\n{\n"
+                            "  DEFAULT=`pick-default`\n}\n")
+    [gap] = convert(rc, allow_partial=True).gaps
+    assert (gap.line, gap.message.split(" ")[0]) == (5, "DEFAULT")
 
 
 def test_case_sensitive_flag_uses_the_octet_comparator(tmp_path: Path):
@@ -62,12 +98,13 @@ def test_includerc_is_inlined_relative_to_home(tmp_path: Path):
 
 
 def test_untranslatable_recipes_are_gaps_with_lines(tmp_path: Path):
-    rc = write_rc(tmp_path, HEADER + ":0 fw\n| formail -A 'X: y'\n:0\n* ? test -f x\n.X/\n"
-                                     "V=`date`\n:0\n* $ ^Subject:.*$V\n.Y/\n")
+    rc = write_rc(tmp_path, HEADER + ":0 fw\n| spamc | tee x\n:0\n* ? test -f x\n.X/\n"
+                                     "V=`date`\n:0\n* $ ^Subject:.*$V\n.Y/\n"
+                                     ":0\n* 1^1 ^Received:\n.Z/\nCODE=$?\n:0\n* CODE ?? 1\n.V/\n")
     conversion = convert(rc, allow_partial=True)
     assert [(gap.line, gap.message.split(" ")[0]) for gap in conversion.gaps] == [
-        (3, "flag"), (6, "a"), (10, "$V")]
-    assert f"# UNTRANSLATED {rc}:3: flag f" in conversion.script
+        (4, "a"), (6, "a"), (10, "$V"), (13, "a"), (17, "tests")]
+    assert f"# UNTRANSLATED {rc}:4: a shell pipeline" in conversion.script
 
 
 def test_a_and_e_flags_chain_through_variables(tmp_path: Path):
@@ -86,7 +123,7 @@ def test_weighted_conditions_become_the_combinations_that_score(tmp_path: Path):
 
 
 def test_folder_outside_the_mail_root_is_a_gap(tmp_path: Path):
-    rc = write_rc(tmp_path, HEADER + ":0\n/var/spool/mail/x\n")
+    rc = write_rc(tmp_path, HEADER + ":0\n/srv/archive/x\n")
     assert "outside the mail root" in convert(rc).gaps[0].message
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cutover.rules.regex import (
+    ALWAYS,
+    ENVELOPE_FROM,
+    HEADER_NAMES,
     RECIPIENT_HEADERS,
     HeaderMatch,
     RegexUntranslatable,
@@ -22,15 +25,23 @@ from cutover.rules.regex import (
     ("(REB|SEB)[ _-]?bulletin", "(REB|SEB)[ _-]?bulletin"),
 ])
 def test_translate_maps_each_dialect_difference(procmail: str, ere: str):
-    assert translate(procmail) == (ere, False)
+    assert translate(procmail) == (ere, 0)
 
 
-def test_translate_reports_a_match_capture():
-    assert translate("^Subject:.*\\/[0-9]+") == ("^Subject:.*[0-9]+", True)
+def test_translate_puts_what_follows_the_match_marker_in_a_numbered_group():
+    assert translate("^Subject:.*\\/[0-9]+") == ("^Subject:.*([0-9]+)", 1)
+    assert translate("^((List-Id|X-List):(.*[<]\\/[^>]*))") == (
+        "^((List-Id|X-List):(.*[<]([^>]*)))", 4)
+
+
+def test_procmail_backslash_letters_are_plain_letters():
+    assert translate("a\\sb")[0] == "asb"
 
 
 def test_subject_with_any_prefix_becomes_an_unanchored_value_search():
     assert header_match("^Subject:.*DATA_REQUEST") == [HeaderMatch(["subject"], "DATA_REQUEST")]
+    assert header_match("^Sender:.*list-\\/[a-z]+") == [
+        HeaderMatch(["sender"], "list-([a-z]+)", 1)]
 
 
 def test_blanks_after_the_colon_anchor_the_value_start():
@@ -65,9 +76,42 @@ def test_text_glued_to_the_colon_is_refused():
         header_match("^Subject:DATA")
 
 
-def test_a_condition_not_naming_a_header_is_refused():
-    with pytest.raises(RegexUntranslatable, match="whole header"):
-        header_match("DATA_REQUEST")
+def test_a_condition_without_a_header_name_searches_every_field_and_the_envelope():
+    matches = header_match("DATA_REQUEST")
+    assert HeaderMatch(HEADER_NAMES, "DATA_REQUEST") in matches
+    assert HeaderMatch([ENVELOPE_FROM], "DATA_REQUEST") in matches
+
+
+def test_name_without_colon_covers_the_fields_so_named_and_the_from_line():
+    assert header_match("^From.*foo") == [HeaderMatch(["from"], "foo"),
+                                          HeaderMatch([ENVELOPE_FROM], "foo")]
+    assert header_match("^(To|CC).*list") == [HeaderMatch(["cc"], "list"),
+                                              HeaderMatch(["to"], "list")]
+    assert header_match("^From.*edu$") == [HeaderMatch(["from"], "edu$")]
+
+
+def test_any_line_with_a_colon_is_every_field():
+    assert header_match("^.*:.*\\[GTD\\]") == [HeaderMatch(HEADER_NAMES, "\\[GTD\\]")]
+
+
+@pytest.mark.parametrize("regex", [".*", "", "^", "(foo)?"])
+def test_a_regex_matching_empty_text_is_always_true(regex: str):
+    assert header_match(regex) == [ALWAYS]
+
+
+def test_header_start_is_the_from_line():
+    assert header_match("^^rom[ ]") == []
+    assert header_match("^^From") == [ALWAYS]
+
+
+@pytest.mark.parametrize(("regex", "reason"), [
+    ("^Subject: =\\?(iso-8859-1|windows-1251)\\?", "RFC 2047"),
+    ("^List-Id: ActiveRDF users <activerdf.lists.deri.org>", "folded"),
+    ("^X-Private-Prefix-.*", "starts with"),
+])
+def test_what_sieve_would_decide_differently_is_refused(regex: str, reason: str):
+    with pytest.raises(RegexUntranslatable, match=reason):
+        header_match(regex)
 
 
 def test_body_regex_spells_line_edges_and_keeps_dot_on_one_line():

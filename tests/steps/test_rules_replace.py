@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,15 +106,17 @@ def test_rollback_reactivates_the_previous_script_and_restores_procmailrc_bytes(
 
 def test_untranslatable_rules_refuse_the_step_at_preview(workspace: Workspace):
     shutil.copy(CORPUS.parent / "untranslatable/vacation.procmailrc", rc_path(workspace))
-    with pytest.raises(UsageError, match=r"\.procmailrc:5: flag h or b alone"):
+    with pytest.raises(UsageError, match=r"\.procmailrc:6: \$LOGNAME is not set"):
         RulesReplace().preview(context(workspace))
 
 
 def test_rules_that_disagree_refuse_the_switch_unless_forced(workspace: Workspace):
-    # procmail cannot create the mbox Stations/AKS01 (no such directory): mail stays in INBOX,
-    # while Sieve would file it: the verifier catches the difference
+    # an RFC 2047 encoded Subject: procmail sees `DATA=5FREQUEST`, Sieve the decoded
+    # DATA_REQUEST: the verifier catches the difference
     rc_path(workspace).write_text("MAILDIR=$HOME/Maildir\n:0\n* ^Subject:.*DATA_REQUEST\n"
                                   "Stations/AKS01\n")
+    (workspace.root / "samples" / ITEM["address"] / "99-folded.eml").write_text(
+        "From: a@example.net\nSubject: =?utf-8?Q?DATA=5FREQUEST?=\n\nbody\n")
     step, ctx = RulesReplace(), context(workspace)
     changes = step.preview(ctx)
     with pytest.raises(UnsafeChange, match="procmail folder:INBOX, sieve folder:Stations/AKS01"):
@@ -175,3 +178,16 @@ def test_sample_from_a_mailstore_with_crlf_mail_agrees(tmp_path: Path):
     [change] = RulesReplace().preview(ctx)
     RulesReplace().apply(ctx, change)
     assert RulesReplace().verify(ctx, [change]) == []
+
+
+def test_preview_compares_for_real_with_a_private_tmpdir(workspace: Workspace, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """TMPDIR as libpam-tmpdir makes it (0700): sieve-test, working as nobody when run by root,
+    must still read the script and the messages it is given."""
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(private))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    [change] = RulesReplace().preview(context(workspace))
+    assert change.after["procmail_enabled"] is False
+    assert list(private.iterdir()) == []
