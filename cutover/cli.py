@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -15,7 +16,7 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_exceptions
 
-from cutover.commands.common import AppState, err_console
+from cutover.commands.common import AppState, print_error
 from cutover.errors import CutoverError, ValidationFailed
 
 app = typer.Typer(
@@ -31,7 +32,8 @@ app = typer.Typer(
 SUBCOMMANDS = ("plan", "inventory", "report", "mailbox", "dns", "rules")
 TOP_LEVEL = ("run", "routes")
 TOP_LEVEL_COMMANDS = {command: "run" for command in
-                      ("run", "resume", "status", "log", "rollback", "runbook", "init", "demo")}
+                      ("run", "resume", "status", "log", "rollback", "unlock", "runbook", "init",
+                       "demo")}
 TOP_LEVEL_COMMANDS["routes"] = "routes"
 
 
@@ -100,12 +102,17 @@ def _command_named(argv: list[str]) -> str | None:
     return None
 
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = argv if argv is not None else sys.argv[1:]
     debug = "--debug" in arguments
     try:
         mount_commands(only=_command_named(arguments))
         result = app(args=argv, standalone_mode=False)
+        if result == INTERRUPTED:  # typer turns Ctrl-C in a command into this return value
+            raise KeyboardInterrupt
         if isinstance(result, int) and result:  # a command that returns its exit code
             sys.exit(result)
     except CutoverError as exc:
@@ -115,10 +122,10 @@ def main(argv: list[str] | None = None) -> None:
                                                                         if str(exc) else
                                                                         type(exc).__name__]
         for line in lines:
-            err_console.print(f"error: {line}", markup=False, soft_wrap=True)
+            print_error(line)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("error: aborted", markup=False)
+        print_error("aborted")
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -126,15 +133,42 @@ def main(argv: list[str] | None = None) -> None:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `cutover` or `cutover plan` alone
             print(exc.ctx.get_help())
             sys.exit(2)
-        err_console.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+        print_error(exc.format_message())
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("error: interrupted", markup=False)
-        sys.exit(130)
-    except Exception as exc:  # a bug: still one line unless --debug
+        print_error("interrupted")
+        sys.exit(INTERRUPTED)
+    except Exception as exc:
         if debug or os.environ.get("CUTOVER_DEBUG"):
             raise
-        err_console.print(f"error: internal error: {type(exc).__name__}: {exc} "
-                          "(run with --debug for the traceback)", markup=False, soft_wrap=True)
+        known = _environment_failure(exc)
+        if known is not None:
+            print_error(known)
+            sys.exit(2)
+        # a bug: still one line unless --debug
+        print_error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+                    "traceback)")
         sys.exit(1)
     sys.exit(0)
+
+
+RESUME_HINT = "free some space, then run the command again (an interrupted run continues " \
+              "with `cutover resume`)"
+
+
+def _environment_failure(exc: Exception) -> str | None:
+    """The message for a failure of the machine rather than of cutover (a full disk, a
+    corrupt state database met after it was opened), or None for a bug."""
+    import sqlite3
+
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        return f"no space left on device{where}: {RESUME_HINT}"
+    if isinstance(exc, sqlite3.DatabaseError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+            return f"no space left on device writing the state database: {RESUME_HINT}"
+        if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc):
+            return (f"the state database is corrupt ({exc}): restore it from a backup, or "
+                    "move it aside to start afresh")
+    return None

@@ -15,9 +15,10 @@ from pathlib import Path
 
 
 def atomic_write(path: Path | str, content: str | bytes, mode: int | None = None,
-                 encoding: str = "utf-8") -> None:
-    """Replace `path` with `content` atomically. An existing file's mode and owner are kept
-    (unless `mode` is given); a new file gets `mode`, else 0644 less the umask."""
+                 encoding: str = "utf-8", new_file_mode: int | None = None) -> None:
+    """Replace `path` with `content` atomically (text is written as given: no newline
+    translation). An existing file's mode and owner are kept unless `mode` is given; a new file
+    gets `mode`, else `new_file_mode`, else 0666 less the umask."""
     path = Path(path)
     data = content.encode(encoding) if isinstance(content, str) else content
     try:
@@ -35,6 +36,8 @@ def atomic_write(path: Path | str, content: str | bytes, mode: int | None = None
             os.chmod(temporary, mode)
         elif existing is not None:
             os.chmod(temporary, existing.st_mode & 0o7777)
+        elif new_file_mode is not None:
+            os.chmod(temporary, new_file_mode)
         else:
             umask = os.umask(0)
             os.umask(umask)

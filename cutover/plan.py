@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cutover import yaml_loader
 from cutover.errors import PlanInvalid, Problem
 from cutover.step_graph import CycleFound, StepGraph
 from cutover.steps.base import STEP_KINDS, Step, iter_kinds
+from cutover.yaml_loader import Lines
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -83,44 +84,14 @@ class Plan:
         return [self.step(step_id) for step_id in self.graph.order]
 
 
-class _Lines:
-    """Line numbers of every node of a YAML document, by path of keys and indexes."""
-
-    def __init__(self, node: yaml.Node | None):
-        self.lines: dict[tuple, int] = {}
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, path: tuple) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                self._walk(value, path + (key.value,))
-                # a key's own line, not its value's: "unknown key" points at the key
-                self.lines[path + (key.value,)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, value in enumerate(node.value):
-                self._walk(value, path + (index,))
-
-    def line(self, path: tuple) -> int:
-        while path and path not in self.lines:
-            path = path[:-1]
-        return self.lines.get(path, 1)
-
-
-def _parse_yaml(path: Path, text: str) -> tuple[Any, _Lines]:
+def _parse_yaml(path: Path, raw: bytes) -> tuple[Any, Lines]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise PlanInvalid([Problem(str(path), line, f"invalid YAML: {problem}")]) from None
-    return data, _Lines(node)
+        return yaml_loader.load(yaml_loader.decode(raw))
+    except yaml_loader.YamlProblem as problem:
+        raise PlanInvalid([Problem(str(path), problem.line, problem.message)]) from None
 
 
-def _pydantic_problems(error: ValidationError, file: str, lines: _Lines,
+def _pydantic_problems(error: ValidationError, file: str, lines: Lines,
                        prefix: tuple = ()) -> list[Problem]:
     problems = []
     for detail in error.errors():
@@ -138,12 +109,10 @@ def load_plan(path: Path | str) -> Plan:
     path = Path(path)
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise PlanInvalid([Problem(file, 1, f"cannot read plan: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise PlanInvalid([Problem(file, 1, "plan is not UTF-8 text")]) from None
-    data, lines = _parse_yaml(path, text)
+    data, lines = _parse_yaml(path, raw)
     if not isinstance(data, dict):
         raise PlanInvalid([Problem(file, 1, "a plan is a mapping with name, description, steps")])
     try:
@@ -160,11 +129,11 @@ def load_plan(path: Path | str) -> Plan:
     problems += cycle
     if problems:
         raise PlanInvalid(_unique(problems))
-    digest = hashlib.sha256(text.encode()).hexdigest()
+    digest = hashlib.sha256(raw).hexdigest()
     return Plan(spec.name, spec.description, path.resolve(), steps, digest, graph)
 
 
-def _cycle_problems(steps: list[tuple[Any, Any]], file: str, lines: _Lines
+def _cycle_problems(steps: list[tuple[Any, Any]], file: str, lines: Lines
                     ) -> tuple[StepGraph | None, list[Problem]]:
     """The requires graph, or the cycle in it, whatever else is wrong with the plan. Skipped
     while ids are duplicated or `requires` names unknown steps (reported on their own)."""
@@ -186,7 +155,7 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-def _check_steps(spec: PlanSpec, file: str, lines: _Lines
+def _check_steps(spec: PlanSpec, file: str, lines: Lines
                  ) -> tuple[list[PlannedStep], list[Problem]]:
     problems: list[Problem] = []
     steps: list[PlannedStep] = []
@@ -213,7 +182,7 @@ def _check_steps(spec: PlanSpec, file: str, lines: _Lines
     return steps, problems
 
 
-def _check_step(step: StepSpec, index: int, file: str, lines: _Lines
+def _check_step(step: StepSpec, index: int, file: str, lines: Lines
                 ) -> tuple[PlannedStep | None, list[Problem]]:
     """The step's kind exists and its params fit the kind."""
     list(iter_kinds())  # importing the package registers every kind
@@ -230,7 +199,7 @@ def _check_step(step: StepSpec, index: int, file: str, lines: _Lines
     return PlannedStep(step, kind, params, lines.line(at)), []
 
 
-def _step_problems_from_raw(data: dict, file: str, lines: _Lines) -> list[Problem]:
+def _step_problems_from_raw(data: dict, file: str, lines: Lines) -> list[Problem]:
     """When the plan's shape is wrong, still report unknown kinds and bad params of the steps
     that are well-formed, so the operator sees every problem in one go."""
     raw_steps = data.get("steps")
@@ -244,3 +213,53 @@ def _step_problems_from_raw(data: dict, file: str, lines: _Lines) -> list[Proble
             continue
         problems += _check_step(step, index, file, lines)[1]
     return problems
+
+
+def plan_from_checkpoints(name: str, path: Path | None, state: Any,
+                          base: Plan | None = None) -> Plan:
+    """`base` (the plan file as it is now) plus every checkpointed step it no longer has,
+    rebuilt from its checkpoint (kind and params): a rollback needs nothing else, so applied
+    changes stay reversible whatever happened to the plan file."""
+    from cutover.errors import NotFound
+
+    list(iter_kinds())
+    steps = list(base.steps) if base is not None else []
+    known = {step.id for step in steps}
+    for row in state.checkpoints(name):
+        if row["step_id"] in known or row["kind"] not in STEP_KINDS:
+            continue
+        kind = STEP_KINDS[row["kind"]]
+        try:
+            params = kind.Params.model_validate(row["params"])
+        except ValidationError:
+            params = kind.Params.model_construct(**row["params"])
+        spec = StepSpec.model_construct(id=row["step_id"], kind=row["kind"], description="",
+                                        requires=[], for_each=None, confirm=True,
+                                        params=row["params"])
+        steps.append(PlannedStep(spec, kind, params, 0))
+        known.add(row["step_id"])
+    if not steps:
+        raise NotFound(f"plan {name}: neither its file nor the state has any step")
+    requires = {step.id: [dep for dep in step.spec.requires if dep in known] for step in steps}
+    return Plan(name, base.description if base else "", path or Path(name), steps,
+                base.digest if base else "", StepGraph(requires))
+
+
+def plan_outline(path: Path) -> list[tuple[str, str]]:
+    """The steps of a plan file in run order, as (id, kind), without loading the step kinds:
+    enough for `cutover status`, which must stay fast on a big workspace. Raises PlanInvalid
+    when the file does not even have that shape."""
+    path = Path(path)
+    try:
+        data, _ = yaml_loader.load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml_loader.YamlProblem):
+        raise PlanInvalid([Problem(str(path), 1, "cannot read the plan's steps")]) from None
+    raw = data.get("steps") if isinstance(data, dict) else None
+    steps = [s for s in raw or [] if isinstance(s, dict) and isinstance(s.get("id"), str)]
+    kinds = {s["id"]: str(s.get("kind")) for s in steps}
+    requires = {s["id"]: [r for r in (s.get("requires") or []) if r in kinds] for s in steps}
+    try:
+        order = StepGraph(requires).order
+    except CycleFound:
+        order = list(requires)
+    return [(step_id, kinds[step_id]) for step_id in order]

@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from cutover.connectors.base import load_all
+from cutover.connectors.base import CONNECTORS, load_all
+from cutover.connectors.roles import ROLES
 from cutover.steps.base import STEP_KINDS, iter_kinds
 
 
@@ -65,8 +66,16 @@ def connectors_markdown() -> str:
              "Generated from the code (`cutover/reference.py`). `cutover.yaml` chooses one per "
              "logical system; each real connector has a file-backed twin behind the same "
              "interface.", ""]
-    for kind, cls in sorted(load_all().items()):
+    load_all()
+    by_class: dict[type, list[str]] = {}
+    for (role, kind), cls in CONNECTORS.items():
+        if kind == cls.connector_kind:
+            by_class.setdefault(cls, []).append(role or "any role")
+    for cls, roles in sorted(by_class.items(),
+                             key=lambda entry: (entry[0].connector_kind, entry[1])):
         module = sys.modules[cls.__module__]
-        lines += [f"## `{kind}`: {cls.__name__}", "", f"`{cls.__module__}`", "",
-                  inspect.cleandoc(module.__doc__ or ""), ""]
+        section = ", ".join(f"{role} (`{ROLES[role].section}:`)" if role in ROLES else role
+                            for role in sorted(roles))
+        lines += [f"## `{cls.connector_kind}`: {cls.__name__}", "", f"`{cls.__module__}`; "
+                  f"role: {section}", "", inspect.cleandoc(module.__doc__ or ""), ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -9,7 +9,6 @@ restores every applied change's `before` and verifies the restore.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,8 +23,11 @@ from cutover.errors import (
     StepFailed,
     UsageError,
     VerificationFailed,
+    WorldChanged,
 )
+from cutover.faults import crash_if_asked
 from cutover.plan import Plan, PlannedStep
+from cutover.safety import drifted, raise_if_unsafe
 from cutover.state import State, iso, parse_iso
 from cutover.steps.base import Change, Context, Finding, Waiting, changes_digest
 from cutover.workspace import Workspace
@@ -83,9 +85,7 @@ class RunResult:
 
 def _crash_if_asked(step_id: str, point: str) -> None:
     """Fault injection for tests: CUTOVER_CRASH_AT=STEP_ID:POINT exits at once with 137."""
-    wanted = os.environ.get("CUTOVER_CRASH_AT", "")
-    if wanted and wanted == f"{step_id}:{point}":
-        os._exit(137)
+    crash_if_asked(f"{step_id}:{point}")
 
 
 def select_items(recipients: list[dict[str, Any]], selector: dict[str, Any]
@@ -107,6 +107,7 @@ class Runner:
                  output: Output | None = None, confirm: Confirm | None = None):
         self.workspace = workspace
         self.state = state
+        workspace.state = state  # handed to connectors that keep a table in it
         self.plan = plan
         self.output = output or QuietOutput()
         self.confirm = confirm
@@ -152,13 +153,14 @@ class Runner:
                            "snapshot exists: run `cutover inventory collect` first")
         return select_items(recipients, step.spec.for_each)
 
-    def preview_step(self, step: PlannedStep, force: bool = False
+    def preview_step(self, step: PlannedStep, force: bool = False,
+                     items: list[dict[str, Any] | None] | None = None
                      ) -> list[tuple[Change, dict[str, Any] | None]]:
-        """Every change of the step, each with the inventory item it is for."""
+        """Every change of the step (of `items`, default all), each with its inventory item."""
         instance = step.kind()
         planned: list[tuple[Change, dict[str, Any] | None]] = []
         seen: set[str] = set()
-        for item in self.items_for(step):
+        for item in self.items_for(step) if items is None else items:
             for change in instance.preview(self.context(step, item, force=force, dry_run=True)):
                 if change.item in seen:
                     change = Change(f"{item['address'] if item else '-'}: {change.item}",
@@ -205,18 +207,12 @@ class Runner:
             # this invocation changed anything leaves the state as it was, audit log apart.
             # A failure once a checkpoint exists keeps its run: resume picks it up.
             if isinstance(exc, (UsageError, KeyboardInterrupt)) and not result.done and \
-                    not self._checkpointed_since(run_id):
-                self.state.db["runs"].delete(run_id)
+                    not self.state.checkpointed_since(self.plan.name, run_id):
+                self.state.delete_run(run_id)
             raise
         self.state.finish_run(run_id, "finished")
         self.state.record_event("run-finished", self.plan.name)
         return result
-
-    def _checkpointed_since(self, run_id: int) -> bool:
-        started = self.state.db["runs"].get(run_id)["started"]
-        return bool(self.state.db.execute(
-            "SELECT COUNT(*) FROM checkpoints WHERE plan = ? AND created >= ?",
-            [self.plan.name, started]).fetchone()[0])
 
     def _dry_run(self, steps: list[PlannedStep], options: RunOptions,
                  result: RunResult) -> RunResult:
@@ -248,14 +244,26 @@ class Runner:
                    if self.state.step_status(self.plan.name, dep) != "done"]
         if missing:
             raise UsageError(f"step {step.id} requires {', '.join(missing)}, not done yet")
+        for dep in step.spec.requires:
+            uncovered = self.uncovered_items(self.plan.step(dep))
+            if uncovered:
+                raise UsageError(f"step {step.id} requires {dep}, which has not handled "
+                                 f"{', '.join(i['address'] for i in uncovered)} (collected "
+                                 f"since it ran): run `cutover run "
+                                 f"{self.workspace.display(self.plan.path)} --step "
+                                 f"{dep}` first")
 
     def _run_step(self, step: PlannedStep, options: RunOptions, result: RunResult) -> str:
         row = self.state.step(self.plan.name, step.id)
         status = row["status"] if row else "pending"
         if status == "done":
-            self.output.step_header(step, "already done")
-            result.skipped.append(step.id)
-            return "done"
+            uncovered = self.uncovered_items(step)
+            if not uncovered:
+                self.output.step_header(step, "already done")
+                result.skipped.append(step.id)
+                return "done"
+            self._extend(step, uncovered, options, result)
+            status = "running"
         checkpoint = self.state.checkpoint(self.plan.name, step.id)
         if status in ("running", "failed") and checkpoint is not None:
             self.output.step_header(step, "resuming from its checkpoint")
@@ -265,16 +273,56 @@ class Runner:
                                      f"{checkpoint['preview_hash'][:12]}, not the reviewed "
                                      f"{reviewed[:12]}; nothing was applied")
             entries = checkpoint["changes"]
+            resuming = True
         else:
             entries = self._preview_and_checkpoint(step, options, result)
             if entries is None:
                 return "waiting"
-        self._apply_entries(step, entries, options)
+            resuming = False
+        self._apply_entries(step, entries, options, resuming)
         self._verify(step, entries)
         self.state.set_step(self.plan.name, step.id, step.spec.kind, "done")
         self.state.record_event("step-done", self.plan.name, step.id)
         result.done.append(step.id)
         return "done"
+
+    def uncovered_items(self, step: PlannedStep) -> list[dict[str, Any]]:
+        """Inventory items a done for_each step was never run over (collected since): until it
+        handles them, steps after it would route mail to what does not exist."""
+        if step.spec.for_each is None:
+            return []
+        checkpoint = self.state.checkpoint(self.plan.name, step.id)
+        if checkpoint is None or checkpoint.get("covered") is None:
+            return []
+        covered = set(checkpoint["covered"])
+        return [item for item in self.items_for(step) if item["address"] not in covered]
+
+    def _extend(self, step: PlannedStep, items: list[dict[str, Any]], options: RunOptions,
+                result: RunResult) -> None:
+        """Re-open a done step for the items it never handled: preview them, pass the gate,
+        confirm, add them to its checkpoint; the caller applies and verifies them."""
+        names = ", ".join(item["address"] for item in items)
+        self.output.step_header(step, f"done, but the inventory gained {len(items)} item(s) "
+                                      f"since: {names}")
+        planned = self.preview_step(step, options.force, items)
+        changes = [change for change, _ in planned]
+        digest = changes_digest(changes)
+        self.output.preview(step, changes)
+        result.previews[step.id] = changes
+        result.preview_hashes[step.id] = digest
+        self._gate(step.id, step.kind().unsafe_reasons(self.context(step, force=options.force,
+                                                                    dry_run=True), changes),
+                   options.force)
+        if changes and step.spec.confirm and not options.yes:
+            if self.confirm is None or not self.confirm(step, changes):
+                raise ConfirmationRequired(f"step {step.id} must also handle {names}: confirm "
+                                           "on a terminal or pass --yes")
+        covered = (self.state.checkpoint(self.plan.name, step.id) or {}).get("covered") or []
+        self.state.extend_checkpoint(self.plan.name, step.id, step.spec.kind,
+                                     [dict(c.to_json(), for_item=i) for c, i in planned],
+                                     digest, covered + [item["address"] for item in items])
+        self.state.record_event("checkpoint", self.plan.name, step.id,
+                                message=f"re-opened for {len(items)} new item(s): {names}")
 
     def _preview_and_checkpoint(self, step: PlannedStep, options: RunOptions,
                                 result: RunResult) -> list[dict[str, Any]] | None:
@@ -303,6 +351,9 @@ class Runner:
             raise PreviewChanged(f"step {step.id}: the preview is {digest[:12]}, not the "
                                  f"reviewed {options.expect_hash[:12]}: the world changed "
                                  "since the review; nothing was applied (review it again)")
+        self._gate(step.id, step.kind().unsafe_reasons(self.context(step, force=options.force,
+                                                                    dry_run=True), changes),
+                   options.force)
         if changes and step.spec.confirm and not options.yes:
             if self.confirm is None:
                 raise ConfirmationRequired(f"step {step.id} changes {len(changes)} item(s): "
@@ -310,15 +361,25 @@ class Runner:
             if not self.confirm(step, changes):
                 raise ConfirmationRequired(f"step {step.id} was not confirmed; nothing changed")
         entries = [dict(change.to_json(), for_item=item) for change, item in planned]
+        covered = None if step.spec.for_each is None else \
+            [item["address"] for item in self.items_for(step)]
         self.state.write_checkpoint(self.plan.name, step.id, step.spec.kind, entries, digest,
-                                    step.params.model_dump(mode="json"))
+                                    step.params.model_dump(mode="json"), covered)
         self.state.record_event("checkpoint", self.plan.name, step.id,
                                 message=f"{len(entries)} change(s) recorded before applying")
         _crash_if_asked(step.id, "after-checkpoint")
         return entries
 
+    def _gate(self, step_id: str, reasons: list[str], force: bool,
+              what: str = "unsafe change refused") -> None:
+        """The one safety gate (cutover.safety): refuse naming every reason, unless forced;
+        a forced pass is said and audited."""
+        for reason in raise_if_unsafe(step_id, reasons, force, what):
+            self.output.note(f"--force: passing: {reason}")
+            self.state.record_event("unsafe-forced", self.plan.name, step_id, message=reason)
+
     def _apply_entries(self, step: PlannedStep, entries: list[dict[str, Any]],
-                       options: RunOptions) -> None:
+                       options: RunOptions, resuming: bool = False) -> None:
         instance = step.kind()
         params = self.applied_params(step)
         status_by_item = {row["item"]: row["status"] for row in
@@ -327,11 +388,15 @@ class Runner:
         done = sum(1 for entry in entries if status_by_item.get(entry["item"]) == "done")
         if not entries:
             _crash_if_asked(step.id, "mid-apply")  # "half" of nothing is now
+        in_flight = resuming  # the first pending item of a resumed step may be half applied
         for entry in entries:
             if status_by_item.get(entry["item"]) == "done":
                 continue
             change = _change_of(entry)
             ctx = self.context(step, entry.get("for_item"), force=options.force, params=params)
+            if not in_flight:
+                self._refuse_if_world_moved(step, instance, ctx, change, options.force)
+            in_flight = False
             try:
                 instance.apply(ctx, change)
             except CutoverError as exc:
@@ -348,10 +413,28 @@ class Runner:
                 _crash_if_asked(step.id, "mid-apply")
         _crash_if_asked(step.id, "after-apply")
 
-    def _fail(self, step: PlannedStep, message: str) -> None:
+    def _refuse_if_world_moved(self, step: PlannedStep, instance: Any, ctx: Context,
+                               change: Change, force: bool) -> None:
+        """The gate before one item is applied: the world still shows what the preview saw
+        (or already what it wants); else someone changed it since, and applying would
+        overwrite their change."""
+        try:
+            reason = drifted(instance, ctx, change, [change.before, change.after])
+        except CutoverError:
+            return  # cannot observe now: apply itself will say what is wrong
+        if reason is None:
+            return
+        try:
+            self._gate(step.id, [f"{reason}, not as previewed"], force,
+                       "the world changed since the preview")
+        except UsageError as exc:
+            self._fail(step, str(exc).split(": ", 1)[1], WorldChanged)
+
+    def _fail(self, step: PlannedStep, message: str,
+              error: type[CutoverError] = StepFailed) -> None:
         self.state.set_step(self.plan.name, step.id, step.spec.kind, "failed", message=message)
         self.state.record_event("step-failed", self.plan.name, step.id, message=message)
-        raise StepFailed(f"step {step.id}: {message}")
+        raise error(f"step {step.id}: {message}")
 
     def _verify(self, step: PlannedStep, entries: list[dict[str, Any]],
                 rollback: bool = False) -> None:
@@ -398,7 +481,8 @@ class Runner:
         return list(groups.values())
 
     # --- rollback ------------------------------------------------------------------------
-    def rollback(self, step_id: str, cascade: bool = False, yes: bool = False) -> list[str]:
+    def rollback(self, step_id: str, cascade: bool = False, yes: bool = False,
+                 force: bool = False) -> list[str]:
         if not self.plan.has_step(step_id):
             raise RollbackRefused(f"plan {self.plan.name} has no step {step_id!r}")
         if self.state.step_status(self.plan.name, step_id) not in APPLIED or \
@@ -413,6 +497,10 @@ class Runner:
                                   f"{', '.join(applied_dependents)} (roll them back first, "
                                   "or use --cascade)")
         order = list(reversed(applied_dependents)) + [step_id]
+        reasons = [reason for name in order for reason in self._rollback_drift(
+            self.plan.step(name))]
+        self._gate(step_id, reasons, force, "changed since it was applied, so a rollback "
+                   "would overwrite that change")
         if not yes:
             if self.confirm is None:
                 raise ConfirmationRequired(f"rolling back {', '.join(order)}: confirm on a "
@@ -420,32 +508,57 @@ class Runner:
             if not self.confirm(self.plan.step(step_id), []):
                 raise ConfirmationRequired("rollback was not confirmed; nothing changed")
         for name in order:
-            self._rollback_step(self.plan.step(name))
+            self._rollback_step(self.plan.step(name), force)
         # an interrupted run must not re-apply, on resume, what was just rolled back
         self.state.supersede_runs(self.plan.name)
         return order
 
-    def _rollback_step(self, step: PlannedStep) -> None:
+    def _touched(self, step: PlannedStep) -> list[tuple[dict[str, Any], bool]]:
+        """The checkpoint entries a rollback restores, each with whether it was in flight:
+        the applied items, plus the first pending one (it may have been mid-apply at a crash).
+        """
         checkpoint = self.state.checkpoint(self.plan.name, step.id)
         assert checkpoint is not None
         status_by_item = {row["item"]: row["status"] for row in
                           self.state.items(self.plan.name, step.id)}
-        # Applied items, plus the first pending one: it may have been in flight at a crash.
-        touched: list[dict[str, Any]] = []
+        touched: list[tuple[dict[str, Any], bool]] = []
         for entry in checkpoint["changes"]:
             status = status_by_item.get(entry["item"], "pending")
             if status == "done":
-                touched.append(entry)
+                touched.append((entry, False))
             elif status == "pending":
-                touched.append(entry)
+                touched.append((entry, True))
                 break
+        return touched
+
+    def _rollback_drift(self, step: PlannedStep) -> list[str]:
+        """What someone changed since this step applied it: the world is not its `after`
+        (an in-flight item may also still be at `before`)."""
+        instance = step.kind()
+        params = self.applied_params(step)
+        reasons = []
+        for entry, in_flight in self._touched(step):
+            change = _change_of(entry)
+            allowed = [change.after, change.before] if in_flight else [change.after]
+            try:
+                reason = drifted(instance, self.context(step, entry.get("for_item"),
+                                                        params=params), change, allowed)
+            except CutoverError:
+                continue  # cannot observe: the rollback itself will say what is wrong
+            if reason is not None:
+                reasons.append(f"{step.id}: {reason}, applied as "
+                               f"{instance.describe_state(change.after)}")
+        return reasons
+
+    def _rollback_step(self, step: PlannedStep, force: bool = False) -> None:
+        touched = [entry for entry, _ in self._touched(step)]
         self.output.step_header(step, f"rolling back {len(touched)} change(s)")
         instance = step.kind()
         params = self.applied_params(step)
         for entry in reversed(touched):
             change = _change_of(entry)
             try:
-                instance.rollback(self.context(step, entry.get("for_item"), force=True,
+                instance.rollback(self.context(step, entry.get("for_item"), force=force,
                                                params=params), change)
             except CutoverError as exc:
                 self._fail(step, f"rollback of {change.item} failed: {str(exc).splitlines()[0]}")

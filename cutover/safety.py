@@ -1,4 +1,12 @@
-"""Safety thresholds and their defaults, in one place (after octoDNS's Plan.raise_if_unsafe).
+"""The one safety gate, and the thresholds it applies (after octoDNS's Plan.raise_if_unsafe).
+
+The runner asks the gate three questions, and only `--force` passes any of them:
+- before confirming a preview: the step kind's `unsafe_reasons` (thresholds, rules that disagree);
+- before applying an item: has the world moved since the preview (neither before nor after)?
+- before rolling back: has anyone changed what the step applied (the world is not `after`)?
+A refusal names every reason at once; a forced pass is logged and audited.
+
+The DNS thresholds:
 
 A step that would change too large a share of what exists is refused unless the operator passes
 `--force`: a typo in a plan should not be able to rewrite a whole zone. Small zones are exempt
@@ -16,6 +24,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from cutover.errors import UnsafeChange
+
+
+class Unobserved:
+    """What `Step.observe` returns when a kind cannot tell an item's state (mail arrives all
+    the time, say): the gate then has nothing to compare."""
+
+    def __repr__(self) -> str:
+        return "UNOBSERVED"
+
+
+UNOBSERVED = Unobserved()
 
 MAX_SAFE_UPDATE_SHARE = 0.3
 MAX_SAFE_DELETE_SHARE = 0.3
@@ -70,10 +89,23 @@ def unsafe_reasons(counts: ZoneChangeCounts, limits: Thresholds) -> list[str]:
     return reasons
 
 
-def raise_if_unsafe(counts: ZoneChangeCounts, limits: Thresholds, force: bool) -> list[str]:
-    """Raise UnsafeChange naming every reason, unless forced; returns the reasons passed."""
-    reasons = unsafe_reasons(counts, limits)
+def raise_if_unsafe(step_id: str, reasons: list[str], force: bool,
+                    what: str = "unsafe change refused") -> list[str]:
+    """The gate: raise UnsafeChange naming every reason, unless forced; returns the reasons
+    that --force passed (the caller logs and audits them)."""
     if reasons and not force:
-        raise UnsafeChange("unsafe change refused: " + "; ".join(reasons) +
+        raise UnsafeChange(f"step {step_id}: {what}: " + "; ".join(reasons) +
                            " (pass --force if this is intended)")
     return reasons
+
+
+def drifted(step: Any, ctx: Any, change: Any, allowed: list[Any]) -> str | None:
+    """Why `change.item` may not be touched: the world shows none of the `allowed` payloads
+    (compared through the step kind's `comparable`); None when it does, or cannot tell."""
+    observed = step.observe(ctx, change)
+    if observed is UNOBSERVED:
+        return None
+    now = step.comparable(observed)
+    if any(now == step.comparable(payload) for payload in allowed):
+        return None
+    return f"{change.item} is now {step.describe_state(observed)}"

@@ -16,13 +16,14 @@ events are written from changes and messages only.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
 import socket
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ def m002_settings(db: sqlite_utils.Database) -> None:
 def m003_checkpoint_params(db: sqlite_utils.Database) -> None:
     # the params a step was applied with: rollback and resume use them, not a plan edited since
     db["checkpoints"].add_column("params", str)
+
+
+@STATE_MIGRATIONS()
+def m004_checkpoint_covered(db: sqlite_utils.Database) -> None:
+    # the for_each items a step was run over: items the inventory gains later re-open it
+    db["checkpoints"].add_column("covered", str)
 
 
 def utcnow() -> datetime:
@@ -115,12 +122,17 @@ class State:
         self.db = db
         self.path = path
         self.holds = Holds(self)
+        #: a snapshot (`open_snapshot`): writes go to memory and are lost, by design
+        self.read_only = False
 
     @classmethod
     def open(cls, path: Path | str, create: bool = True) -> State:
         path = Path(path)
         if not path.exists() and not create:
             raise StateUnusable(f"no state database at {path}")
+        conn = None
+        created = str(path) != ":memory:" and not path.exists()
+        created_dir = created and not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
@@ -129,6 +141,8 @@ class State:
             tables = db.table_names()
             if app_id != APPLICATION_ID and tables:
                 raise StateUnusable(f"{path} is not a cutover state database")
+            if tables and str(path) != ":memory:":
+                _check_integrity(conn, path)
             if not tables:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
@@ -138,13 +152,74 @@ class State:
             state = cls(db, path)
             state.migrate(STATE_MIGRATIONS)
             return state
-        except sqlite3.DatabaseError as exc:
-            raise StateUnusable(f"{path} is not a usable state database ({exc})") from None
-        except PermissionError:
-            raise StateUnusable(f"cannot write the state database at {path}") from None
-        except OSError as exc:
-            raise StateUnusable(f"cannot open the state database at {path}: "
-                                f"{exc.strerror}") from None
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if created:  # a refused open leaves no empty database behind
+                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    leftover.unlink(missing_ok=True)
+                if created_dir:
+                    with suppress(OSError):
+                        path.parent.rmdir()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise _unusable(path, exc) from None
+            if isinstance(exc, PermissionError):
+                raise StateUnusable(f"cannot write the state database at {path}") from None
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise StateUnusable(f"no space left on device for the state database at "
+                                    f"{path}: free some space, then run the command "
+                                    "again") from None
+            if isinstance(exc, OSError):
+                raise StateUnusable(f"cannot open the state database at {path}: "
+                                    f"{exc.strerror}") from None
+            raise
+
+    @classmethod
+    def open_snapshot(cls, path: Path | str, copy: bool = True) -> State:
+        """A read-only view of the state at `path` (an empty state when there is none), for
+        previews, status and reports. The file is opened immutable (or read-only through an
+        existing WAL), so nothing is written beside it, whatever the workspace's permissions.
+        With `copy` (previews: steps may create their tables) it is copied into memory and
+        migrated there; without, it is read in place (reports of a big inventory)."""
+        path = Path(path)
+        if not copy and path.exists():
+            wal = path.with_name(path.name + "-wal")
+            mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+            try:
+                conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True,
+                                       isolation_level=None, check_same_thread=False)
+                if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                    raise StateUnusable(f"{path} is not a cutover state database")
+            except sqlite3.DatabaseError as exc:
+                raise StateUnusable(f"{path} is not a usable state database ({exc}): restore "
+                                    "it from a backup, or move it aside to start afresh") from None
+            state = cls(sqlite_utils.Database(conn), path)
+            state.read_only = True
+            return state
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        if path.exists():
+            try:
+                # Without a -wal file the database is all in the main file: open it immutable,
+                # so not even a -shm is created. With one (a writer is open, or crashed), read
+                # through it read-only: both side files exist already, nothing new is written.
+                wal = path.with_name(path.name + "-wal")
+                mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+                source = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+                try:
+                    if source.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID \
+                            and source.execute("SELECT count(*) FROM sqlite_master"
+                                               ).fetchone()[0]:
+                        raise StateUnusable(f"{path} is not a cutover state database")
+                    source.backup(memory)
+                finally:
+                    source.close()
+            except sqlite3.DatabaseError as exc:
+                raise StateUnusable(f"{path} is not a usable state database ({exc}): restore "
+                                    "it from a backup, or move it aside to start afresh") from None
+        state = cls(sqlite_utils.Database(memory), path)
+        state.read_only = True
+        state.migrate(STATE_MIGRATIONS)  # in memory only: an older file still reads
+        return state
 
     def migrate(self, migrations: Migrations) -> None:
         try:
@@ -156,6 +231,14 @@ class State:
 
     def close(self) -> None:
         self.db.conn.close()
+
+    def shared_connection(self) -> sqlite3.Connection:
+        """A connection to this state that may move between threads (one at a time), for the
+        tables a connector is handed (the Graph UID map). A snapshot shares its own."""
+        if self.read_only or str(self.path) == ":memory:":
+            return self.db.conn
+        return sqlite3.connect(str(self.path), timeout=10, isolation_level=None,
+                               check_same_thread=False)
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -204,6 +287,35 @@ class State:
 
     def release_lock(self) -> None:
         self.db.conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
+
+    def lock_holder(self) -> dict[str, Any] | None:
+        """Who holds the workspace lock (pid, host, command, acquired), and whether it is
+        provably stale (a dead process on this host)."""
+        rows = list(self.db["lock"].rows_where("id = 1"))
+        if not rows:
+            return None
+        held = rows[0]
+        held.pop("id", None)
+        held["stale"] = _lock_is_stale(held["pid"], held["host"], socket.gethostname()) and \
+            held["pid"] != os.getpid()
+        return held
+
+    def clear_lock(self, force: bool = False) -> dict[str, Any] | None:
+        """Remove a lock its holder can no longer release. Without `force` only a stale one;
+        with it any (the holder on another host, a pid reused by another process). Audited."""
+        held = self.lock_holder()
+        if held is None:
+            return None
+        if not held["stale"] and not force:
+            raise WorkspaceLocked(f"workspace is locked by `{held['command']}` (pid "
+                                  f"{held['pid']} on {held['host']} since {held['acquired']}); "
+                                  "if that process is gone for good: cutover unlock --force")
+        with self.db.atomic():
+            self.db.execute("DELETE FROM lock WHERE id = 1")
+            self.record_event("lock-cleared", message=f"lock of `{held['command']}` (pid "
+                              f"{held['pid']} on {held['host']} since {held['acquired']})"
+                              + (" cleared with --force" if force else " was stale"))
+        return held
 
     # --- runs and steps ---------------------------------------------------------------------
     def start_run(self, plan: str, plan_path: str, options: dict[str, Any]) -> int:
@@ -262,7 +374,8 @@ class State:
 
     # --- checkpoints and items --------------------------------------------------------------
     def write_checkpoint(self, plan: str, step_id: str, kind: str, changes: list[dict[str, Any]],
-                         preview_hash: str, params: dict[str, Any] | None = None) -> None:
+                         preview_hash: str, params: dict[str, Any] | None = None,
+                         covered: list[str] | None = None) -> None:
         """Durably record what will change, and how to undo it, before anything changes."""
         with self.db.atomic():
             self.db["items"].delete_where("plan = ? AND step_id = ?", [plan, step_id])
@@ -270,11 +383,31 @@ class State:
                                            "created": iso(utcnow()),
                                            "preview_hash": preview_hash,
                                            "changes": _json(changes),
-                                           "params": _json(params)}, pk=("plan", "step_id"))
+                                           "params": _json(params),
+                                           "covered": _json(covered)}, pk=("plan", "step_id"))
             self.db["items"].insert_all(
                 [{"plan": plan, "step_id": step_id, "item": change["item"], "position": index,
                   "status": "pending", "updated": iso(utcnow())}
                  for index, change in enumerate(changes)], pk=("plan", "step_id", "item"))
+            self.set_step(plan, step_id, kind, "running")
+
+    def extend_checkpoint(self, plan: str, step_id: str, kind: str,
+                          changes: list[dict[str, Any]], preview_hash: str,
+                          covered: list[str]) -> None:
+        """Add the changes of items a done step never handled (the inventory grew) to its
+        checkpoint, before they are applied; the items already done stay done."""
+        checkpoint = self.checkpoint(plan, step_id)
+        assert checkpoint is not None
+        with self.db.atomic():
+            start = len(checkpoint["changes"])
+            self.db["checkpoints"].update((plan, step_id), {
+                "changes": _json(checkpoint["changes"] + changes),
+                "preview_hash": preview_hash, "covered": _json(covered)})
+            self.db["items"].insert_all(
+                [{"plan": plan, "step_id": step_id, "item": change["item"],
+                  "position": start + index, "status": "pending", "updated": iso(utcnow())}
+                 for index, change in enumerate(changes)], pk=("plan", "step_id", "item"),
+                replace=True)
             self.set_step(plan, step_id, kind, "running")
 
     def checkpoint(self, plan: str, step_id: str) -> dict[str, Any] | None:
@@ -285,11 +418,55 @@ class State:
         row = rows[0]
         row["changes"] = json.loads(row["changes"])
         row["params"] = json.loads(row["params"]) if row.get("params") else None
+        row["covered"] = json.loads(row["covered"]) if row.get("covered") else None
         return row
 
     def items(self, plan: str, step_id: str) -> list[dict[str, Any]]:
         return list(self.db["items"].rows_where("plan = ? AND step_id = ?", [plan, step_id],
                                                 order_by="position"))
+
+    def item_counts(self, plan: str) -> dict[str, dict[str, int]]:
+        """Per step of `plan`: how many items in total and in each status (one query)."""
+        counts: dict[str, dict[str, int]] = {}
+        for step_id, status, count in self.db.execute(
+                "SELECT step_id, status, COUNT(*) FROM items WHERE plan = ? "
+                "GROUP BY step_id, status", [plan]).fetchall():
+            entry = counts.setdefault(step_id, {"total": 0})
+            entry[status] = count
+            entry["total"] += count
+        return counts
+
+    def item_details(self, plan: str) -> dict[str, list[dict[str, str]]]:
+        """Per step of `plan`: each item and its status, in checkpoint order (one query)."""
+        details: dict[str, list[dict[str, str]]] = {}
+        for step_id, item, status in self.db.execute(
+                "SELECT step_id, item, status FROM items WHERE plan = ? "
+                "ORDER BY step_id, position", [plan]).fetchall():
+            details.setdefault(step_id, []).append({"item": item, "status": status})
+        return details
+
+    def delete_run(self, run_id: int) -> None:
+        """Forget a run that changed nothing (refused before its first checkpoint)."""
+        self.db["runs"].delete(run_id)
+
+    def checkpointed_since(self, plan: str, run_id: int) -> bool:
+        """Whether any step of `plan` was checkpointed since run `run_id` started."""
+        started = self.db["runs"].get(run_id)["started"]
+        return bool(self.db.execute(
+            "SELECT COUNT(*) FROM checkpoints WHERE plan = ? AND created >= ?",
+            [plan, started]).fetchone()[0])
+
+    def checkpoints(self, plan: str) -> list[dict[str, Any]]:
+        """Every checkpoint of `plan` with its step's kind (rollback of a step the plan file
+        no longer has works from these)."""
+        rows = []
+        for row in self.db.execute(
+                "SELECT c.step_id, s.kind, c.params FROM checkpoints c JOIN steps s "
+                "ON s.plan = c.plan AND s.step_id = c.step_id WHERE c.plan = ? "
+                "ORDER BY c.created", [plan]).fetchall():
+            rows.append({"step_id": row[0], "kind": row[1],
+                         "params": json.loads(row[2]) if row[2] else {}})
+        return rows
 
     def mark_item(self, plan: str, step_id: str, item: str, status: str) -> None:
         self.db["items"].update((plan, step_id, item), {"status": status,
@@ -313,6 +490,42 @@ class State:
             row["after"] = json.loads(row["after"]) if row["after"] else None
             rows.append(row)
         return rows
+
+
+#: what the operator can do about a state database that SQLite cannot read
+RECOVER = ("restore it from a backup, or move it aside (the next run starts a fresh state and "
+           "forgets what was applied)")
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """A damaged page is found here, before anything is read or written, rather than in the
+    middle of a run. quick_check reads every page once (about 0.1 s for 85 MB)."""
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        detail = problems[0].splitlines()[-1] if problems and problems[0] else "damaged"
+        raise StateUnusable(f"{path} is corrupt (database disk image is malformed: "
+                            f"{detail}): {RECOVER}")
+
+
+def _unusable(path: Path, exc: sqlite3.DatabaseError) -> StateUnusable:
+    code = getattr(exc, "sqlite_errorcode", None)
+    # a full disk shows as SQLITE_FULL, or as an I/O error growing the -shm/-wal file
+    io_error = code is not None and code & 0xFF == sqlite3.SQLITE_IOERR
+    if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc) or \
+            (io_error and _no_space_left(path)):
+        return StateUnusable(f"no space left on device for the state database at {path}: "
+                             "free some space, then run the command again")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or "malformed" in str(exc) \
+            or "not a database" in str(exc):
+        return StateUnusable(f"{path} is corrupt ({exc}): {RECOVER}")
+    return StateUnusable(f"{path} is not a usable state database ({exc})")
+
+
+def _no_space_left(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _user() -> str:

@@ -14,62 +14,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cutover.errors import ConfigInvalid, NotFound, SecretUnavailable, UsageError
+from cutover.errors import ConfigInvalid, NotFound, UsageError
+from cutover.secrets import resolve_secret
 
 CONFIG_NAME = "cutover.yaml"
 STATE_DIR = "state"
 STATE_NAME = "cutover.db"
-SECRET_KEYS = frozenset({"password", "token", "secret", "client_secret", "tsig_secret"})
-
-
-def resolve_secret(reference: str, base: Path | None = None) -> str:
-    """Turn `env/NAME` or `file/PATH` into the secret it names. Files must not be readable by
-    group or others (0600), as with ssh keys."""
-    if not isinstance(reference, str) or "/" not in reference:
-        raise SecretUnavailable("a credential must be a reference: env/NAME or file/PATH")
-    scheme, _, target = reference.partition("/")
-    if scheme == "env":
-        value = os.environ.get(target)
-        if value is None:
-            raise SecretUnavailable(f"environment variable {target} is not set")
-        return value
-    if scheme == "file":
-        path = Path(target)
-        if base is not None and not path.is_absolute():
-            path = base / path
-        return read_secret_file(path)
-    raise SecretUnavailable(f"unknown credential reference {scheme}/...: use env/NAME or file/PATH")
-
-
-def read_secret_file(path: Path) -> str:
-    try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SecretUnavailable(f"{path} is readable by others: chmod 600 {path}")
-        return path.read_text().strip()
-    except OSError as exc:
-        raise SecretUnavailable(f"cannot read credential file {path}: {exc.strerror}") from None
-
-
-def _reject_inline_secrets(node: Any, where: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            is_reference = isinstance(value, str) and value.startswith(("env/", "file/"))
-            if key in SECRET_KEYS and isinstance(value, str) and not is_reference:
-                raise ConfigInvalid(f"{where}.{key}: write a reference (env/NAME or file/PATH), "
-                                    "not the secret itself")
-            _reject_inline_secrets(value, f"{where}.{key}")
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            _reject_inline_secrets(value, f"{where}[{index}]")
 
 
 class Workspace:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
         self._connectors: dict[tuple[str, str], Any] = {}
+        #: the State the runner (or a command) works with, handed to connectors that keep a
+        #: table in it (the Graph UID map); never opened by a connector itself
+        self.state: Any = None
 
     @property
     def config_path(self) -> Path:
@@ -81,20 +40,17 @@ class Workspace:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        if not self.config_path.exists():
-            return {}
+        """cutover.yaml, checked as a whole (cutover.environment): every problem of the file
+        at once as `cutover.yaml:LINE: ...`, before any connector is built."""
+        from cutover import environment  # YAML and pydantic only for commands that need them
+
         try:
-            data = yaml.safe_load(self.config_path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark else 0
-            raise ConfigInvalid(f"{self.config_path}:{line}: invalid YAML") from None
+            raw = self.config_path.read_bytes()
+        except FileNotFoundError:
+            return {}
         except OSError as exc:
             raise ConfigInvalid(f"cannot read {self.config_path}: {exc.strerror}") from None
-        if not isinstance(data, dict):
-            raise ConfigInvalid(f"{self.config_path}:1: expected a mapping at the top level")
-        _reject_inline_secrets(data, "cutover.yaml")
-        return data
+        return environment.parse(raw, CONFIG_NAME)
 
     def path(self, relative: str | Path) -> Path:
         """A path from cutover.yaml or a plan, relative to the workspace unless absolute."""
@@ -118,25 +74,79 @@ class Workspace:
             raise ConfigInvalid(f"cutover.yaml: {section} must be a mapping of names")
         return value
 
-    def connector(self, section: str, name: str) -> Any:
-        """Build (once) the connector cutover.yaml configures under `section: {name: ...}`."""
-        key = (section, name)
-        if key not in self._connectors:
-            from cutover.connectors.base import load_all
+    def entries(self, role_name: str) -> dict[str, Any]:
+        """The entries cutover.yaml configures for a role (by role or section name)."""
+        from cutover.connectors.roles import role_named
 
-            entries = self.section(section)
-            if name not in entries:
-                known = ", ".join(sorted(entries)) or "none"
-                raise NotFound(f"cutover.yaml has no {section}.{name} (configured: {known})")
-            config = entries[name]
-            if not isinstance(config, dict) or "kind" not in config:
-                raise ConfigInvalid(f"cutover.yaml: {section}.{name} needs a kind")
-            kinds = load_all()
-            if config["kind"] not in kinds:
-                raise ConfigInvalid(f"cutover.yaml: {section}.{name}: unknown kind "
-                                    f"{config['kind']!r} (known: {', '.join(sorted(kinds))})")
-            self._connectors[key] = kinds[config["kind"]].from_config(config, self)
+        role = role_named(role_name)
+        head, _, rest = role.section.partition(".")
+        value: Any = self.section(head)
+        if rest:
+            value = value.get(rest) or {}
+            if not isinstance(value, dict):
+                raise ConfigInvalid(f"cutover.yaml: {role.section} must be a mapping of names")
+        return value
+
+    def connector(self, role_name: str, name: str) -> Any:
+        """Build (once) the connector cutover.yaml configures for `role_name` (a role, e.g.
+        "mail-store", or its section, e.g. "mailstores") under `name`. The class is checked
+        against the role's protocol, so the caller gets every method the role promises."""
+        from cutover.connectors.roles import role_named
+
+        role = role_named(role_name)
+        key = (role.name, name)
+        if key not in self._connectors:
+            cls, config = self._connector_class(role.name, name)
+            self._connectors[key] = cls.from_config(config, self)
         return self._connectors[key]
+
+    def _connector_class(self, role_name: str, name: str) -> tuple[type, dict[str, Any]]:
+        from cutover.connectors.base import connector_class, kinds_for
+        from cutover.connectors.roles import ROLES, missing_methods
+
+        role = ROLES[role_name]
+        entries = self.entries(role_name)
+        if name not in entries:
+            known = ", ".join(sorted(entries)) or "none"
+            raise NotFound(f"cutover.yaml has no {role.section}.{name} (configured: {known})")
+        config = entries[name]
+        if not isinstance(config, dict) or "kind" not in config:
+            raise ConfigInvalid(f"cutover.yaml: {role.section}.{name} needs a kind")
+        cls = connector_class(role.name, str(config["kind"]))
+        if cls is None:
+            raise ConfigInvalid(f"cutover.yaml: {role.section}.{name}: unknown kind "
+                                f"{config['kind']!r} for {role.name} (known: "
+                                f"{', '.join(kinds_for(role.name))})")
+        missing = missing_methods(cls, role)
+        if missing:
+            raise ConfigInvalid(f"cutover.yaml: {role.section}.{name}: kind {config['kind']!r} "
+                                f"cannot serve as {role.name} (lacks {', '.join(missing)})")
+        return cls, config
+
+    def validate(self) -> None:
+        """Check the whole environment before any step previews or applies: cutover.yaml
+        reads, and every connector entry of every role names a kind that serves that role.
+        Credentials are not resolved here (they are read late, when a connector is built)."""
+        from cutover.connectors.roles import ROLES
+
+        self.config  # noqa: B018 - parse and check the file itself
+        for role in ROLES.values():
+            for name in self.entries(role.name):
+                self._connector_class(role.name, name)
+
+    def check_exists(self) -> None:
+        """The workspace directory exists (a command that only reads still needs it)."""
+        if not self.root.exists():
+            raise UsageError(f"workspace does not exist: {self.root}")
+        if not self.root.is_dir():
+            raise UsageError(f"workspace is not a directory: {self.root}")
+
+    def display(self, path: Path) -> str:
+        """A path as the operator reads it: relative to the workspace when inside it."""
+        try:
+            return str(Path(path).resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
 
     def resolve_plan(self, plan: str | Path) -> Path:
         """A PLAN argument: as given (relative to the cwd), then relative to the workspace."""
@@ -150,8 +160,7 @@ class Workspace:
         """Refuse early, before any change, when the state cannot be written. Write bits are
         checked too: root may write anywhere, but a workspace made read-only (chmod a-w) is
         the operator saying "do not change this"."""
-        if not self.root.is_dir():
-            raise UsageError(f"workspace does not exist: {self.root}")
+        self.check_exists()
         for probe in (self.state_path, self.state_path.parent, self.root):
             if probe.exists():
                 no_write_bits = not probe.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP |

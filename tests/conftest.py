@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.servers.dovecot",
     "tests.servers.bind",
+    "tests.servers.cyrus",
 ]

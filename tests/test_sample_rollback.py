@@ -48,3 +48,13 @@ def test_rollback_restores_what_the_step_changed(pristine, tmp_path, plan, step)
     assert current.rollback(step, yes=True) == [step]
     assert fingerprint(root) == before
     assert current.state.step_status(current.plan.name, step) == "rolled_back"
+
+
+def test_rolling_back_all_of_phase_1_leaves_no_file_behind_in_the_zones(pristine, tmp_path):
+    root = tmp_path / "agency"
+    shutil.copytree(pristine, root)
+    before = sorted(p.name for p in (root / "zones").iterdir())
+    phase1 = runner(root, PLAN_NAMES[0])
+    phase1.run(RunOptions(yes=True))
+    phase1.rollback("dns-check-before", cascade=True, yes=True)
+    assert sorted(p.name for p in (root / "zones").iterdir()) == before

@@ -20,9 +20,10 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from cutover.checks.mail_dns import MAX_CNAME_HOPS
 from cutover.dns_model import RRset, parse_value, relative_name
 from cutover.errors import ConnectionFailed, UsageError
+
+MAX_CNAME_HOPS = 8  # a CNAME chain longer than this is a loop, or as good as one
 
 Values = list[str] | None
 

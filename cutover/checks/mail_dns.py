@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from cutover.checks.lookups import lookup_for
 from cutover.errors import CutoverError, NotFound
 from cutover.parsers.mail_records import (
     SPF_LOOKUP_LIMIT,
@@ -34,7 +35,6 @@ Severity = Literal["error", "warning", "info"]
 #: Selectors tried when none are named (Microsoft 365, Google, common MTA defaults).
 DEFAULT_DKIM_SELECTORS = ("selector1", "selector2", "default", "dkim", "google", "mail", "s1",
                           "s2", "k1")
-MAX_CNAME_HOPS = 8
 
 
 @dataclass(frozen=True)
@@ -335,8 +335,6 @@ def check_domain(workspace, domain: str, server: str | None = None,
 def open_lookup(workspace, domain: str, server: str | None = None, provider: str | None = None):
     """The lookup for `domain`, once its source has shown it can answer for it (else NotFound,
     ConnectionFailed, AuthenticationFailed...: exit 2)."""
-    from cutover.checks.lookups import lookup_for
-
     lookup, source = lookup_for(workspace, server, provider)
     domain = domain.strip().rstrip(".").lower()
     exists = lookup.exists(domain)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cutover.checks.mail_dns import LintFinding, MailDnsBroken, check_domain, has_errors
 from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
@@ -47,13 +48,13 @@ def check(
 
 def _render(domain: str, source: str, findings: list[LintFinding]) -> None:
     if not findings:
-        console.print(f"mail DNS of {domain} ({source}): no problems found")
+        console.print(f"mail DNS of {domain} ({source}): no problems found", markup=False)
         return
-    table = Table(title=f"mail DNS of {domain} ({source})", title_justify="left")
+    table = Table(title=Text(f"mail DNS of {domain} ({source})"), title_justify="left")
     for column in ("severity", "check", "name", "finding"):
         table.add_column(column, overflow="fold")
     order = {"error": 0, "warning": 1, "info": 2}
     for finding in sorted(findings, key=lambda f: order[f.severity]):
-        table.add_row(f"[{_STYLE[finding.severity]}]{finding.severity}[/]", finding.check,
-                      finding.name, finding.message)
+        table.add_row(f"[{_STYLE[finding.severity]}]{finding.severity}[/]", Text(finding.check),
+                      Text(finding.name), Text(finding.message))  # the zone's text, as written
     console.print(table)

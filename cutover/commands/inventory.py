@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cutover.commands.common import JSON_OPTION, console, err_console, print_json, workspace_of
 from cutover.errors import NotFound
@@ -20,9 +22,12 @@ WARNINGS_SHOWN = 20
 
 
 def open_state(ctx: typer.Context) -> tuple[Any, State]:
+    from cutover import operations
+
     workspace = workspace_of(ctx)
-    workspace.check_writable()
-    return workspace, State.open(workspace.state_path)
+    state = operations.open_state(workspace)
+    workspace.state = state  # handed to connectors that keep a table in it
+    return workspace, state
 
 
 @app.command()
@@ -45,7 +50,7 @@ def collect(
         return
     console.print(f"snapshot {snapshot_id} from {snapshot['source']}: "
                   f"{snapshot['recipients']} recipients, {human_size(snapshot['total_bytes'])} "
-                  f"({', '.join(f'{k} {v}' for k, v in sorted(classes.items()))})")
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(classes.items()))})", markup=False)
     for warning in snapshot["warnings"][:WARNINGS_SHOWN]:
         err_console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     if len(snapshot["warnings"]) > WARNINGS_SHOWN:
@@ -67,7 +72,7 @@ def list_snapshots(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
         return
     table = Table("id", "taken at", "source", "status", "recipients", "size", "warnings")
     for s in snapshots:
-        table.add_row(str(s["id"]), s["taken_at"], s["source"], s["status"],
+        table.add_row(str(s["id"]), s["taken_at"], Text(s["source"]), s["status"],
                       str(s["recipients"]), human_size(s["total_bytes"]), str(len(s["warnings"])))
     console.print(table)
 
@@ -125,9 +130,10 @@ def show(
     if json_output:
         print_json(recipient)
         return
-    console.print(f"[bold]{recipient['address']}[/bold] {recipient.get('display_name') or ''}")
+    console.print(f"[bold]{escape(recipient['address'])}[/bold] "
+                  f"{escape(recipient.get('display_name') or '')}")
     console.print(f"  class {recipient.get('class')} -> destination "
-                  f"{recipient.get('destination')}")
+                  f"{recipient.get('destination')}", markup=False)
     console.print(f"  why: {recipient.get('reason')}", markup=False, soft_wrap=True)
     skip = {"address", "display_name", "class", "destination", "reason"}
     for key in sorted(k for k in recipient if k not in skip):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,10 @@ from cutover.commands.common import JSON_OPTION, console, err_console, print_jso
 from cutover.errors import UsageError, VerificationFailed
 from cutover.mailsync.engine import Account, AccountResult, MailSync, Progress, SyncOptions
 from cutover.mailsync.folders import FolderRules
+from cutover.mailsync.identity import IdentityMap
+from cutover.mailsync.identity import migrated as identity_migrated
 from cutover.mailsync.urls import store_for_url
+from cutover.secrets import read_secret_file
 
 if TYPE_CHECKING:  # imported where used: a no-op re-run with --json needs neither
     from rich.progress import Progress as RichBar
@@ -42,10 +46,8 @@ def _secret(side: str, path: Path | None) -> tuple[object, object]:
     upper = side.upper()
     token = os.environ.get(f"CUTOVER_{upper}_OAUTH2_TOKEN")
     if path is not None:
-        try:
-            text = path.read_text().strip()
-        except OSError as exc:
-            raise UsageError(f"cannot read --{side}-password-file {path}: {exc.strerror}") from None
+        # the one credential reader: a file others can read is refused, as in cutover.yaml
+        text = read_secret_file(path, label=f"--{side}-password-file")
         return (lambda: text), None
     password = os.environ.get(f"CUTOVER_{upper}_PASSWORD")
     if password is not None:
@@ -66,6 +68,47 @@ def _open(url: str, side: str, password_file: Path | None, base: Path, tls_verif
         raise
 
 
+def _identity_map(path: Path, dry_run: bool) -> IdentityMap:
+    """The identity map of the state DB at `path`, opened once here and handed to the engine.
+    A dry run writes nothing (no state DB yet: an empty map in memory). A state DB that is
+    already ours and migrated is opened with plain sqlite3 (a no-op re-run then skips
+    importing sqlite-utils, ~60 ms); anything else goes through State.open, which creates,
+    checks and migrates it."""
+    if dry_run and not path.exists():
+        return IdentityMap.empty()
+    ready = _migrated_state(path)
+    if ready is not None:
+        return IdentityMap(ready, path, owned=True)
+    from cutover.state import State
+
+    state = State.open(path)
+    identity = IdentityMap.of(state, writable=not dry_run)
+    identity.owned = True  # the state's connection is the map's own: closed with it
+    return identity
+
+
+#: cutover.state.APPLICATION_ID, not imported from there (that imports sqlite-utils)
+STATE_APPLICATION_ID = 0x43555430
+
+
+def _migrated_state(path: Path) -> sqlite3.Connection | None:
+    """A connection to `path` when it is a cutover state DB (WAL) holding every migration of
+    the identity map, else None."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+    try:
+        ours = conn.execute("PRAGMA application_id").fetchone()[0] == STATE_APPLICATION_ID
+        wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    except sqlite3.DatabaseError:  # not a DB, locked...: State.open says why
+        ours = wal = False
+    if not (ours and wal and identity_migrated(conn)):
+        conn.close()
+        return None
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
 def _rate(text: str | None) -> float | None:
     """"10M" -> 10485760 bytes/s; plain numbers are bytes/s."""
     if not text:
@@ -78,39 +121,74 @@ def _rate(text: str | None) -> float | None:
 
 
 class BarProgress(Progress):
-    """Rich progress bars on standard error: one per account and one overall."""
+    """Rich progress bars on standard error, one per account and one overall: messages and
+    bytes copied of those planned, the rate and the time left."""
 
     def __init__(self, bar: RichBar):
         self.bar = bar
-        self.overall = bar.add_task("all accounts", total=0)
+        self.overall = bar.add_task("all accounts", total=0, messages=0, planned_messages=0)
         self.tasks: dict[str, int] = {}
+
+    @staticmethod
+    def new_bar(console: object) -> RichBar:
+        """The bar for a terminal of any width: the account name is cut first (ellipsis),
+        then the bar shrinks; counts, bytes and the time left always show."""
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichBar
+        from rich.table import Column
+
+        return RichBar(
+            TextColumn("{task.description}", markup=False,
+                       table_column=Column(no_wrap=True, overflow="ellipsis", max_width=32)),
+            BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=10)),
+            TextColumn("{task.fields[messages]}/{task.fields[planned_messages]} msgs",
+                       markup=False, table_column=Column(no_wrap=True)),
+            DownloadColumn(table_column=Column(no_wrap=True)),
+            TransferSpeedColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+            console=console, transient=True, expand=True)
 
     def _task(self, account: str) -> int:
         if account not in self.tasks:
-            self.tasks[account] = self.bar.add_task(account, total=0)
+            self.tasks[account] = self.bar.add_task(account, total=0, messages=0,
+                                                    planned_messages=0)
         return self.tasks[account]
 
     def planned(self, account: str, messages: int, size: int) -> None:
         for task in (self._task(account), self.overall):
-            total = self.bar.tasks[task].total or 0
-            self.bar.update(task, total=total + size)
+            current = self.bar.tasks[task]
+            self.bar.update(task, total=(current.total or 0) + size,
+                            planned_messages=current.fields["planned_messages"] + messages)
 
     def copied(self, account: str, messages: int, size: int) -> None:
-        self.bar.advance(self._task(account), size)
-        self.bar.advance(self.overall, size)
+        for task in (self._task(account), self.overall):
+            current = self.bar.tasks[task]
+            self.bar.update(task, advance=size, messages=current.fields["messages"] + messages)
 
 
 def _summary(results: list[AccountResult], dry_run: bool) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title="mailbox sync" + (" (dry run)" if dry_run else ""))
+    # no borders: every header fits an 80-column terminal; a long account name folds
+    table = Table(title="mailbox sync" + (" (dry run)" if dry_run else ""), box=None,
+                  pad_edge=False, title_justify="left")
     for column in ("account", "folders", "unchanged", "copied", "MB", "flags", "deleted",
                    "renamed", "rematched"):
-        table.add_column(column, justify="left" if column == "account" else "right")
+        if column == "account":
+            table.add_column(column, overflow="fold")
+        else:
+            table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for r in results:
         copied = sum(r.to_copy.values()) if dry_run else r.copied
         size = r.to_copy_bytes if dry_run else r.copied_bytes
-        table.add_row(r.account, str(r.folders), str(r.unchanged_folders), str(copied),
+        table.add_row(Text(r.account), str(r.folders), str(r.unchanged_folders), str(copied),
                       f"{size / 1e6:.1f}", str(r.flags_updated), str(r.deleted),
                       str(len(r.renamed_folders)), str(r.rematched))
     return table
@@ -149,22 +227,23 @@ def sync(
                           dry_run=dry_run, jobs=jobs, max_msgs_per_s=max_msgs_per_s,
                           max_bytes_per_s=_rate(max_bandwidth))
     account = Account(source, source_user, target, target_user)
-    state_path = state or workspace_of(ctx).state_path
-    show_bars = not json_output and sys.stderr.isatty()
-    if show_bars:
-        from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
-        from rich.progress import Progress as RichBar
-
-        bar = RichBar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TimeRemainingColumn(), console=err_console, transient=True)
-        with bar:
-            results = MailSync(state_path, options, BarProgress(bar)).run([account])
-    else:
-        results = MailSync(state_path, options).run([account])
+    identity = _identity_map(state or workspace_of(ctx).state_path, dry_run)
+    try:
+        show_bars = not json_output and sys.stderr.isatty()
+        if show_bars:
+            bar = BarProgress.new_bar(err_console.real)  # rich enters its console: the real one
+            with bar:
+                results = MailSync(identity, options, BarProgress(bar)).run([account])
+        else:
+            results = MailSync(identity, options).run([account])
+    finally:
+        identity.close()
     if json_output:
         print_json({"dry_run": dry_run, "accounts": [r.to_json() for r in results]})
     else:
         console.print(_summary(results, dry_run))
+        for note in (note for result in results for note in result.notes):
+            console.print(f"note: {note}", markup=False)
 
 
 @app.command()

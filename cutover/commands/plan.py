@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import typer
 
+from cutover import operations
 from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
 from cutover.plan import load_plan
 from cutover.render import changes_json
-from cutover.runner import Runner, RunOptions
 
 app = typer.Typer(no_args_is_help=True, help="Validate and preview plans.")
 
 
 @app.command()
 def check(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file.")) -> None:
-    """Validate a plan: YAML, keys, step kinds, params, requires (every problem at once).
+    """Validate a plan: YAML, keys, step kinds, params, requires (every problem at once), and
+    the environment it needs: the whole of cutover.yaml, every connector a step names.
 
     Example: cutover plan check plans/phase1-segregate.yaml
     """
+    from cutover.environment import check_for_plan
+
     workspace = workspace_of(ctx)
-    loaded = load_plan(workspace.resolve_plan(plan))
+    path = workspace.resolve_plan(plan)
+    loaded = load_plan(path)
+    workspace.validate()  # every connector entry serves its role
+    check_for_plan(workspace, loaded, str(path))  # and the plan's steps name ones that exist
     console.print(f"plan {loaded.name}: {len(loaded.steps)} step(s), valid")
 
 
@@ -30,13 +36,10 @@ def show(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file."),
 
     Example: cutover plan show plans/phase2-cloud.yaml
     """
-    from cutover.commands.run import ConsoleOutput, preview_state
+    from cutover.commands.run import ConsoleOutput
 
-    workspace = workspace_of(ctx)
-    loaded = load_plan(workspace.resolve_plan(plan))
-    runner = Runner(workspace, preview_state(workspace), loaded,
-                    ConsoleOutput(quiet=json_output))
-    result = runner.run(RunOptions(dry_run=True))
+    loaded, result = operations.preview(workspace_of(ctx), plan,
+                                        ConsoleOutput(quiet=json_output))
     if json_output:
         print_json({"plan": loaded.name, "steps": [
             {"id": step.id, "kind": step.spec.kind,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from cutover.commands.common import JSON_OPTION, console, err_console, print_json
 from cutover.errors import CutoverError, Problem, UsageError, ValidationFailed
@@ -108,6 +109,7 @@ def render(report: Report) -> None:
         for column in ("message", "procmail", "sieve"):
             table.add_column(column)
         for case in report.disagreements:
-            table.add_row(case.message, case.procmail.describe(), case.sieve.describe())
+            table.add_row(Text(case.message), Text(case.procmail.describe()),
+                          Text(case.sieve.describe()))
         console.print(table)
     console.print(report.summary(), markup=False)

@@ -1,8 +1,7 @@
-"""Top-level commands: init, demo, run, resume, status, log, rollback, runbook."""
+"""Top-level commands: init, demo, run, resume, status, log, rollback, unlock, runbook."""
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cutover import operations
 from cutover.commands.common import (
     JSON_OPTION,
     YES_OPTION,
@@ -19,13 +19,11 @@ from cutover.commands.common import (
     print_json,
     workspace_of,
 )
-from cutover.errors import NotFound, RollbackRefused, UsageError
-from cutover.plan import PlannedStep, load_plan
-from cutover.render import changes_table, findings_table, runbook_markdown
-from cutover.runner import Runner, RunOptions, remaining_wait
-from cutover.state import State, parse_iso
+from cutover.errors import UsageError
+from cutover.plan import PlannedStep
+from cutover.render import changes_table, findings_table
+from cutover.runner import RunOptions, RunResult
 from cutover.steps.base import Change, Finding
-from cutover.workspace import Workspace
 
 
 class ConsoleOutput:
@@ -74,60 +72,15 @@ def _confirm_or_none():
     return terminal_confirm if sys.stdin is not None and sys.stdin.isatty() else None
 
 
-def open_state(workspace: Workspace, create: bool = True) -> State:
-    if create:
-        workspace.check_writable()
-    return State.open(workspace.state_path, create=create)
-
-
-class Locked:
-    """Hold the workspace lock for one run/resume/rollback."""
-
-    def __init__(self, state: State, command: str):
-        self.state = state
-        self.command = command
-
-    def __enter__(self) -> State:
-        self.state.acquire_lock(self.command)
-        return self.state
-
-    def __exit__(self, *exc: Any) -> None:
-        self.state.release_lock()
-
-
-def run_plan(workspace: Workspace, plan_argument: str, options: RunOptions,
-             quiet: bool = False) -> int:
-    plan = load_plan(workspace.resolve_plan(plan_argument))
-    workspace.config  # noqa: B018 - validate cutover.yaml before touching state
-    if options.dry_run:  # the same path as `plan show`: read-only, state included
-        Runner(workspace, preview_state(workspace), plan, ConsoleOutput(quiet)).run(options)
-        return 0
-    state = open_state(workspace)
-    with Locked(state, f"run {plan_argument}"):
-        return _run_locked(workspace, state, plan, options, quiet)
-
-
-def _run_locked(workspace: Workspace, state: State, plan, options: RunOptions,
-                quiet: bool = False) -> int:
-    runner = Runner(workspace, state, plan, ConsoleOutput(quiet), _confirm_or_none())
-    result = runner.run(options)
+def _report_run(result: RunResult) -> None:
     if result.waiting:
         step_id, until, reason = result.waiting
-        console.print(f"[yellow]waiting[/yellow]: step {step_id} may not run before "
-                      f"{until.isoformat(timespec='seconds')} ({reason}); run `cutover resume` "
-                      "then")
+        console.print(f"[yellow]waiting[/yellow]: step {escape(step_id)} may not run before "
+                      f"{until.isoformat(timespec='seconds')} ({escape(reason)}); run "
+                      "`cutover resume` then")
     else:
-        console.print(f"plan {plan.name}: {len(result.done)} step(s) applied, "
+        console.print(f"plan {escape(result.plan)}: {len(result.done)} step(s) applied, "
                       f"{len(result.skipped)} already done")
-    return 0
-
-
-def preview_state(workspace: Workspace) -> State:
-    """The state a preview reads: the workspace's when it exists, else an empty one in memory
-    (a preview creates nothing, and works in a read-only workspace)."""
-    if workspace.state_path.exists():
-        return State.open(workspace.state_path, create=False)
-    return State.open(":memory:")
 
 
 def register(app: typer.Typer) -> None:
@@ -149,8 +102,11 @@ def register(app: typer.Typer) -> None:
         """
         if step and until:
             raise UsageError("--step and --until exclude each other")
-        run_plan(workspace_of(ctx), plan, RunOptions(step, until, yes, dry_run, force,
-                                                     expect_hash))
+        options = RunOptions(step, until, yes, dry_run, force, expect_hash)
+        result = operations.run(workspace_of(ctx), plan, options, ConsoleOutput(),
+                                _confirm_or_none())
+        if not dry_run:
+            _report_run(result)
 
     @app.command()
     def resume(ctx: typer.Context, yes: bool = YES_OPTION) -> None:
@@ -159,21 +115,11 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover resume --yes
         """
-        workspace = workspace_of(ctx)
-        state = open_state(workspace)
-        with Locked(state, "resume"):
-            unfinished = state.unfinished_run()
-            if unfinished is None:
-                console.print("nothing to resume: every run finished")
-                return
-            saved = json.loads(unfinished["options"] or "{}")
-            # Steps resumed from a checkpoint need no confirmation; a step previewed afresh
-            # needs this command's own --yes, never the interrupted run's.
-            options = RunOptions(step=saved.get("step"), until=saved.get("until"), yes=yes,
-                                 force=saved.get("force", False))
-            state.record_event("resume", unfinished["plan"], message=f"run {unfinished['id']}")
-            _run_locked(workspace, state, load_plan(workspace.path(unfinished["plan_path"])),
-                        options)
+        result = operations.resume(workspace_of(ctx), yes, ConsoleOutput(), _confirm_or_none())
+        if result is None:
+            console.print("nothing to resume: every run finished")
+        else:
+            _report_run(result)
 
     @app.command()
     def status(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
@@ -181,13 +127,9 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover status --json
         """
-        workspace = workspace_of(ctx)
-        if not workspace.state_path.exists():
-            report: dict[str, Any] = {"workspace": str(workspace.root), "plans": []}
-        else:
-            report = status_report(workspace, open_state(workspace, create=False))
+        report = operations.status(workspace_of(ctx))
         if json_output:
-            print_json(report)
+            print_json(report, compact=True)
             return
         if not report["plans"]:
             console.print("no plan has run in this workspace yet")
@@ -204,6 +146,12 @@ def register(app: typer.Typer) -> None:
                     note = f"until {step['wait_until']} ({left:.0f}s left) {note}"
                 table.add_row(step["id"], step["kind"], step["status"], count, note)
             console.print(table)
+        lock = report.get("lock")
+        if lock:
+            stale = " (stale: its process is gone)" if lock["stale"] else ""
+            console.print(f"locked by `{escape(lock['command'])}`: pid {lock['pid']} on "
+                          f"{escape(lock['host'])} since {lock['acquired']}{stale}; "
+                          "`cutover unlock --force` clears a lock whose holder is gone")
 
     @app.command()
     def log(ctx: typer.Context, json_output: bool = JSON_OPTION,
@@ -213,9 +161,7 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover log --json
         """
-        workspace = workspace_of(ctx)
-        events = [] if not workspace.state_path.exists() else \
-            open_state(workspace, create=False).events(plan)
+        events = operations.events(workspace_of(ctx), plan)
         if json_output:
             print_json(events)
             return
@@ -235,20 +181,16 @@ def register(app: typer.Typer) -> None:
                                               help="Roll back applied dependents first."),
                  plan: str = typer.Option(None, "--plan",
                                           help="The plan, when several have this step id."),
+                 force: bool = typer.Option(False, "--force", help="Roll back even what was "
+                                            "changed by someone else since the apply."),
                  yes: bool = YES_OPTION) -> None:
         """Restore what a step changed, from its checkpoint, then verify the restore.
 
         Example: cutover rollback switch-mx --yes
         """
-        workspace = workspace_of(ctx)
-        if not workspace.state_path.exists():
-            raise RollbackRefused(f"step {step} has never run in this workspace")
-        state = open_state(workspace)
-        plan_path = _plan_of_step(workspace, state, step, plan)
-        with Locked(state, f"rollback {step}"):
-            runner = Runner(workspace, state, load_plan(plan_path), ConsoleOutput(),
-                            _confirm_or_none())
-            order = runner.rollback(step, cascade=cascade, yes=yes)
+        order = operations.rollback(workspace_of(ctx), step, cascade=cascade, plan_name=plan,
+                                    yes=yes, force=force, output=ConsoleOutput(),
+                                    confirm=_confirm_or_none())
         console.print(f"rolled back: {', '.join(order)}")
 
     @app.command()
@@ -259,9 +201,7 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover runbook plans/phase2-cloud.yaml -o runbooks/phase2-cloud.md
         """
-        workspace = workspace_of(ctx)
-        path = workspace.resolve_plan(plan)
-        text = runbook_markdown(load_plan(path), _display_path(path, workspace))
+        text = operations.runbook(workspace_of(ctx), plan)
         if output is None:
             sys.stdout.write(text)
             return
@@ -296,71 +236,76 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover demo /tmp/agency-demo
         """
-        from cutover.sample import run_demo
-
         target = directory or Path(tempfile.mkdtemp(prefix="cutover-demo-"))
         console.print(f"demo workspace: {target}")
-        run_demo(target)
+        summary = operations.demo(target, ConsoleOutput(quiet=True))
+        _print_demo_summary(summary)
+
+    @app.command()
+    def unlock(ctx: typer.Context,
+               force: bool = typer.Option(False, "--force", help="Clear the lock even when its "
+                                          "holder cannot be proven gone (another host, a "
+                                          "reused pid)."),
+               ) -> None:
+        """Clear the workspace lock of a run that can no longer release it (audited).
+
+        Without --force only a stale lock (its process dead on this host) is cleared.
+
+        Example: cutover unlock --force
+        """
+        cleared = operations.unlock(workspace_of(ctx), force=force)
+        if cleared is None:
+            console.print("the workspace is not locked")
+        else:
+            console.print(f"cleared the lock of `{escape(cleared['command'])}` (pid "
+                          f"{cleared['pid']} on {escape(cleared['host'])})")
 
 
-def _display_path(path: Path, workspace: Workspace) -> str:
-    try:
-        return str(path.relative_to(workspace.root))
-    except ValueError:
-        return str(path)
+def _print_mailbox_locations(locations: list[dict[str, Any]]) -> None:
+    """Per person: where the mailbox is now, and that nothing was left behind."""
+    if not locations:
+        return
+    table = Table(title="Where people's mailboxes are", title_justify="left")
+    for column in ("person", "mailbox", "messages moved", "left behind"):
+        table.add_column(column)
+    for found in locations:
+        behind = "nothing" if not found["left_behind"] else (
+            f"{found['left_behind']} (reported by MRS as skipped)" if not found["unexplained"]
+            else f"{found['unexplained']} NOT accounted for")
+        table.add_row(found["address"], found["location"],
+                      f"{found['messages_cloud']}/{found['messages_onprem']}", behind)
+    console.print(table)
+    lost = sum(found["unexplained"] for found in locations)
+    moved = sum(1 for found in locations if found["location"] == "Exchange Online")
+    console.print(f"{moved} of {len(locations)} people's mailboxes are in Exchange Online; "
+                  + ("nothing was left behind but what MRS reported" if not lost else
+                     f"{lost} message(s) left behind without MRS reporting them"))
 
 
-def _plan_of_step(workspace: Workspace, state: State, step_id: str, plan_name: str | None
-                  ) -> Path:
-    rows = [row for row in state.steps() if row["step_id"] == step_id
-            and (plan_name is None or row["plan"] == plan_name)]
-    if not rows:
-        raise RollbackRefused(f"step {step_id} has never run in this workspace")
-    if len(rows) > 1:
-        names = ", ".join(sorted(row["plan"] for row in rows))
-        raise UsageError(f"step {step_id} exists in several plans ({names}): add --plan NAME")
-    plans = {row["plan"]: row["plan_path"] for row in state.plans()}
-    path = workspace.path(plans.get(rows[0]["plan"], ""))
-    if not path.is_file():
-        raise NotFound(f"plan file of {rows[0]['plan']} is gone: {path}")
-    return path
+def _print_demo_summary(summary: dict[str, Any]) -> None:
+    from cutover.commands.routes import domains_table
+    from cutover.routes.domains import compute_routing
+    from cutover.workspace import Workspace
 
-
-def status_report(workspace: Workspace, state: State) -> dict[str, Any]:
-    plans = []
-    for run_row in state.plans():
-        rows = {row["step_id"]: row for row in state.steps(run_row["plan"])}
-        order: list[str] = list(rows)
-        kinds = {step_id: row["kind"] for step_id, row in rows.items()}
-        path = workspace.path(run_row["plan_path"])
-        now = state.now()
-        try:
-            plan = load_plan(path)
-            order = [step.id for step in plan.ordered()] + [s for s in rows if
-                                                            not plan.has_step(s)]
-            kinds.update({step.id: step.spec.kind for step in plan.steps})
-        except Exception:  # a plan file edited or removed since: report what state knows
-            pass
-        steps = []
-        for step_id in order:
-            row = rows.get(step_id, {})
-            items = state.items(run_row["plan"], step_id)
-            entry = {
-                "id": step_id, "kind": kinds.get(step_id), "status": row.get("status", "pending"),
-                "updated": row.get("updated"), "message": row.get("message"),
-                "wait_until": row.get("wait_until"),
-                "items": {"total": len(items),
-                          "done": sum(1 for i in items if i["status"] == "done"),
-                          "rolled_back": sum(1 for i in items if i["status"] == "rolled_back"),
-                          "detail": [{"item": i["item"], "status": i["status"]} for i in items]},
-            }
-            if row.get("wait_until"):
-                entry["wait_remaining_s"] = remaining_wait(row, now)
-            steps.append(entry)
-        plans.append({"name": run_row["plan"], "path": str(path), "steps": steps,
-                      "last_run": {"id": run_row["id"], "status": run_row["status"],
-                                   "started": run_row["started"]}})
-    holds = [{"key": h["key"], "until": h["until"], "reason": h["reason"],
-              "expired": parse_iso(h["until"]) <= state.now()} for h in state.holds.all()]
-    return {"workspace": str(workspace.root), "plans": plans, "holds": holds}
-
+    for run in summary["runs"]:
+        console.print(f"plan {escape(run['plan'])}: {run['applied']} step(s) applied, "
+                      f"{run['already_done']} already done")
+    table = Table(title="What moved", title_justify="left")
+    for column in ("class", "destination", "mailboxes"):
+        table.add_column(column)
+    for row in summary["moves"]:
+        table.add_row(row["class"], row["destination"], str(row["mailboxes"]))
+    console.print(table)
+    table = Table(title="What changed", title_justify="left")
+    for column in ("plan", "step", "changes applied", "status"):
+        table.add_column(column)
+    for row in summary["steps"]:
+        table.add_row(row["plan"], row["step"], str(row["changes_applied"]), row["status"])
+    console.print(table)
+    _print_mailbox_locations(summary["mailboxes"])
+    routing = compute_routing(Workspace(summary["workspace"]))
+    console.print(domains_table(routing))
+    console.print(f"{len(routing.forwards)} forwarded addresses (cutover routes lists them)")
+    console.print(f"\ninventory report: {summary['reports'][0]}")
+    console.print(f"workspace: {summary['workspace']}\n"
+                  f"next: cutover --workspace {summary['workspace']} status | log | routes")

@@ -29,27 +29,52 @@ class Connector(Protocol):
     def from_config(cls, config: dict[str, Any], workspace: Workspace) -> Any: ...
 
 
+#: (role, kind) -> class; role None: a connector usable in any role's section
+CONNECTORS: dict[tuple[str | None, str], type] = {}
+#: kind -> class, for listings (the reference docs); the last registered wins on a shared kind
 CONNECTOR_KINDS: dict[str, type] = {}
 
 
-def connector(kind: str):
-    """Class decorator: `kind` is what cutover.yaml writes to choose this class."""
+def connector(kind: str, role: str | None = None, aliases: tuple[str, ...] = ()):
+    """Class decorator: `kind` is what cutover.yaml writes to choose this class in the
+    section of `role` (see cutover.connectors.roles); `aliases` are older names still read."""
 
     def register(cls: type) -> type:
-        if kind in CONNECTOR_KINDS and CONNECTOR_KINDS[kind] is not cls:
-            raise RuntimeError(f"connector kind {kind!r} registered twice")
-        CONNECTOR_KINDS[kind] = cls
+        for name in (kind, *aliases):
+            key = (role, name)
+            if key in CONNECTORS and CONNECTORS[key] is not cls:
+                raise RuntimeError(f"connector kind {name!r} registered twice for role {role}")
+            CONNECTORS[key] = cls
+        CONNECTOR_KINDS.setdefault(kind, cls)
         cls.connector_kind = kind
+        cls.connector_role = role
         return cls
 
     return register
 
 
+def connector_class(role: str, kind: str) -> type | None:
+    """The class that serves `role` for `kind`, or None."""
+    load_all()
+    return CONNECTORS.get((role, kind)) or CONNECTORS.get((None, kind))
+
+
+def kinds_for(role: str) -> list[str]:
+    load_all()
+    return sorted({kind for (r, kind) in CONNECTORS if r in (role, None)})
+
+
+_loaded = False
+
+
 def load_all() -> dict[str, type]:
     """Import every connector module (once) so their kinds are registered."""
-    import cutover.connectors as package
+    global _loaded
+    if not _loaded:
+        import cutover.connectors as package
 
-    for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
-        if module.name != f"{package.__name__}.base":
-            importlib.import_module(module.name)
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            if module.name != f"{package.__name__}.base":
+                importlib.import_module(module.name)
+        _loaded = True
     return CONNECTOR_KINDS

@@ -15,7 +15,6 @@ INBOX date and traits. IMAP cannot list accounts, so IMAP stores need `accounts`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from cutover.errors import ConfigInvalid, CutoverError
 from cutover.inventory.traits import parse_headers, traits_from_headers
 
 
-@connector("mailstore")
+@connector("mailstore", role="inventory-source")
 class MailStoreInventory:
     def __init__(self, mailstore: Any, store_name: str, accounts: list[str], sample: int):
         self.mailstore = mailstore
@@ -85,20 +84,3 @@ def _maildir_accounts(mailstore: Any) -> list[str]:
     if root is None or not Path(root).is_dir():
         return []
     return sorted(p.name.lower() for p in Path(root).iterdir() if p.is_dir() and "@" in p.name)
-
-
-def listed_accounts(mailstore: Any) -> frozenset[str] | None:
-    """The accounts a store holds, when it can list them cheaply (a Maildir store: the
-    directory names under its root, as written); None when it cannot (IMAP, EWS, Graph).
-    Opening a Maildir account that is not there would create it, so an inventory must ask
-    this first rather than open every address it knows."""
-    root = getattr(mailstore, "root", None)
-    if root is None:
-        return None
-    try:
-        with os.scandir(root) as entries:
-            return frozenset(entry.name for entry in entries if entry.is_dir())
-    except FileNotFoundError:
-        return frozenset()
-    except OSError:
-        return None

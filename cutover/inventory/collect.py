@@ -16,12 +16,12 @@ Collection reads only; storing happens in `cutover.inventory.store` in one trans
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cutover.connectors.mailstore_inventory import listed_accounts
 from cutover.errors import ConfigInvalid, CutoverError, NotFound
 from cutover.inventory import store
 from cutover.inventory.account_rules import RoutingIndex
@@ -53,20 +53,8 @@ def source_configs(workspace: Any) -> dict[str, dict[str, Any]]:
 
 
 def build_source(workspace: Any, name: str) -> InventorySource:
-    from cutover.connectors.base import load_all
-
-    sources = source_configs(workspace)
-    if name not in sources:
-        raise NotFound(f"cutover.yaml has no inventory.sources.{name} "
-                       f"(configured: {', '.join(sorted(sources))})")
-    config = sources[name]
-    if not isinstance(config, dict) or "kind" not in config:
-        raise ConfigInvalid(f"cutover.yaml: inventory.sources.{name} needs a kind")
-    kinds = load_all()
-    if config["kind"] not in kinds:
-        raise ConfigInvalid(f"cutover.yaml: inventory.sources.{name}: unknown kind "
-                            f"{config['kind']!r} (known: {', '.join(sorted(kinds))})")
-    return kinds[config["kind"]].from_config(config, workspace)
+    source_configs(workspace)  # the section must name at least one source
+    return workspace.connector("inventory-source", name)
 
 
 @dataclass
@@ -169,3 +157,20 @@ def sample_mailbox(mailstore: Any, user: str,
             for _uid, content in session.fetch("INBOX", [r.uid for r in refs]):
                 headers.append(parse_headers(content))
     return traits_from_headers(headers), folders
+
+
+def listed_accounts(mailstore: Any) -> frozenset[str] | None:
+    """The accounts a store holds, when it can list them cheaply (a Maildir store: the
+    directory names under its root, as written); None when it cannot (IMAP, EWS, Graph).
+    Opening a Maildir account that is not there would create it, so an inventory must ask
+    this first rather than open every address it knows."""
+    root = getattr(mailstore, "root", None)
+    if root is None:
+        return None
+    try:
+        with os.scandir(root) as entries:
+            return frozenset(entry.name for entry in entries if entry.is_dir())
+    except FileNotFoundError:
+        return frozenset()
+    except OSError:
+        return None

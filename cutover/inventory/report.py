@@ -435,6 +435,8 @@ def render_html(summary: dict[str, Any], out: TextIO) -> None:
         _html_table("unresolved", ["address", "type", "reason"], (
             [u["address"], u["type"], u["reason"]] for u in summary["unresolved"])),
     ]
+    if summary.get("mail_flow_svg"):  # cutover.routes.graph.mail_flow_svg, set by the caller
+        sections.append(f"<h2>Mail flow</h2>{summary['mail_flow_svg']}")
     out.write("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
               f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
               + "\n".join(sections) + f"<script>{_SCRIPT}</script></body></html>\n")

@@ -20,21 +20,19 @@ Memory stays bounded: at most two batches of bodies (a few MB, or one large mess
 from __future__ import annotations
 
 import ctypes
-import os
 import queue
-import signal
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from cutover.connectors.mailstore import (
+    INBOX,
     SEPARATOR,
     FolderInfo,
     MailboxSession,
@@ -43,13 +41,16 @@ from cutover.connectors.mailstore import (
     NewMessage,
     content_digest,
 )
-from cutover.errors import NotFound
+from cutover.errors import NotFound, VerificationFailed
+from cutover.faults import crash_if_asked
 from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
+from cutover.mailsync.locks import target_locks
 
 COPY_BATCH_BYTES = 1024 * 1024
 COPY_BATCH_COUNT = 100
 FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
+EXACT_CONTENT = "EXACT-CONTENT"  # as normalised.EXACT_CONTENT (not imported: ~10 ms)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class SyncOptions:
     jobs: int = 4
     max_msgs_per_s: float | None = None
     max_bytes_per_s: float | None = None
+    #: who copies: recorded with every message appended ("plan/step-id" for a plan step), so
+    #: that a rollback takes back exactly that copy's messages
+    made_by: str = "cutover mailbox sync"
 
 
 @dataclass
@@ -97,6 +101,7 @@ class AccountResult:
     rematched: int = 0
     to_copy: dict[str, int] = field(default_factory=dict)  # dry run: folder -> messages
     to_copy_bytes: int = 0
+    notes: list[str] = field(default_factory=list)  # e.g. a folder the target stores renamed
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -191,7 +196,10 @@ class Sessions:
             self.idle[(id(store), user)].append(session)
 
     def close(self) -> None:
-        for session in self.opened:
+        with self.lock:
+            opened, self.opened = self.opened, []
+            self.idle.clear()
+        for session in opened:
             try:
                 session.close()
             except Exception:  # noqa: BLE001 - closing is best effort
@@ -211,10 +219,16 @@ def _return_freed_memory() -> None:
 
 
 class MailSync:
-    def __init__(self, state_path: Path, options: SyncOptions, progress: Progress | None = None,
+    """Copies accounts with the identity map it is handed (`IdentityMap.of(state)`): it never
+    opens a state database by path. Worker threads get their own connection to the same state
+    file; a map that cannot be shared across threads (an in-memory state) is worked on the
+    calling thread alone."""
+
+    def __init__(self, identity: IdentityMap, options: SyncOptions,
+                 progress: Progress | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         _return_freed_memory()
-        self.state_path = Path(state_path)
+        self.map = identity
         self.options = options
         self.progress = progress or Progress()
         self.clock = clock
@@ -223,31 +237,39 @@ class MailSync:
         self._maps = threading.local()
 
     def identity(self) -> IdentityMap:
-        if not hasattr(self._maps, "map"):
-            self._maps.map = IdentityMap.open(self.state_path)
-        return self._maps.map
+        """The identity map for the calling thread."""
+        mine = getattr(self._maps, "map", None)
+        if mine is None:
+            mine = self._maps.map = self.map.for_thread()
+        return mine
 
     # --- entry point ------------------------------------------------------------------------
     def run(self, accounts: list[Account]) -> list[AccountResult]:
+        locks = nullcontext() if self.options.dry_run else target_locks(
+            [(a.target, a.target_user) for a in accounts], self.options.made_by)
         try:
-            results, tasks = [], []
-            for account in accounts:
-                result = AccountResult(account.label)
-                results.append(result)
-                with self.sessions.logging_in((account.source, account.source_user),
-                                              (account.target, account.target_user)):
-                    self.identity()  # migrate once, before any worker opens its own connection
-                tasks.extend(self._prepare_account(account, result))
-            with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
-                for future in [pool.submit(self._run_task, task) for task in tasks]:
-                    future.result()
-            return results
+            with locks:
+                return self._run_locked(accounts)
         finally:
             self.sessions.close()
-            # sqlite connections close in their own thread; workers' go with their threads.
-            if hasattr(self._maps, "map"):
-                self._maps.map.close()
-                del self._maps.map
+
+    def _run_locked(self, accounts: list[Account]) -> list[AccountResult]:
+        results, tasks = [], []
+        for account in accounts:
+            result = AccountResult(account.label)
+            results.append(result)
+            with self.sessions.logging_in((account.source, account.source_user),
+                                          (account.target, account.target_user)):
+                self.identity()
+            tasks.extend(self._prepare_account(account, result))
+        if not self.map.can_share:  # a connection of this thread only: no workers
+            for task in tasks:
+                self._run_task(task)
+            return results
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
+            for future in [pool.submit(self._run_task, task) for task in tasks]:
+                future.result()
+        return results
 
     # --- account level ----------------------------------------------------------------------
     def _prepare_account(self, account: Account, result: AccountResult) -> list[_FolderTask]:
@@ -255,19 +277,31 @@ class MailSync:
                 self.sessions.lease(account.target, account.target_user) as dst:
             return self._plan_account(account, result, src, dst)
 
+    def _target_folders(self, dst: MailboxSession) -> list[FolderInfo]:
+        """The target's folders; a target account that does not exist yet (a new Maildir) is
+        created by a copy, and reads as an empty INBOX in a dry run."""
+        try:
+            return dst.folders()
+        except NotFound:
+            if self.options.dry_run:
+                return [FolderInfo(INBOX)]
+            dst.create_folder(INBOX)
+            return dst.folders()
+
     def _plan_account(self, account: Account, result: AccountResult, src: MailboxSession,
                       dst: MailboxSession) -> list[_FolderTask]:
-        src_folders = src.folders()
+        src_folders = src.folders()  # NotFound for a source that does not exist: never "empty"
         self._check_named_folders(src_folders, account)
-        dst_folders = dst.folders()
+        dst_folders = self._target_folders(dst)
         mapping = plan_folders(src_folders, dst_folders, self.options.rules)
         by_name = {f.name: f for f in src_folders}
         if not self.options.dry_run:
             dst_folders = self._follow_renames(account, src_folders, dst_folders, mapping,
                                                dst, result)
         existing = {f.name: f for f in dst_folders}
-        records = self.identity().folder_records(account.pair)
-        pending = self.identity().pending_folders(account.pair)
+        identity = self.identity()
+        records = identity.folder_records(account.pair)
+        pending = identity.pending_folders(account.pair)
         tasks = []
         for src_name, dst_name in mapping.items():
             info = by_name[src_name]
@@ -276,9 +310,11 @@ class MailSync:
             result.folders += 1
             if dst_name not in existing:
                 result.created_folders.append(dst_name)
+                result.notes += _name_notes(dst, dst_name)  # a name the target refuses raises
                 if not self.options.dry_run:
+                    identity.note_created(account.pair, dst_name, self.options.made_by)
                     dst.create_folder(dst_name, info.special_use)
-            elif (src_name in records and src_name not in pending and not self.options.dry_run
+            elif (src_name in records and src_name not in pending
                   and _unchanged(records[src_name], info, existing[dst_name], dst_name)):
                 result.unchanged_folders += 1  # the no-op fast path: LIST + STATUS only
                 continue
@@ -338,6 +374,105 @@ class MailSync:
             pass
         identity.forget_folder(account.pair, record.src_folder)
 
+    # --- what a copy made, and taking it back -------------------------------------------------
+    def copies_present(self, account: Account, made_by: str) -> dict[str, int]:
+        """Per target folder, how many of its messages `made_by` copied there (an interrupted
+        copy's unconfirmed APPENDs found by content). Reads only."""
+        rows = self.identity().rows_made_by(account.pair, made_by)
+        if not rows:
+            return {}
+        try:
+            with self.sessions.lease(account.target, account.target_user) as dst:
+                current = {f.name: f for f in _folders_or_nothing(dst)}
+                return {folder: len(self._copies_in(account, dst, folder, current, group))
+                        for folder, group in _by_target_folder(rows).items()}
+        finally:
+            self.sessions.close()
+
+    def remove_copies(self, account: Account, made_by: str,
+                      before: Callable[[Row], bool] | None = None,
+                      folders_before: set[str] | None = None,
+                      parents_before: set[str] | None = None) -> Removal:
+        """Take back every message and folder `made_by` put on the target of `account`,
+        including those of an interrupted copy (pending rows are resolved by content first).
+        `before` also claims rows recorded without a maker (an older cutover), and
+        `folders_before`/`parents_before` name the folders the target had before, when known.
+        Raises when a copy is still there afterwards: a rollback never reports success
+        while any remains. Idempotent, and a half-done removal is finished by the next call."""
+        with target_locks([(account.target, account.target_user)], f"rollback {made_by}",
+                          create=False):
+            try:
+                with self.sessions.lease(account.target, account.target_user) as dst:
+                    return self._remove_copies(account, made_by, before, folders_before,
+                                               parents_before, dst)
+            finally:
+                self.sessions.close()
+
+    def _remove_copies(self, account: Account, made_by: str,
+                       before: Callable[[Row], bool] | None, folders_before: set[str] | None,
+                       parents_before: set[str] | None, dst: MailboxSession) -> Removal:
+        identity, pair = self.identity(), account.pair
+        removal = Removal()
+        current = {f.name: f for f in _folders_or_nothing(dst)}
+        rows = identity.rows_made_by(pair, made_by)
+        if before is not None:
+            rows += [r for r in identity.all_rows(pair) if r.made_by is None and before(r)]
+        for folder, group in _by_target_folder(rows).items():
+            uids = self._copies_in(account, dst, folder, current, group)
+            if not uids:
+                continue
+            dst.delete(folder, sorted(uids))
+            left = uids & {m.uid for m in dst.list_messages(folder)}
+            if left:
+                raise VerificationFailed(f"{len(left)} copied message(s) are still in {folder} "
+                                         f"of {account.target.describe(account.target_user)}")
+            removal.messages += len(uids)
+        identity.drop(pair, rows)
+        created = set(identity.created_folders(pair, made_by))
+        if folders_before is not None:
+            created |= {n for n, f in current.items() if f.selectable and n not in folders_before}
+        parents = {n for n, f in current.items() if not f.selectable
+                   and parents_before is not None and n not in parents_before}
+        removal.folders = _remove_folders(dst, current, created, parents)
+        for name in removal.folders | (created - set(current)):
+            identity.forget_target_folder(pair, name)
+        return removal
+
+    def _copies_in(self, account: Account, dst: MailboxSession, folder: str,
+                   current: dict[str, FolderInfo], rows: list[Row]) -> set[int]:
+        """The target UIDs in `folder` that are the copies `rows` recorded: confirmed ones as
+        recorded, unconfirmed (pending) or void (the folder's UIDVALIDITY changed) ones found
+        by content among the messages no other record accounts for."""
+        info = current.get(folder)
+        if info is None or not info.selectable:
+            return set()
+        info = dst.folder(folder)
+        present = {m.uid for m in dst.list_messages(folder)}
+        confirmed = [r for r in rows if r.state == "done" and r.dst_uidvalidity == info.uidvalidity]
+        uids = {r.dst_uid for r in confirmed if r.dst_uid in present}
+        unsure = [r for r in rows if not (r.state == "done"
+                                          and r.dst_uidvalidity == info.uidvalidity)]
+        if not unsure:
+            return uids
+        target = account.target.describe(account.target_user)
+        claimed = self.identity().claimed(target, folder)
+        floor = 0 if any(r.state == "done" for r in unsure) else min(
+            r.dst_uidnext_before or 0 for r in unsure)
+        candidates = [u for u in present if u not in claimed and u not in uids and u >= floor]
+        if not candidates:
+            return uids
+        for src_folder, group in _by_source_folder(unsure).items():
+            if EXACT_CONTENT in dst.capabilities:  # the digest alone tells, no source needed
+                found = _found(_copy_finder(None, dst, src_folder, folder, FolderInfo(src_folder),
+                                            candidates, group), group)
+            else:
+                with self.sessions.lease(account.source, account.source_user) as src:
+                    found = _found(_copy_finder(src, dst, src_folder, folder,
+                                                src.folder(src_folder), candidates, group), group)
+            uids |= found
+            candidates = [u for u in candidates if u not in found]
+        return uids
+
     # --- folder level -----------------------------------------------------------------------
     def _run_task(self, task: _FolderTask) -> None:
         for attempt in range(FOLDER_ATTEMPTS):
@@ -376,7 +511,10 @@ class MailSync:
         done = {r.src_uid: r for r in rows if r.state == "done"}
         src_by_uid = {m.uid: m for m in src_msgs}
         new = [m for m in src_msgs if m.uid not in done]
-        self._copy(task, src, dst, src_info, dst_info, new)
+        if new:
+            unclaimed = self._unclaimed(task, dst_msgs, rows)
+            adopted = self._copy(task, src, dst, src_info, dst_info, new, dst_msgs, unclaimed)
+            done.update((row.src_uid, row) for row in adopted)
         self._fix_flags(task, dst, done, src_by_uid, dst_msgs)
         if self.options.delete:
             self._expunge(task, dst, [r for r in done.values() if r.src_uid not in src_by_uid])
@@ -458,23 +596,53 @@ class MailSync:
         return [r for r in rows if r.state == "done" and r.dst_uid in dst_msgs
                 and r.src_uidvalidity == src_info.uidvalidity]
 
+    def _unclaimed(self, task: _FolderTask, dst_msgs: dict[int, MessageRef],
+                   rows: list[Row]) -> list[int]:
+        """Target messages no recorded copy into this target accounts for: mail that was there
+        before, or copies whose record is in another (or a lost) state DB."""
+        mine = {r.dst_uid for r in rows if r.state == "done"}
+        unclaimed = [uid for uid in dst_msgs if uid not in mine]
+        if unclaimed:
+            target = task.account.target.describe(task.account.target_user)
+            others = self.identity().claimed(target, task.target_name)
+            unclaimed = [uid for uid in unclaimed if uid not in others]
+        return unclaimed
+
     def _copy(self, task: _FolderTask, src: MailboxSession, dst: MailboxSession,
-              src_info: FolderInfo, dst_info: FolderInfo, new: list[MessageRef]) -> None:
-        if not new:
-            return
+              src_info: FolderInfo, dst_info: FolderInfo, new: list[MessageRef],
+              dst_msgs: dict[int, MessageRef], unclaimed: list[int]) -> list[Row]:
+        """Append `new` to the target, except messages the target already holds (matched by
+        content among `unclaimed`, same INTERNALDATE): those are recorded, not copied again.
+        Returns the rows of the messages found so."""
         label, pair = task.account.label, task.account.pair
-        self.progress.planned(label, len(new), sum(m.size for m in new))
-        identity = self.identity()
+        identity, made_by = self.identity(), self.options.made_by
         refs = {m.uid: m for m in new}
+        already = _existing_copies(src, dst, task.target_name, new, dst_msgs, unclaimed)
+        adopted: list[Row] = []
+        self.progress.planned(label, len(new), sum(m.size for m in new))
         for batch in _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new]))):
             size = sum(len(content) for _, content in batch)
-            self.throttle.take(len(batch), size)
             # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT seen
             # when the folder task started.
             uidnext = dst_info.uidnext
-            rows = [Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
-                        dst_info.uidvalidity, None, content_digest(content), "pending",
-                        uidnext) for uid, content in batch]
+            rows, found = [], []
+            for uid, content in batch:
+                digest = content_digest(content)
+                match = already(content, digest, refs[uid]) if already else None
+                row = Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
+                          dst_info.uidvalidity, match, digest, "done" if match else "pending",
+                          uidnext, "" if match else made_by)
+                (found if match else rows).append(row)
+            if found:
+                identity.put(pair, found)
+                adopted += found
+                task.result.rematched += len(found)
+            if not rows:
+                continue
+            batch = [(uid, content) for uid, content in batch if uid not in
+                     {r.src_uid for r in found}] if found else batch
+            appended = sum(len(content) for _, content in batch)
+            self.throttle.take(len(batch), appended)
             identity.put(pair, rows)
             _crash_point("before-append")
             uids = dst.append(task.target_name, [
@@ -486,8 +654,9 @@ class MailSync:
             identity.put(pair, rows)
             _crash_point("after-record")
             task.result.copied += len(batch)
-            task.result.copied_bytes += size
+            task.result.copied_bytes += appended
             self.progress.copied(label, len(batch), size)
+        return adopted
 
     def _fix_flags(self, task: _FolderTask, dst: MailboxSession, done: dict[int, Row],
                    src_by_uid: dict[int, MessageRef], dst_msgs: dict[int, MessageRef]) -> None:
@@ -509,23 +678,17 @@ class MailSync:
             task.result.deleted += len(rows)
 
 
-_crash_lock = threading.Lock()
-_crash_counts: dict[str, int] = defaultdict(int)
-
-
 def _crash_point(phase: str) -> None:
-    """Test hook: CUTOVER_MAILSYNC_CRASH_AT="PHASE:N" kills the process (SIGKILL, as kill -9)
-    the N-th time PHASE is reached, to prove a re-run is exact with no duplicates."""
-    wanted = os.environ.get("CUTOVER_MAILSYNC_CRASH_AT")
-    if not wanted:
-        return
-    name, _, count = wanted.partition(":")
-    if name != phase:
-        return
-    with _crash_lock:
-        _crash_counts[phase] += 1
-        if _crash_counts[phase] == int(count or 1):
-            os.kill(os.getpid(), signal.SIGKILL)
+    """Test hook (cutover.faults): CUTOVER_CRASH_AT="PHASE:N" kills the process (SIGKILL, as
+    kill -9) the N-th time PHASE is reached, to prove a re-run is exact with no duplicates."""
+    crash_if_asked(phase, counted=True, hard=True)
+
+
+def _name_notes(dst: MailboxSession, name: str) -> list[str]:
+    """What the target says about storing `name` (an IMAP server whose separator is in it)."""
+    note = getattr(dst, "name_note", None)
+    text = note(name) if note is not None else None
+    return [text] if text else []
 
 
 def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name: str) -> bool:
@@ -538,7 +701,7 @@ def _unchanged(record: FolderRecord, src: FolderInfo, dst: FolderInfo, dst_name:
                                         dst.highestmodseq))
 
 
-def _copy_finder(src: MailboxSession, dst: MailboxSession, src_folder: str, dst_folder: str,
+def _copy_finder(src: MailboxSession | None, dst: MailboxSession, src_folder: str, dst_folder: str,
                  src_info: FolderInfo, candidates: list[int],
                  rows: list[Row]) -> Callable[[Row], int | None]:
     """How a row finds its copy among unclaimed target messages: by content digest when the
@@ -554,6 +717,7 @@ def _copy_finder(src: MailboxSession, dst: MailboxSession, src_folder: str, dst_
                            for uid, content in dst.fetch(dst_folder, sorted(candidates)))
     # rows whose source UID is void too (both sides reset) have no source to ask: re-copied
     wanted = sorted({r.src_uid for r in rows if r.src_uidvalidity == src_info.uidvalidity})
+    assert src is not None, "a target that rebuilds messages needs the source to match copies"
     sources = {uid: message_identity(content) for uid, content in src.fetch(src_folder, wanted)}
 
     def find(row: Row) -> int | None:
@@ -561,6 +725,102 @@ def _copy_finder(src: MailboxSession, dst: MailboxSession, src_folder: str, dst_
             else None
         return targets.take(identity) if identity is not None else None
     return find
+
+
+def _found(find: Callable[[Row], int | None], rows: list[Row]) -> set[int]:
+    return {uid for uid in map(find, rows) if uid is not None}
+
+
+def _existing_copies(src: MailboxSession, dst: MailboxSession, dst_folder: str,
+                     new: list[MessageRef], dst_msgs: dict[int, MessageRef],
+                     unclaimed: list[int]) -> Callable[[bytes, str, MessageRef], int | None] | None:
+    """How a source message about to be copied finds a target message that already is its
+    copy (same content, same INTERNALDATE to the second), each target message found once; None
+    when no target message can be one. Byte for byte when both stores keep bytes (only the
+    target messages of a size some new message has are read), else by normalised identity."""
+    if not unclaimed:
+        return None
+    if EXACT_CONTENT in src.capabilities and EXACT_CONTENT in dst.capabilities:
+        sizes = {m.size for m in new}
+        candidates = [uid for uid in unclaimed if dst_msgs[uid].size in sizes]
+        if not candidates:
+            return None
+        pool: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for uid, content in dst.fetch(dst_folder, sorted(candidates)):
+            pool[(content_digest(content), _second(dst_msgs[uid]))].append(uid)
+
+        def by_digest(content: bytes, digest: str, ref: MessageRef) -> int | None:
+            uids = pool.get((digest, _second(ref)))
+            return uids.pop(0) if uids else None
+        return by_digest
+    from cutover.mailsync.normalised import IdentityPool, message_identity
+
+    by_date: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    for uid, content in dst.fetch(dst_folder, sorted(unclaimed)):
+        by_date[_second(dst_msgs[uid])].append((message_identity(content), uid))
+    pools = {second: IdentityPool(entries) for second, entries in by_date.items()}
+
+    def by_identity(content: bytes, digest: str, ref: MessageRef) -> int | None:
+        found = pools.get(_second(ref))
+        return found.take(message_identity(content)) if found else None
+    return by_identity
+
+
+def _second(ref: MessageRef) -> int:
+    return int(ref.internaldate.timestamp())
+
+
+@dataclass
+class Removal:
+    """What a rollback took back from one target account."""
+
+    messages: int = 0
+    folders: set[str] = field(default_factory=set)
+
+
+def _folders_or_nothing(session: MailboxSession) -> list[FolderInfo]:
+    """A target account that does not exist holds no copy (a rollback finds nothing to do)."""
+    try:
+        return session.folders()
+    except NotFound:
+        return []
+
+
+def _by_target_folder(rows: list[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row.dst_folder].append(row)
+    return grouped
+
+
+def _by_source_folder(rows: list[Row]) -> dict[str, list[Row]]:
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[row.src_folder].append(row)
+    return grouped
+
+
+def _remove_folders(dst: MailboxSession, current: dict[str, FolderInfo], created: set[str],
+                    parents: set[str]) -> set[str]:
+    """Delete the folders a copy created, once empty (mail someone else put there keeps its
+    folder), and the \\Noselect parents it left, deepest first; returns the names deleted.
+    A parent that still holds a folder that stays is kept."""
+    removed: set[str] = set()
+    for name in sorted((created | parents) & set(current), key=lambda n: -n.count(SEPARATOR)):
+        if name == INBOX:
+            continue
+        info = current[name]
+        if info.selectable and dst.folder(name).messages:
+            continue
+        if any(other.startswith(name + SEPARATOR) and other not in removed
+               for other in current):
+            if info.selectable:  # keep the children, drop the folder's own mail store
+                dst.delete_folder(name)
+                removed.add(name)
+            continue
+        dst.delete_folder(name)
+        removed.add(name)
+    return removed
 
 
 def _digest_pool(session: MailboxSession, folder: str, uids: list[int]) -> dict[str, list[int]]:

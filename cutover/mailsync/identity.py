@@ -1,6 +1,6 @@
 """The identity map: which target message is the copy of which source message.
 
-Two tables in the state DB (migration set "cutover.mailsync"):
+Tables in the state DB (migration set "cutover.mailsync"):
 
 - `mailsync_folders`: per (pair, source folder) the counters seen at the end of the last sync,
   on both sides; when nothing moved since, a re-run skips the folder after one STATUS.
@@ -8,23 +8,33 @@ Two tables in the state DB (migration set "cutover.mailsync"):
   folder/UIDVALIDITY/UID and the sha256 of the content. A row is written `pending` (with the
   target's UIDNEXT before the APPEND) and committed before the APPEND, then marked `done` with
   the target UID. After a kill -9 a pending row is resolved by digest among the target messages
-  at or above that UIDNEXT, so an APPEND that did arrive is never repeated.
+  at or above that UIDNEXT, so an APPEND that did arrive is never repeated. `made_by` names
+  the copy that appended the message (a plan step, "plan/step-id", or the command line); a
+  row whose target message was already there (matched by content) has none: a rollback
+  removes exactly the messages its step made, those of an interrupted apply included.
+- `mailsync_created`: the target folders a copy created, so that a rollback removes them even
+  when a later preview saw them already there.
 
 `pair` names the two accounts ("imap://a@h:143 -> maildir:///m/a"); no password is ever stored.
 
-Opening is cheap once the tables exist: a state DB that already records every migration of this
-set is opened with plain sqlite3, so a no-op re-run (and each worker thread) skips importing
-sqlite-utils and checking every migration set again.
+The map is handed the runner's (or the command's) `State`: it never opens a database by path
+itself. Worker threads of the engine get their own connection to the same file
+(`for_thread`), because a sqlite connection belongs to the thread that made it. A read-only map
+(a preview) never migrates: a state without these tables reads as an empty map.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cutover.state import State
 
 MIGRATION_SET = "cutover.mailsync"
 
@@ -45,7 +55,16 @@ def m001_identity_map(db: Any) -> None:
                "(pair, dst_folder, dst_uid)")
 
 
-MIGRATIONS = (m001_identity_map,)  # in order; a new one is appended here
+def m002_made_by(db: Any) -> None:
+    # Rows written before this migration have no maker: a rollback falls back to "at or above
+    # the UIDNEXT the preview saw" for them.
+    db.execute("ALTER TABLE mailsync_messages ADD COLUMN made_by TEXT")
+    db.execute("""CREATE TABLE IF NOT EXISTS mailsync_created (
+        pair TEXT NOT NULL, dst_folder TEXT NOT NULL, made_by TEXT NOT NULL,
+        PRIMARY KEY (pair, dst_folder))""")
+
+
+MIGRATIONS = (m001_identity_map, m002_made_by)  # in order; a new one is appended here
 
 
 @cache
@@ -59,24 +78,22 @@ def mailsync_migrations() -> Any:
     return migrations
 
 
-def _open_migrated(path: Path) -> sqlite3.Connection | None:
-    """A connection to `path` when it is a WAL state DB on which every migration of this set
-    has been applied (so State.open ran on it before), else None."""
-    if not path.is_file():
-        return None
-    conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+def migrated(conn: sqlite3.Connection) -> bool:
+    """Every migration of this set is recorded in the DB (read only, no sqlite-utils)."""
     try:
         applied = {row[0] for row in conn.execute(
             "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
-        wal = conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    except sqlite3.DatabaseError:  # no such table, not a DB, locked: State.open says why
-        conn.close()
-        return None
-    if not wal or not {m.__name__ for m in MIGRATIONS} <= applied:
-        conn.close()
-        return None
-    conn.execute("PRAGMA synchronous=NORMAL")  # as State.open sets it
-    return conn
+    except sqlite3.OperationalError:  # no migrations table yet
+        return False
+    return {m.__name__ for m in MIGRATIONS} <= applied
+
+
+def _file_of(conn: sqlite3.Connection) -> Path | None:
+    """The file behind the main database of `conn`, None when it lives in memory."""
+    for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return Path(file) if file else None
+    return None
 
 
 @dataclass
@@ -104,31 +121,85 @@ class Row:
     digest: str
     state: str  # "pending" | "done"
     dst_uidnext_before: int | None = None
+    made_by: str | None = None  # the copy that appended it; None: it was there already
 
 
 _ROW_FIELDS = ("src_folder", "src_uidvalidity", "src_uid", "dst_folder", "dst_uidvalidity",
-               "dst_uid", "digest", "state", "dst_uidnext_before")
+               "dst_uid", "digest", "state", "dst_uidnext_before", "made_by")
+_ROW_COLUMNS = ", ".join(_ROW_FIELDS)
 
 
 class IdentityMap:
-    """Reads and writes the two tables through one sqlite connection (one per thread)."""
+    """Reads and writes the tables through one sqlite connection, used by one thread; the
+    engine's workers each get their own through `for_thread()`."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None,
+                 shared: bool = False, owned: bool = False):
         self.db = conn
+        self.path = path  # the state file, for the connections of other threads
+        self.shared = shared  # usable from any thread (an in-memory map of a preview)
+        self.owned = owned  # this map opened the connection, so close() closes it
+        self.thread = threading.get_ident()
 
     @classmethod
-    def open(cls, path: Path) -> IdentityMap:
-        conn = _open_migrated(Path(path))
-        if conn is None:
-            from cutover.state import State
-
-            state = State.open(path)
+    def of(cls, state: State, writable: bool = True) -> IdentityMap:
+        """The map kept in `state`. Writable: the tables are created or migrated if needed.
+        Read only (a preview): nothing is written; a state without the tables reads as empty."""
+        conn = state.db.conn
+        if not migrated(conn):
+            if not writable:
+                return cls._migrated_copy(conn)
             state.migrate(mailsync_migrations())
-            conn = state.db.conn
-        return cls(conn)
+        return cls(conn, _file_of(conn))
+
+    @classmethod
+    def empty(cls) -> IdentityMap:
+        """A map that knows nothing and lives in memory (what a preview reads when the state
+        has no copy recorded yet)."""
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        for migration in MIGRATIONS:
+            migration(conn)
+        return cls(conn, None, shared=True, owned=True)
+
+    @classmethod
+    def _migrated_copy(cls, conn: sqlite3.Connection) -> IdentityMap:
+        """For reading a state an older cutover wrote without writing to it: an in-memory
+        copy, migrated (or an empty map when it holds no copy at all)."""
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'mailsync_messages'"
+                            ).fetchone():
+            return cls.empty()
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.backup(memory)
+        applied = {row[0] for row in memory.execute(
+            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
+        for migration in MIGRATIONS:
+            if migration.__name__ not in applied:
+                migration(memory)
+        return cls(memory, None, shared=True, owned=True)
+
+    @property
+    def can_share(self) -> bool:
+        """Whether other threads can work on this map (own connection to the file, or the
+        thread-safe in-memory map)."""
+        return self.shared or self.path is not None
+
+    def for_thread(self) -> IdentityMap:
+        """This map for the calling thread: itself on the thread that made it (or when it is
+        shared), else a new connection to the same state file."""
+        if self.shared or threading.get_ident() == self.thread:
+            return self
+        if self.path is None:
+            raise RuntimeError("an in-memory state cannot be used from another thread")
+        conn = sqlite3.connect(str(self.path), timeout=10, isolation_level=None)
+        # A pending row must survive a kill -9 (WAL commits do), not a power loss: the digest
+        # re-match then finds what arrived anyway.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return IdentityMap(conn, self.path, owned=True)
 
     def close(self) -> None:
-        self.db.close()
+        """Close the connection if this map opened it (a State's connection stays open)."""
+        if self.owned:
+            self.db.close()
 
     def _write(self, sql: str, params: Iterable[Any] = ()) -> None:
         self.db.execute(sql, list(params))
@@ -165,29 +236,66 @@ class IdentityMap:
         self._write("DELETE FROM mailsync_messages WHERE pair = ? AND src_folder = ?",
                     [pair, src_folder])
 
+    def forget_target_folder(self, pair: str, dst_folder: str) -> None:
+        """The target folder is gone: its records and the rows of the copies it held."""
+        self._write("DELETE FROM mailsync_folders WHERE pair = ? AND dst_folder = ?",
+                    [pair, dst_folder])
+        self._write("DELETE FROM mailsync_messages WHERE pair = ? AND dst_folder = ?",
+                    [pair, dst_folder])
+        self._write("DELETE FROM mailsync_created WHERE pair = ? AND dst_folder = ?",
+                    [pair, dst_folder])
+
     def rename_source_folder(self, pair: str, old: str, new: str, dst_folder: str) -> None:
         self._write("UPDATE mailsync_folders SET src_folder = ?, dst_folder = ? "
                     "WHERE pair = ? AND src_folder = ?", [new, dst_folder, pair, old])
         self._write("UPDATE mailsync_messages SET src_folder = ?, dst_folder = ? "
                     "WHERE pair = ? AND src_folder = ?", [new, dst_folder, pair, old])
 
+    def note_created(self, pair: str, dst_folder: str, made_by: str) -> None:
+        """Recorded before the folder is created, so an interrupted copy's folders are known."""
+        self._write("INSERT OR IGNORE INTO mailsync_created VALUES (?, ?, ?)",
+                    [pair, dst_folder, made_by])
+
+    def created_folders(self, pair: str, made_by: str) -> list[str]:
+        cursor = self.db.execute("SELECT dst_folder FROM mailsync_created WHERE pair = ? AND "
+                                 "made_by = ?", [pair, made_by])
+        return [row[0] for row in cursor.fetchall()]
+
+    def forget_created(self, pair: str, dst_folders: Iterable[str]) -> None:
+        self._many("DELETE FROM mailsync_created WHERE pair = ? AND dst_folder = ?",
+                   [(pair, name) for name in dst_folders])
+
     # --- messages -------------------------------------------------------------------------
     def rows(self, pair: str, src_folder: str) -> list[Row]:
         cursor = self.db.execute(
-            f"SELECT {', '.join(_ROW_FIELDS)} FROM mailsync_messages "
-            "WHERE pair = ? AND src_folder = ?", [pair, src_folder])
+            f"SELECT {_ROW_COLUMNS} FROM mailsync_messages WHERE pair = ? AND src_folder = ?",
+            [pair, src_folder])
         return [Row(*values) for values in cursor.fetchall()]
 
     def all_rows(self, pair: str) -> list[Row]:
         cursor = self.db.execute(
-            f"SELECT {', '.join(_ROW_FIELDS)} FROM mailsync_messages WHERE pair = ?", [pair])
+            f"SELECT {_ROW_COLUMNS} FROM mailsync_messages WHERE pair = ?", [pair])
         return [Row(*values) for values in cursor.fetchall()]
+
+    def rows_made_by(self, pair: str, made_by: str) -> list[Row]:
+        cursor = self.db.execute(
+            f"SELECT {_ROW_COLUMNS} FROM mailsync_messages WHERE pair = ? AND made_by = ?",
+            [pair, made_by])
+        return [Row(*values) for values in cursor.fetchall()]
+
+    def claimed(self, target: str, dst_folder: str) -> set[int]:
+        """Target UIDs of `dst_folder` that some recorded copy into `target` (a target label,
+        the right-hand side of a pair) already accounts for, whatever its source."""
+        cursor = self.db.execute(
+            "SELECT dst_uid FROM mailsync_messages WHERE dst_folder = ? AND state = 'done' "
+            "AND substr(pair, -?) = ?", [dst_folder, len(target) + 4, f" -> {target}"])
+        return {row[0] for row in cursor.fetchall() if row[0] is not None}
 
     def put(self, pair: str, rows: list[Row]) -> None:
         """Insert or replace rows in one transaction (pending before APPEND, done after)."""
         self._many(
-            "INSERT OR REPLACE INTO mailsync_messages (pair, " + ", ".join(_ROW_FIELDS) + ") "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO mailsync_messages (pair, {_ROW_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [(pair, *(getattr(r, f) for f in _ROW_FIELDS)) for r in rows])
 
     def drop(self, pair: str, rows: list[Row]) -> None:

@@ -1,6 +1,8 @@
 """Mailbox URLs of the command line -> (store, user).
 
-    imap://USER@HOST:PORT    plain, STARTTLS when the server offers it
+    imap://USER@HOST:PORT    STARTTLS, required unless the host is loopback
+                             (?tls=starttls requires it there too; ?tls=none allows a plain
+                             login anywhere: cutover/connectors/imap/tls.py)
     imaps://USER@HOST:PORT   implicit TLS
     maildir:///abs/path      one account's Maildir (Dovecot LAYOUT=fs); maildir:rel/path too
     ews://USER@HOST          Exchange Web Services (source only), https://HOST/EWS/Exchange.asmx

@@ -96,6 +96,11 @@ def _listed_domains(server: PostfixMapDirectory) -> set[str]:
             for domain in parse_domain_list(server.read_source(name) or "")}
 
 
+def _mailbox_domains(server: PostfixMapDirectory) -> set[str]:
+    return {domain for domain in parse_domain_list(server.read_source(
+        "virtual_mailbox_domains") or "")}
+
+
 def _subdirectories(root: Path) -> list[Path]:
     return [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
 
@@ -153,10 +158,13 @@ def _postfix_route(route: DomainRoute, servers: dict[str, PostfixMapDirectory]) 
     for name, server in servers.items():
         transport = server.transport_for(route.domain)
         content_filter = server.content_filter()
-        relayed = route.domain in _listed_domains(server)
+        relayed = route.domain in _listed_domains(server) | _mailbox_domains(server)
         if not (transport or content_filter or relayed):
             continue
         route.postfix = name
+        milters = server.parameter("smtpd_milters") if server.config_dir else None
+        if milters and not _mx_is_cloud(route):  # the milter filters what this host receives
+            route.filter_hop = f"milter {milters}"
         if content_filter:
             route.filter_hop = content_filter
         if transport and is_filter_hop(transport) and not route.filter_hop:

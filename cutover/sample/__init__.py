@@ -1,6 +1,6 @@
-"""The embedded sample organisation and the demo that carries it through both phases."""
+"""The embedded sample organisation: its data and the writers that lay it out as a workspace.
+`cutover.operations.demo` runs the sample plans on it."""
 
-from cutover.sample.demo import run_demo
 from cutover.sample.writer import write_sample, write_skeleton
 
-__all__ = ["run_demo", "write_sample", "write_skeleton"]
+__all__ = ["write_sample", "write_skeleton"]

@@ -11,12 +11,16 @@ from importlib import resources
 from pathlib import Path
 
 from cutover.errors import UsageError
+from cutover.sample.exchange_org import write_exchange_management
 from cutover.sample.mail import messages_for
 from cutover.sample.org import OLD_DOMAIN, VERIFY_DOMAIN, SampleRecipient, recipients
 from cutover.sample.procmail import procmailrc_for
 from cutover.sample.zones import POSTFIX_MAPS, old_zone, verify_zone
 
 PLAN_NAMES = ("phase1-segregate.yaml", "phase2-cloud.yaml")
+#: written into the workspace beside them, not run by the demo: phase 2 for tenants without
+#: hybrid (mail copied through Graph)
+ALTERNATIVE_PLANS = ("phase2-cloud-graph.yaml",)
 
 SKELETON_CONFIG = """\
 # cutover.yaml: which system backs each logical name the plans use.
@@ -71,7 +75,7 @@ def _write_files(target: Path) -> None:
         (target / sub).mkdir(parents=True, exist_ok=True)
     (target / "credentials").chmod(0o700)
     (target / "cutover.yaml").write_text(sample_config())
-    for name in PLAN_NAMES:
+    for name in PLAN_NAMES + ALTERNATIVE_PLANS:
         text = resources.files("cutover.sample").joinpath("plans", name).read_text()
         (target / "plans" / name).write_text(text)
     (target / "inventory" / "Get-Mailbox.csv").write_bytes(get_mailbox_csv(org))
@@ -89,6 +93,7 @@ def _write_files(target: Path) -> None:
     (target / "cloud" / "forwarding.json").write_text("{}\n")
     (target / "cloud" / "users.json").write_text(json.dumps(cloud_users(org), indent=2) + "\n")
     (target / "dovecot" / "users").write_text("")
+    write_exchange_management(target, org)
     _write_mailboxes(target, org)
 
 

@@ -1,13 +1,22 @@
-"""Step kinds: one module per kind ("dns.records" -> dns_records.py). Importing this package
-imports every module in it, which registers each kind with `base.register`."""
+"""Step kinds: one module per kind ("dns.records" -> dns_records.py), each registering its class
+with `base.register`. The modules are imported on demand (`load_all`, called by the plan loader
+through `base.iter_kinds`), so a command that needs no step kind (`cutover status`) pays for
+none."""
+
+from __future__ import annotations
 
 import importlib
 import pkgutil
 
-from cutover.steps.base import STEP_KINDS, Change, Context, Finding, Step, register
+_loaded = False
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["STEP_KINDS", "Change", "Context", "Finding", "Step", "register"]
+def load_all() -> None:
+    """Import every step kind module once, registering its kind."""
+    global _loaded
+    if _loaded:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in ("base", "__init__"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    _loaded = True

@@ -19,66 +19,33 @@ Contract for implementers:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
+from cutover.changes import (  # the values every layer shares, re-exported for step kinds
+    Action,
+    Change,
+    Finding,
+    JSONValue,
+    changes_digest,
+)
+from cutover.safety import UNOBSERVED
+
 if TYPE_CHECKING:
+    from cutover.connectors.dns_zone import DnsZone
+    from cutover.connectors.mailstore import MailStore
+    from cutover.connectors.roles import Accounts, Directory, Forwarding, MtaMaps
+    from cutover.connectors.sieve_store import SieveStore
     from cutover.workspace import Workspace
 
-JSONValue = Any
-Action = Literal["create", "update", "delete"]
 
-_INVERSE_ACTION: dict[str, Action] = {"create": "delete", "delete": "create", "update": "update"}
-
-
-@dataclass(frozen=True)
-class Change:
-    """One item of a step's work: what it is now (`before`) and what it will be (`after`)."""
-
-    item: str
-    action: Action
-    before: JSONValue | None
-    after: JSONValue | None
-    summary: str = ""
-
-    def inverse(self) -> Change:
-        return Change(self.item, _INVERSE_ACTION[self.action], self.after, self.before,
-                      f"restore {self.item}")
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Change:
-        return cls(**data)
-
-    def describe(self) -> str:
-        return self.summary or f"{self.action} {self.item}"
-
-
-def changes_digest(changes: list[Change]) -> str:
-    """A stable hash of a preview, kept in the checkpoint: what is applied is what was reviewed."""
-    payload = json.dumps([c.to_json() for c in changes], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something verify (or a check) found wrong. `severity` "warning" does not fail a step."""
-
-    item: str
-    problem: str
-    severity: Literal["error", "warning"] = "error"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["Action", "Change", "Finding", "JSONValue", "changes_digest"]
 
 
 class Params(BaseModel):
@@ -117,9 +84,41 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
+    @overload
+    def connector(self, section: Literal["mail-store", "mailstores"], name: str
+                  ) -> MailStore: ...
+
+    @overload
+    def connector(self, section: Literal["dns-zone", "providers"], name: str) -> DnsZone: ...
+
+    @overload
+    def connector(self, section: Literal["sieve-store", "sieve"], name: str) -> SieveStore: ...
+
+    @overload
+    def connector(self, section: Literal["forwarding"], name: str) -> Forwarding: ...
+
+    @overload
+    def connector(self, section: Literal["mta-maps", "postfix"], name: str) -> MtaMaps: ...
+
+    @overload
+    def connector(self, section: Literal["accounts"], name: str) -> Accounts: ...
+
+    @overload
+    def connector(self, section: Literal["directory"], name: str) -> Directory: ...
+
+    @overload
+    def connector(self, section: str, name: str) -> Any: ...
+
     def connector(self, section: str, name: str) -> Any:
-        """The connector the workspace configures as `section.name` (e.g. "mailstores", "linux")."""
-        return self.workspace.connector(section, name)
+        """The connector the workspace configures for a role (its name, "mail-store", or its
+        section, "mailstores") under `name`, checked against the role's protocol when built.
+        One that logs in without TLS (`tls: none`) says so, once, wherever it is first used."""
+        built = self.workspace.connector(section, name)
+        warning = getattr(built, "transport_warning", None)
+        if warning and not getattr(built, "transport_warning_shown", False):
+            built.transport_warning_shown = True
+            self.log(f"WARNING {section}.{name}: {warning}")
+        return built
 
     def hold_until(self, key: str, until: datetime, reason: str) -> None:
         """Record that work on `key` must wait until `until`; survives restarts."""
@@ -136,7 +135,15 @@ class Context:
 
 
 class Step(ABC):
-    """A step kind. Subclasses set `kind` and `Params` and implement the four verbs."""
+    """A step kind. Subclasses set `kind` and `Params` and implement the four verbs, and may
+    tell the runner's one safety gate (cutover.safety) why a change is unsafe:
+
+    - `unsafe_reasons(ctx, changes)`: reasons to refuse a whole preview (a threshold crossed,
+      rules that disagree), checked between preview and confirm;
+    - `observe(ctx, change)` (with `comparable`): the item as the world shows it now, so the
+      gate can refuse to apply over, or roll back over, what someone changed since.
+    Only `--force` passes the gate, the same way for every kind.
+    """
 
     kind: ClassVar[str]
     Params: ClassVar[type[BaseModel]] = Params
@@ -155,6 +162,28 @@ class Step(ABC):
 
     @abstractmethod
     def rollback(self, ctx: Context, change: Change) -> None: ...
+
+    # --- the safety gate's questions (cutover.safety asks them; --force passes) ------------
+    def unsafe_reasons(self, ctx: Context, changes: list[Change]) -> list[str]:
+        """Why applying this whole preview would be unsafe; [] when it is not."""
+        return []
+
+    def observe(self, ctx: Context, change: Change) -> JSONValue:
+        """The item `change` is about, as the world shows it now, in the shape of
+        `change.before`/`change.after` (compared through `comparable`); UNOBSERVED when this
+        kind cannot tell."""
+        return UNOBSERVED
+
+    def comparable(self, payload: JSONValue) -> JSONValue:
+        """The part of a `before`/`after` (or an observation) that says what the world holds:
+        two payloads the gate should treat as the same state compare equal through this."""
+        return payload
+
+    def describe_state(self, payload: JSONValue) -> str:
+        """An observation as the operator reads it in a refusal."""
+        value = self.comparable(payload)
+        text = json.dumps(value, sort_keys=True, default=str)
+        return text if len(text) <= 120 else text[:119] + "…"
 
     # --- runbook hooks: plain text for operators; override to be specific ---------------
     def manual_checks(self, params: Any) -> list[str]:
@@ -178,6 +207,7 @@ def register(cls: type[Step]) -> type[Step]:
 
 
 def iter_kinds() -> Iterator[str]:
-    from cutover import steps  # noqa: F401 - importing the package registers every kind
+    from cutover.steps import load_all
 
+    load_all()  # importing the kinds' modules registers every kind
     yield from sorted(STEP_KINDS)

@@ -18,6 +18,13 @@ before mail is copied:
 - verify fails for each mailbox that is (still) missing;
 - rollback changes nothing: cutover never deletes a mailbox it did not create, so verifying a
   rollback accepts a mailbox that still exists.
+
+This is the gate of the Graph path (plans/phase2-cloud-graph.yaml, for tenants without Exchange
+hybrid). Its preview says, per mailbox, what that path does not carry, from the inventory item:
+calendars, contacts and tasks (only mail folders are copied), the inventoried rules, the X500
+addresses (replies to old mail and Outlook autocomplete), forwarding, delegates and
+FullAccess/SendAs permissions, and the Outlook profile (it keeps opening the old mailbox). The
+hybrid path (`cloud.migration_batch`) carries all of these.
 """
 
 from __future__ import annotations
@@ -35,6 +42,23 @@ class CloudMailboxParams(Params):
     user: str = "{address}"
 
 
+def not_carried(item: dict[str, Any]) -> str:
+    """What a Graph copy leaves behind for one inventoried mailbox, in words."""
+    left = ["calendars, contacts and tasks"]
+    rules = item.get("rules") or []
+    if rules:
+        kinds = sorted({str(rule.get("kind", "rule")) for rule in rules})
+        left.append(f"{len(rules)} inventoried rule(s) ({', '.join(kinds)})")
+    x500 = [a for a in item.get("other_addresses") or [] if str(a).lower().startswith("x500:")]
+    if x500:
+        left.append(f"{len(x500)} X500 address(es) (replies to old mail would bounce)")
+    if item.get("forwarding"):
+        left.append("its forwarding")
+    left += ["delegates and FullAccess/SendAs", "the Outlook profile (it keeps opening the "
+             "on-premises mailbox)"]
+    return "; ".join(left)
+
+
 def _missing(address: str) -> str:
     return (f"no Microsoft 365 mailbox for {address}: create the user and assign an Exchange "
             "Online licence in the Microsoft 365 admin centre")
@@ -49,6 +73,8 @@ class CloudMailbox(Step):
     def preview(self, ctx: Context) -> list[Change]:
         params: CloudMailboxParams = ctx.params
         address = expand(params.user, ctx.item).strip().lower()
+        if ctx.item is not None:
+            ctx.log(f"{address}: the Graph copy does not carry {not_carried(ctx.item)}")
         directory = ctx.connector("directory", params.directory)
         if has_mailbox(directory.find(address)):
             ctx.log(f"{address}: mailbox exists in {directory.describe()}")

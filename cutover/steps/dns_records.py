@@ -42,7 +42,7 @@ from cutover.dns_model import (
     zone_text,
 )
 from cutover.errors import CapabilityMissing, UsageError
-from cutover.safety import Thresholds, ZoneChangeCounts, raise_if_unsafe
+from cutover.safety import Thresholds, ZoneChangeCounts, unsafe_reasons
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 DEFAULT_TTL = 3600
@@ -145,7 +145,7 @@ class DnsRecords(Step):
         for change in changes:
             for key in hold_keys(*change_key(change)):
                 ctx.wait_for(key)
-        self._check_safety(ctx, zone, provider, changes)
+        # the thresholds are the runner's safety gate's business: see unsafe_reasons
         return changes
 
     def _diff(self, zone: str, provider: DnsZone, spec: RecordChange) -> Change | None:
@@ -163,8 +163,15 @@ class DnsRecords(Step):
                    f"{wanted.describe() if wanted else '(deleted)'}")
         return Change(item, action, payload(zone, current), payload(zone, wanted), summary)
 
-    def _check_safety(self, ctx: Context, zone: str, provider: DnsZone,
-                      changes: list[Change]) -> None:
+    def unsafe_reasons(self, ctx: Context, changes: list[Change]) -> list[str]:
+        if not changes:
+            return []
+        zone = zone_text(ctx.params.zone)
+        provider: DnsZone = ctx.connector("providers", ctx.params.provider)
+        return self._threshold_reasons(ctx, zone, provider, changes)
+
+    def _threshold_reasons(self, ctx: Context, zone: str, provider: DnsZone,
+                           changes: list[Change]) -> list[str]:
         try:
             existing: dict[tuple[str, str], RRset] | None = provider.read_zone(zone)
         except CapabilityMissing as exc:
@@ -187,8 +194,7 @@ class DnsRecords(Step):
             mx_before=len(before_mx), mx_after=len(after_mx),
             apex_ns_changed=any(change_key(c)[1:] == (APEX, "NS") for c in changes))
         limits = Thresholds.resolve(ctx.params.model_dump(), getattr(provider, "safety", {}))
-        for reason in raise_if_unsafe(counts, limits, ctx.force):
-            ctx.log(f"--force: passing unsafe change: {reason}")
+        return unsafe_reasons(counts, limits)
 
     # --- apply / rollback --------------------------------------------------------------
     def apply(self, ctx: Context, change: Change) -> None:
@@ -205,6 +211,18 @@ class DnsRecords(Step):
     def rollback(self, ctx: Context, change: Change) -> None:
         self._move(ctx, change.after, change.before)
 
+    def observe(self, ctx: Context, change: Change) -> Any:
+        zone, name, rdtype = change_key(change)
+        provider: DnsZone = ctx.connector("providers", ctx.params.provider)
+        return payload(zone, provider.read_rrset(zone, name, rdtype))
+
+    def comparable(self, data: Any) -> Any:
+        rrset = rrset_of(data)
+        return None if rrset is None else [rrset.ttl, sorted(rrset.values)]
+
+    def describe_state(self, data: Any) -> str:
+        return _shown(rrset_of(data))
+
     def _move(self, ctx: Context, source: dict | None, target: dict | None) -> None:
         """Turn the RRset from `source` into `target`; done already if it is `target`."""
         data = target or source
@@ -215,7 +233,10 @@ class DnsRecords(Step):
         current = provider.read_rrset(zone, name, rdtype)
         if same_rrset(current, rrset_of(target)):
             return
-        provider.update(zone, [Edit(name, rdtype, rrset_of(source), rrset_of(target))])
+        # The update's prerequisite is what the checkpoint says is there; with --force (the
+        # runner's gate passed an edit made since) it is what is there now.
+        expected = current if ctx.force else rrset_of(source)
+        provider.update(zone, [Edit(name, rdtype, expected, rrset_of(target))])
 
     # --- verify --------------------------------------------------------------------------
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:

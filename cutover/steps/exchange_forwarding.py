@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import model_validator
 
 from cutover.connectors.exchange.forwarding import Forwarding
-from cutover.errors import UsageError, WorldChanged
+from cutover.errors import UsageError
 from cutover.item_template import expand
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
@@ -88,13 +88,21 @@ class ExchangeForwarding(Step):
         source = ctx.connector("forwarding", change.after["source"])
         mailbox = change.after["mailbox"]
         wanted = Forwarding.from_json(change.after["forwarding"])
-        current = source.get(mailbox)
-        if current == wanted:
+        if source.get(mailbox) == wanted:
             return
-        if current != Forwarding.from_json(change.before["forwarding"]) and not ctx.force:
-            raise WorldChanged(f"forwarding of {mailbox} is now "
-                               f"{_describe(_json(current))}, not as previewed; preview again")
-        source.set(mailbox, wanted)
+        source.set(mailbox, wanted)  # the runner's gate checked it is still as previewed
+
+    def observe(self, ctx: Context, change: Change) -> Any:
+        where = change.after or change.before
+        current = ctx.connector("forwarding", where["source"]).get(where["mailbox"])
+        return {"source": where["source"], "mailbox": where["mailbox"],
+                "forwarding": _json(current)}
+
+    def comparable(self, payload: Any) -> Any:
+        return None if payload is None else payload.get("forwarding")
+
+    def describe_state(self, payload: Any) -> str:
+        return _describe(self.comparable(payload))
 
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
         findings = []

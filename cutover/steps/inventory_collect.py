@@ -28,11 +28,11 @@ class InventoryCollectParams(Params):
 
 @contextmanager
 def _state(ctx: Context) -> Iterator[State]:
-    state = State.open(ctx.workspace.state_path)
-    try:
-        yield state
-    finally:
-        state.close()
+    """The runner's State (a read-only snapshot while previewing): the step never opens the
+    database itself."""
+    if ctx.state is None:
+        raise RuntimeError("inventory.collect runs only under the runner (ctx.state)")
+    yield ctx.state
 
 
 def _tag(ctx: Context) -> str:

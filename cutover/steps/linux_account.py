@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cutover.errors import UsageError
+from cutover.connectors.roles import Accounts
 from cutover.item_template import expand
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
@@ -28,12 +28,9 @@ class LinuxAccountParams(Params):
     address: str = "{local}@verify.example.org"
 
 
-def _connector(ctx: Context):
-    accounts = ctx.connector("accounts", ctx.params.accounts)
-    if not all(hasattr(accounts, m) for m in ("state", "wanted", "ensure", "remove")):
-        raise UsageError(f"cutover.yaml: accounts.{ctx.params.accounts} is not an accounts "
-                         "connector")
-    return accounts
+def _connector(ctx: Context) -> Accounts:
+    # the workspace checked the entry against the accounts role's protocol
+    return ctx.connector("accounts", ctx.params.accounts)
 
 
 def _address(ctx: Context) -> str:
@@ -68,6 +65,13 @@ class LinuxAccount(Step):
                     findings.append(Finding(change.item, f"{key} is {now.get(key)!r}, "
                                                          f"expected {wanted!r}"))
         return findings
+
+    def observe(self, ctx: Context, change: Change) -> Any:
+        return _connector(ctx).state(change.item)
+
+    def comparable(self, payload: Any) -> Any:
+        # the domain entry is shared by every account of the domain: the first one adds it
+        return None if payload is None else {k: v for k, v in payload.items() if k != "domain"}
 
     def rollback(self, ctx: Context, change: Change) -> None:
         _connector(ctx).remove(change.item, change.before or {})

@@ -14,17 +14,20 @@
         delete: false                          # true: expunge what the source no longer has
         jobs: 4
 
-One Change per account. `before` records the target's folders with their UIDVALIDITY and UIDNEXT
-at preview time, so a rollback removes exactly the copies this step made (from the identity map,
-at or above those UIDNEXTs) and the folders it created, and never anything that was there.
+One Change per account. The identity map (in the runner's state) records every message this
+step appends, as "PLAN/STEP-ID", before the APPEND is sent, and every folder it creates; a
+rollback removes exactly those (an interrupted apply's included) and never anything that was
+there. `before` records the target's folders as they were before the step ever copied into them
+(UIDVALIDITY, UIDNEXT, messages), which the rollback is verified against.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from cutover.connectors.mailstore import FolderInfo, MailboxSession, MailStore
-from cutover.errors import UsageError
+from cutover.connectors.mailstore import INBOX, FolderInfo, MailStore
+from cutover.errors import NotFound
 from cutover.item_template import expand
 from cutover.mailsync.engine import Account, MailSync, SyncOptions
 from cutover.mailsync.folders import FolderRules
@@ -46,10 +49,8 @@ class MailboxSyncParams(Params):
 
 
 def _store(ctx: Context, name: str) -> MailStore:
-    store = ctx.connector("mailstores", name)
-    if not hasattr(store, "open") or not hasattr(store, "describe"):
-        raise UsageError(f"cutover.yaml: mailstores.{name} is not a mail store")
-    return store
+    # the workspace checked the entry against the mail-store role's protocol
+    return ctx.connector("mailstores", name)
 
 
 def _account(ctx: Context, change: Change | None = None) -> Account:
@@ -70,47 +71,38 @@ def _rules(params: MailboxSyncParams) -> FolderRules:
     return FolderRules.parse(params.folders, params.exclude, params.map_folder)
 
 
-def _options(params: MailboxSyncParams, dry_run: bool) -> SyncOptions:
-    return SyncOptions(_rules(params), delete=params.delete, dry_run=dry_run, jobs=params.jobs)
+def made_by(ctx: Context) -> str:
+    """What this step's copies are recorded as: its rollback takes back exactly those."""
+    return f"{ctx.plan_name}/{ctx.step_id}"
 
 
-def _copied_by_this_step(rows: list[Row], folders_before: dict[str, list[int]],
-                         current: dict[str, FolderInfo]) -> list[Row]:
-    """The identity rows of the target messages this step copied: in a folder it created, or
-    at or above the UIDNEXT the folder had at preview time. Rows of earlier copies (another
-    step over the same pair) and pending rows (no target UID yet: a re-run re-matches them
-    by digest) are not among them."""
-    copied = []
-    for row in rows:
+def _engine(ctx: Context, dry_run: bool) -> MailSync:
+    """The copy engine on the runner's state (read only for a preview)."""
+    if ctx.state is None:
+        raise RuntimeError("mailbox.sync needs the runner's State in its Context")
+    params: MailboxSyncParams = ctx.params
+    options = SyncOptions(_rules(params), delete=params.delete, dry_run=dry_run,
+                          jobs=params.jobs, made_by=made_by(ctx))
+    return MailSync(IdentityMap.of(ctx.state, writable=not dry_run), options)
+
+
+def _legacy_copy(folders_before: dict[str, list[int]]) -> Callable[[Row], bool]:
+    """Rows an older cutover recorded without their maker: this step's are those in a folder
+    it created, or at or above the UIDNEXT the folder had at preview time."""
+    def ours(row: Row) -> bool:
         old = folders_before.get(row.dst_folder)
-        ours = old is None or (row.dst_uidvalidity == old[0] and (row.dst_uid or 0) >= old[1])
-        if ours and row.dst_uid and row.dst_folder in current:
-            copied.append(row)
-    return copied
+        return bool(row.dst_uid) and (old is None or (
+            row.dst_uidvalidity == old[0] and (row.dst_uid or 0) >= old[1]))
+    return ours
 
 
-def _by_folder(rows: list[Row]) -> dict[str, list[Row]]:
-    grouped: dict[str, list[Row]] = {}
-    for row in rows:
-        grouped.setdefault(row.dst_folder, []).append(row)
-    return grouped
-
-
-def _remove_created_folders(target: MailboxSession, current: dict[str, FolderInfo],
-                            folders_before: dict[str, list[int]],
-                            parents_before: list[str]) -> set[str]:
-    """Delete the folders the step created, once empty; returns the names deleted."""
-    created = [n for n, f in current.items() if f.selectable and n not in folders_before
-               and target.folder(n).messages == 0]
-    parents = [n for n, f in current.items() if not f.selectable and n not in parents_before]
-    removed = set()
-    for name in sorted(created + parents, key=lambda n: -n.count("/")):
-        if name in parents and any(o.startswith(name + "/") for o in current
-                                   if o not in created and o not in parents):
-            continue  # still holds folders that were there before
-        target.delete_folder(name)
-        removed.add(name)
-    return removed
+def _target_listing(account: Account) -> list[FolderInfo]:
+    """The target's folders; an account that does not exist yet (a new Maildir) has none."""
+    with account.target.open(account.target_user) as target:
+        try:
+            return target.folders()
+        except NotFound:
+            return []
 
 
 @register
@@ -121,14 +113,22 @@ class MailboxSync(Step):
 
     def preview(self, ctx: Context) -> list[Change]:
         account = _account(ctx)
-        [result] = MailSync(ctx.workspace.state_path, _options(ctx.params, True)).run([account])
+        engine = _engine(ctx, dry_run=True)
+        [result] = engine.run([account])
+        for note in result.notes:
+            ctx.log(note)
         if not result.to_copy and not result.created_folders:
             return []
-        with account.target.open(account.target_user) as target:
-            listing = target.folders()
-        folders = {f.name: [f.uidvalidity, f.uidnext, f.messages]
-                   for f in listing if f.selectable}
-        parents = [f.name for f in listing if not f.selectable]
+        # `before` is the target as it was before this step ever copied into it: copies an
+        # interrupted apply of this step left (and folders it created) are not counted as
+        # there before, so the rollback takes them back too.
+        ours = engine.copies_present(account, made_by(ctx))
+        created = set(engine.identity().created_folders(account.pair, made_by(ctx)))
+        listing = _target_listing(account)
+        folders = {f.name: [f.uidvalidity, f.uidnext, f.messages - ours.get(f.name, 0)]
+                   for f in listing if f.selectable and f.name not in created}
+        folders.setdefault(INBOX, [0, 0, 0])  # a new account: the copy creates its INBOX
+        parents = [f.name for f in listing if not f.selectable and f.name not in created]
         total = sum(result.to_copy.values())
         return [Change(
             item=account.target_user,
@@ -144,7 +144,7 @@ class MailboxSync(Step):
         )]
 
     def apply(self, ctx: Context, change: Change) -> None:
-        MailSync(ctx.workspace.state_path, _options(ctx.params, False)).run([_account(ctx)])
+        _engine(ctx, dry_run=False).run([_account(ctx)])
 
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
         if not changes:  # "nothing to copy" is a claim about the world too
@@ -170,8 +170,7 @@ class MailboxSync(Step):
     @staticmethod
     def _check_restored(account: Account, change: Change) -> list[Finding]:
         wanted = (change.after or {}).get("target_folders", {})
-        with account.target.open(account.target_user) as target:
-            now = {f.name: f.messages for f in target.folders() if f.selectable}
+        now = {f.name: f.messages for f in _target_listing(account) if f.selectable}
         findings = []
         for name, messages in now.items():
             if name not in wanted:
@@ -182,27 +181,15 @@ class MailboxSync(Step):
         return findings
 
     def rollback(self, ctx: Context, change: Change) -> None:
-        account = _account(ctx, change)
+        """Take back every message and folder this step copied or created, an interrupted
+        apply's included (the identity map records each APPEND before it is sent), and
+        never anything that was there before; raises while any copy remains."""
         before = change.before or {}
         folders_before: dict[str, list[int]] = before.get("target_folders", {})
-        pair = before.get("pair", account.pair)
-        identity = IdentityMap.open(ctx.workspace.state_path)
-        try:
-            with account.target.open(account.target_user) as target:
-                current = {f.name: f for f in target.folders()}
-                copied = _copied_by_this_step(identity.all_rows(pair), folders_before, current)
-                for folder, rows in _by_folder(copied).items():
-                    target.delete(folder, [row.dst_uid for row in rows])
-                removed = _remove_created_folders(target, current, folders_before,
-                                                  before.get("target_parents", []))
-            # Only this step's records go: another step over the same pair (copy-to-cloud,
-            # then final-sync) keeps its own, so a re-run copies nothing it already copied.
-            identity.drop(pair, copied)
-            for src_folder, record in identity.folder_records(pair).items():
-                if record.dst_folder in removed:
-                    identity.forget_folder(pair, src_folder)
-        finally:
-            identity.close()
+        _engine(ctx, dry_run=False).remove_copies(
+            _account(ctx, change), made_by(ctx), before=_legacy_copy(folders_before),
+            folders_before=set(folders_before),
+            parents_before=set(before.get("target_parents", [])))
 
     def manual_checks(self, params: Any) -> list[str]:
         return [f"cutover mailbox verify <{params.source} URL of {params.source_user}> "

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import field_validator
 
 from cutover.connectors.postfix.maps import PostfixMapDirectory
-from cutover.errors import CutoverError, UsageError, WorldChanged
+from cutover.errors import CutoverError, UsageError
 from cutover.item_template import expand
 from cutover.parsers.postfix_map import parse_map, put_back_entry, set_entry
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
@@ -121,17 +121,27 @@ class PostfixMaps(Step):
         return changes
 
     def apply(self, ctx: Context, change: Change) -> None:
-        before, after = change.before, change.after
+        after = change.after
         maps = _maps(ctx, after["server"])
         text = maps.read_source(after["map"])
         current = parse_map(text or "", str(maps.map_path(after["map"]))).lookup(after["key"])
         if current == after["value"]:
             maps.compile_if_stale(after["map"])  # a crash may have come before postmap ran
             return
-        if current != before["value"] and not ctx.force:
-            raise WorldChanged(f"{after['map']}: {after['key']} is now {current!r}, not "
-                               f"{before['value']!r} as previewed; preview again")
         maps.write_source(after["map"], set_entry(text or "", after["key"], after["value"]))
+
+    def observe(self, ctx: Context, change: Change) -> Any:
+        where = change.after or change.before
+        maps = _maps(ctx, where["server"])
+        text = maps.read_source(where["map"])
+        return {"value": parse_map(text or "", str(maps.map_path(where["map"]))).lookup(
+            where["key"])}
+
+    def comparable(self, payload: Any) -> Any:
+        return None if payload is None else payload.get("value")
+
+    def describe_state(self, payload: Any) -> str:
+        return repr(self.comparable(payload)) if self.comparable(payload) else "(no entry)"
 
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
         findings: list[Finding] = []

@@ -33,6 +33,7 @@ from pydantic import Field
 
 from cutover.connectors.sieve_store import SieveStore, check_name, normalised, restore_script
 from cutover.errors import NotFound, UnsafeChange, UsageError
+from cutover.files import atomic_write
 from cutover.item_template import expand
 from cutover.rules.convert import Conversion, convert
 from cutover.rules.differential import Report, ToolMissing, message_files, require_tool, verify
@@ -41,7 +42,7 @@ from cutover.steps.base import Change, Context, Finding, Params, Step, register
 ASIDE_SUFFIX = ".replaced-by-sieve"
 
 
-class RulesDisagree(UnsafeChange):
+class RulesDisagree(UnsafeChange):  # kept for callers; the runner's gate now refuses
     """procmail and the converted Sieve script file some sample message differently."""
 
 
@@ -142,11 +143,12 @@ class RulesReplace(Step):
         if missing:
             ctx.log(f"{account.address}: {missing}; deploying without the differential proof")
         report = _compare(ctx, files, rc_key, conversion.script)
-        if report is not None and report.disagreements and not ctx.force:
+        disagreement = None
+        if report is not None and report.disagreements:
             first = report.disagreements[0]
-            raise RulesDisagree(f"{account.address}: {report.summary()}; e.g. {first.message}: "
-                                f"procmail {first.procmail.describe()}, sieve "
-                                f"{first.sieve.describe()} (--force to switch anyway)")
+            disagreement = (f"{account.address}: {report.summary()}; e.g. {first.message}: "
+                            f"procmail {first.procmail.describe()}, sieve "
+                            f"{first.sieve.describe()}")
         common = {"account": account.address, "script_name": account.script,
                   "procmailrc": account.rc_relative, "rc_key": rc_key,
                   "maildir_root": conversion.maildir_root, "procmail_files": files}
@@ -154,6 +156,8 @@ class RulesReplace(Step):
                   "procmail_enabled": procmail_enabled}
         after = {**common, "active": account.script, "script": conversion.script,
                  "procmail_enabled": False}
+        if disagreement:  # the runner's safety gate refuses it unless --force
+            after["disagreement"] = disagreement
         digest = hashlib.sha256(conversion.script.encode()).hexdigest()[:12]
         return [Change(account.address, "update" if active or existing else "create", before,
                        after, f"{account.address}: activate Sieve script {account.script} "
@@ -186,6 +190,31 @@ class RulesReplace(Step):
                 findings += _check_agreement(ctx, state, deployed or "")
         return findings
 
+    def unsafe_reasons(self, ctx: Context, changes: list[Change]) -> list[str]:
+        """Rules whose Sieve translation disagrees with procmail on a sample message."""
+        return [f"rules disagree: {change.after['disagreement']}" for change in changes
+                if change.after and change.after.get("disagreement")]
+
+    def observe(self, ctx: Context, change: Change) -> Any:
+        state = change.after or change.before
+        store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
+        return {"active": store.active(state["account"]),
+                "script": store.get(state["account"], state["script_name"]),
+                "procmail_enabled": ctx.workspace.path(state["procmailrc"]).is_file()}
+
+    def comparable(self, payload: Any) -> Any:
+        if payload is None:
+            return None
+        return {"active": payload.get("active"), "script": normalised(payload.get("script")),
+                "procmail_enabled": payload.get("procmail_enabled")}
+
+    def describe_state(self, payload: Any) -> str:
+        now = self.comparable(payload) or {}
+        rc = "procmail enabled" if now.get("procmail_enabled") else "procmail disabled"
+        text = now.get("script")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12] if text else "absent"
+        return f"active Sieve script {now.get('active')!r} (text sha256 {digest}), {rc}"
+
     def rollback(self, ctx: Context, change: Change) -> None:
         state = change.before
         store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
@@ -210,9 +239,7 @@ def _restore_procmailrc(ctx: Context, state: dict[str, Any]) -> None:
     aside = rc.with_name(rc.name + ASIDE_SUFFIX)
     rc.parent.mkdir(parents=True, exist_ok=True)
     if not rc.is_file() or rc.read_bytes() != _decode(entry):
-        temporary = rc.with_name(rc.name + ".cutover-tmp")
-        temporary.write_bytes(_decode(entry))
-        os.replace(temporary, rc)
+        atomic_write(rc, _decode(entry), mode=entry["mode"])
     os.chmod(rc, entry["mode"])
     if aside.is_file():
         aside.unlink()

@@ -19,6 +19,7 @@ of the script edited (or null), so rollback restores both exactly.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -112,6 +113,23 @@ class SieveRedirect(Step):
             if normalised(store.get(address, name)) != normalised(state["script"]):
                 findings.append(Finding(address, f"Sieve script {name!r} is not as recorded"))
         return findings
+
+    def observe(self, ctx: Context, change: Change) -> Any:
+        state = change.after or change.before
+        store: SieveStore = ctx.connector("sieve", ctx.params.sieve)
+        return {"active": store.active(state["account"]),
+                "script": store.get(state["account"], state["script_name"])}
+
+    def comparable(self, payload: Any) -> Any:
+        if payload is None:
+            return None
+        return {"active": payload.get("active"), "script": normalised(payload.get("script"))}
+
+    def describe_state(self, payload: Any) -> str:
+        now = self.comparable(payload) or {}
+        text = now.get("script")
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12] if text else "absent"
+        return f"active Sieve script {now.get('active')!r} (text sha256 {digest})"
 
     def rollback(self, ctx: Context, change: Change) -> None:
         state = change.before

@@ -113,3 +113,21 @@ def test_bad_rate_is_a_usage_error(source, tmp_path):
     result = run("sync", source, "maildir:mail/bob", "--max-bandwidth", "fast", cwd=tmp_path,
                  env={"CUTOVER_SOURCE_PASSWORD": PASSWORD})
     assert result.returncode == 2 and result.stderr.startswith("error: --max-bandwidth")
+
+
+def test_verify_of_maildirs_that_do_not_exist_is_an_error_not_equal(tmp_path):
+    result = run("verify", "maildir:mail/nobody", "maildir:mail/noone", cwd=tmp_path)
+    assert result.returncode == 2 and "equal" not in result.stdout
+    assert result.stderr.startswith("error: mailbox nobody does not exist")
+    assert not (tmp_path / "mail").exists()
+
+
+def test_sync_from_a_misspelt_maildir_creates_nothing_and_exits_2(source, tmp_path):
+    with MaildirMailStore(tmp_path / "mail").open("bob") as session:
+        load(session, build(seed=4, per_folder=2))
+    result = run("sync", "maildir:mail/bbo", source, cwd=tmp_path,
+                 env={"CUTOVER_TARGET_PASSWORD": PASSWORD})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: mailbox bbo does not exist (no Maildir at {tmp_path / 'mail' / 'bbo'})"]
+    assert sorted(p.name for p in (tmp_path / "mail").iterdir()) == ["bob"]

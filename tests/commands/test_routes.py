@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from cutover import cli
-from cutover.commands import routes as routes_command
+from tests.routes.org import CLOUD_MX, Org
 
 ZONE = """\
 $ORIGIN example.org.
@@ -19,14 +19,6 @@ ns1     IN A   192.0.2.1
 """
 
 FILTER_HOP = "smtp:[filter.verify.example.org]:10025"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _routes_mounted():
-    """The lead mounts `routes` in cli.py; mount it here when that has not happened yet."""
-    names = {command.name for command in cli.app.registered_commands}
-    if "routes" not in names:
-        routes_command.register(cli.app)
 
 
 @pytest.fixture
@@ -134,3 +126,153 @@ def test_same_forward_in_two_systems_is_one_row_and_a_conflict_is_noted(workspac
     assert routing["notes"] == [
         "bulletin@example.org forwards to different addresses: bulletin@verify.example.org "
         "(postfix linux-mx virtual), someone@example.net (exchange forwarding exchange)"]
+
+
+# --- routes trace / check / graph / probe on a twin organisation -------------------------------
+
+
+SWITCH_PLAN = """\
+name: switch
+steps:
+  - id: forward
+    kind: exchange.forwarding
+    confirm: false
+    params: {source: exchange, mailbox: datarequest@example.org,
+             forward_to: datarequest@verify.example.org, keep_copy: false}
+  - id: cloud-forward
+    kind: exchange.forwarding
+    requires: [forward]
+    confirm: false
+    params: {source: cloud, mailbox: datarequest@example.org,
+             forward_to: datarequest@verify.example.org, keep_copy: false}
+  - id: mx-to-cloud
+    kind: dns.records
+    requires: [cloud-forward]
+    confirm: false
+    params:
+      zone: example.org
+      provider: dns
+      changes:
+        - {name: "@", type: MX, ttl: 300, set: ["0 example-org.mail.protection.outlook.com."]}
+"""
+
+
+@pytest.fixture
+def org(tmp_path: Path) -> Path:
+    root = Org(cloud=["alice@example.org"],
+               exchange=["datarequest@example.org", "alice@example.org", "bob@example.org"]
+               ).write(tmp_path / "org")
+    (root / "plans").mkdir()
+    (root / "plans" / "switch.yaml").write_text(SWITCH_PLAN)
+    return root
+
+
+def test_trace_json_has_the_contract_shape(org, capsys):
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "trace",
+                           "datarequest@verify.example.org", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) == {"address", "hops", "ends"}
+    assert data["address"] == "datarequest@verify.example.org"
+    assert [hop["kind"] for hop in data["hops"]][:2] == ["mx", "milter"]
+    assert all(set(hop) == {"kind", "host", "cause"} for hop in data["hops"])
+    assert data["ends"] == {"side": "linux", "mailbox": "datarequest@verify.example.org"}
+
+
+def test_trace_after_a_plan_uses_the_previews_and_changes_nothing(org, capsys):
+    before = sorted((p, p.read_bytes()) for p in org.rglob("*") if p.is_file())
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "trace",
+                           "datarequest@example.org", "--after", "plans/switch.yaml", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["hops"][0]["host"] == CLOUD_MX[0].split()[1].rstrip(".")
+    assert data["ends"] == {"side": "linux", "mailbox": "datarequest@verify.example.org"}
+    assert sorted((p, p.read_bytes()) for p in org.rglob("*") if p.is_file()) == before
+    _, now, _ = run_cli(capsys, "--workspace", str(org), "routes", "trace",
+                        "datarequest@example.org", "--json")
+    assert json.loads(now)["ends"] == {"side": "onprem", "mailbox": "datarequest@example.org"}
+
+
+def test_trace_at_a_step_stops_the_plan_there(org, capsys):
+    _, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "trace",
+                        "datarequest@example.org", "--at", "forward", "--json")
+    data = json.loads(out)
+    assert data["hops"][0]["host"] == "mail.example.org"  # MX not switched yet
+    assert data["hops"][1]["kind"] == "forward"  # by the Exchange on premises
+    assert data["ends"]["mailbox"] == "datarequest@verify.example.org"
+
+
+def test_trace_at_an_unknown_step_is_exit_2(org, capsys):
+    code, _, err = run_cli(capsys, "--workspace", str(org), "routes", "trace",
+                           "a@example.org", "--at", "nope")
+    assert code == 2
+    assert err.startswith("error: --at nope: the step is in no plan")
+
+
+def test_check_is_exit_0_when_clean_and_1_with_a_table_of_findings(org, capsys):
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "check")
+    assert (code, out.strip()) == (0, "routes check: no loops, dead ends, filter or MX "
+                                      "problems")
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "check", "--after",
+                           "plans/switch.yaml", "--json")
+    assert code == 1
+    findings = {(f["kind"], f["subject"]) for f in json.loads(out)["findings"]}
+    # after the switch, the on-premises mailbox nobody relays to is a dead end
+    assert findings == {("dead-end", "bob@example.org")}
+
+
+@pytest.mark.parametrize("fmt, start", [("mermaid", "flowchart LR"),
+                                        ("dot", "digraph mailflow {"),
+                                        ("svg", "<svg ")])
+def test_graph_formats(org, capsys, fmt, start):
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "graph", "--format", fmt)
+    assert code == 0
+    assert out.startswith(start)
+    assert "mx.verify.example.org" in out
+
+
+def test_graph_diff_marks_added_and_removed_edges(org, capsys):
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "graph", "--domain",
+                           "example.org", "--after", "plans/switch.yaml", "--diff")
+    assert code == 0
+    assert "(added)" in out and "(removed)" in out
+    assert "==>" in out and "-.->" in out
+    assert "linkStyle" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["graph", "--format", "png"],
+     "error: --format must be one of mermaid, dot, svg, not 'png'"),
+    (["graph", "--diff"], "error: --diff compares before and after a plan: give --after PLAN"),
+    (["trace", "not-an-address"], "error: not a mail address: 'not-an-address'"),
+])
+def test_bad_options_are_one_line_exit_2(org, capsys, args, message):
+    code, _, err = run_cli(capsys, "--workspace", str(org), "routes", *args)
+    assert code == 2
+    assert err.splitlines() == [message]
+
+
+def test_probe_through_the_twins_is_exit_0_and_1_naming_where_mail_went(org, capsys):
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "probe",
+                           "datarequest@verify.example.org", "nobody@verify.example.org",
+                           "--timeout", "2", "--json")
+    assert code == 1
+    probes = {p["address"]: p for p in json.loads(out)["probes"]}
+    assert probes["datarequest@verify.example.org"]["arrived"] is True
+    assert probes["datarequest@verify.example.org"]["method"] == "twin"
+    assert probes["nobody@verify.example.org"]["arrived"] is False
+    assert "rejected as unknown user" in probes["nobody@verify.example.org"]["last_seen"]
+
+
+def test_routes_alone_still_prints_the_table_with_linux_mx(org, capsys):
+    code, out, _ = run_cli(capsys, "--workspace", str(org), "routes")
+    assert code == 0
+    assert "Mail routing by domain" in out
+    assert "verify.example.org" in out and "example.org" in out
+
+
+def test_routes_table_shows_the_milter_as_the_domain_s_filter_hop(org, capsys):
+    _, out, _ = run_cli(capsys, "--workspace", str(org), "routes", "--json")
+    domains = {d["domain"]: d for d in json.loads(out)["domains"]}
+    assert domains["verify.example.org"]["filter_hop"] == "milter inet:127.0.0.1:11332"
+    assert domains["verify.example.org"]["postfix"] == "linux-mx"

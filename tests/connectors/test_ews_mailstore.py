@@ -14,8 +14,9 @@ from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.exchange.ews_store import EwsMailStore, flags_from_item
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.errors import AuthenticationFailed, CapabilityMissing
-from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.verify import compare
+from tests.mailsync.corpus import run_sync
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded" / "ews"
 EWS_URL = "https://mail.example.org/EWS/Exchange.asmx"
@@ -75,14 +76,14 @@ def test_fetch_yields_the_exact_mime_export(ews):
 def test_copy_to_maildir_is_exact_with_exchange_folders_mapped(ews, tmp_path):
     target = MaildirMailStore(tmp_path / "mail")
     account = Account(ews, USER, target, "datarequest@verify.example.org")
-    [result] = MailSync(tmp_path / "state.db", SyncOptions(jobs=2)).run([account])
+    [result] = run_sync(tmp_path / "state.db", SyncOptions(jobs=2), [account])
     assert result.copied == 7
     with ews.open(USER) as left, target.open("datarequest@verify.example.org") as right:
         assert compare(left, right).equal
         names = {f.name for f in right.folders()}
     assert names == {INBOX, "INBOX/Station Reports", "Sent", "Trash", "Junk", "Drafts",
                      "Übersicht & Daten"}
-    [again] = MailSync(tmp_path / "state.db", SyncOptions()).run([account])
+    [again] = run_sync(tmp_path / "state.db", SyncOptions(), [account])
     assert again.copied == 0
 
 
@@ -91,7 +92,7 @@ def test_copy_to_dovecot_over_imap_is_exact(ews, dovecot, tmp_path):
 
     target_user = dovecot.add_user("ews-target")
     account = Account(ews, USER, imap_store(dovecot), target_user)
-    MailSync(tmp_path / "state.db", SyncOptions()).run([account])
+    run_sync(tmp_path / "state.db", SyncOptions(), [account])
     with ews.open(USER) as left, imap_store(dovecot).open(target_user) as right:
         assert [d.describe() for d in compare(left, right).differences] == []
 

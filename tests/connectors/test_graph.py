@@ -15,6 +15,7 @@ import responses
 from cutover.connectors.m365.graph import GraphMailStore, UidMap, retry_after_seconds
 from cutover.connectors.mailstore import MailboxSession, MailStore, NewMessage
 from cutover.errors import AuthenticationFailed, ConnectionFailed, NotFound
+from cutover.state import State
 from cutover.workspace import Workspace
 from tests.graph_recordings import (
     CLIENT,
@@ -38,6 +39,12 @@ def first_page(request) -> tuple[bool, str]:
 def skip_page(request) -> tuple[bool, str]:
     return "skip" in (urlsplit(request.url).query), "a later page"
 
+
+
+def with_state(workspace: Workspace) -> Workspace:
+    """The workspace as the runner hands it to connectors: with its State."""
+    workspace.state = State.open(workspace.state_path)
+    return workspace
 
 @pytest.fixture
 def graph(monkeypatch):
@@ -65,7 +72,7 @@ def store(tmp_path, monkeypatch):
     monkeypatch.setenv("CUTOVER_GRAPH_SECRET", SECRET)
     store = GraphMailStore.from_config(
         {"kind": "graph", "tenant_id": TENANT, "client_id": CLIENT,
-         "client_secret": "env/CUTOVER_GRAPH_SECRET"}, Workspace(tmp_path))
+         "client_secret": "env/CUTOVER_GRAPH_SECRET"}, with_state(Workspace(tmp_path)))
     # the wait is injected: retries are counted, never slept
     store.sleeps = []  # type: ignore[attr-defined]
     store.client.sleep = store.sleeps.append
@@ -277,7 +284,7 @@ def test_draft_import_mode_sends_every_message_as_mime(with_folders, tmp_path, m
     monkeypatch.setenv("CUTOVER_GRAPH_SECRET", SECRET)
     store = GraphMailStore.from_config(
         {"kind": "graph", "tenant_id": TENANT, "client_id": CLIENT, "import": "draft",
-         "client_secret": "env/CUTOVER_GRAPH_SECRET"}, Workspace(tmp_path))
+         "client_secret": "env/CUTOVER_GRAPH_SECRET"}, with_state(Workspace(tmp_path)))
     url = f"{MAILBOX}/mailFolders/{IDS['lieferanten']}/messages"
     created = json.loads(recorded("message-created-draft.json"))
     with_folders.post(url, json=created, status=201)
@@ -290,7 +297,7 @@ def test_draft_import_mode_sends_every_message_as_mime(with_folders, tmp_path, m
 
 
 def seed_uids(store, folder_key: str, count: int) -> list[int]:
-    uid_map = UidMap(store.uid_map_path, USER)
+    uid_map = UidMap(store.uid_state(), USER)
     uids = uid_map.uids(IDS[folder_key], [f"AAkMSG{n:03d}=" for n in range(count)])
     uid_map.close()
     return sorted(uids.values())
@@ -332,7 +339,7 @@ def test_delete_removes_for_good_and_forgets_the_uids(with_folders, store):
     requests_ = json.loads(calls_to(with_folders, "POST", "/$batch")[-1].request.body)["requests"]
     assert {r["url"] for r in requests_} == {f"/users/{USER}/messages/AAkMSG000=/permanentDelete",
                                               f"/users/{USER}/messages/AAkMSG001=/permanentDelete"}
-    uid_map = UidMap(store.uid_map_path, USER)
+    uid_map = UidMap(store.uid_state(), USER)
     assert uid_map.message_ids(IDS["lieferanten"], uids) == {}
     uid_map.close()
 
@@ -472,9 +479,9 @@ def test_neither_secret_nor_token_is_written_to_the_state_db(with_folders, store
     with store.open(USER) as session:
         session.list_messages("INBOX")
 
-    stored = Path(store.uid_map_path).read_bytes()
+    stored = store.uid_state().path.read_bytes()
     for suffix in ("-wal", "-shm"):
-        extra = Path(f"{store.uid_map_path}{suffix}")
+        extra = Path(f"{store.uid_state().path}{suffix}")
         stored += extra.read_bytes() if extra.exists() else b""
     token = json.loads(recorded("token.json"))["access_token"]
     assert SECRET.encode() not in stored and token.encode() not in stored

@@ -1,4 +1,5 @@
-"""One contract, two stores: ImapMailStore against a real Dovecot and its Maildir twin."""
+"""One contract, every store: ImapMailStore against a real Dovecot and a real Cyrus IMAP (in its
+"."/"INBOX." and "/"/"INBOX/" layouts), and the Maildir twin."""
 
 from __future__ import annotations
 
@@ -11,18 +12,23 @@ from cutover.connectors.mailstore import INBOX, MailboxSession, NewMessage
 from cutover.errors import AuthenticationFailed, NotFound
 from tests.mailsync.corpus import imap_store
 
+#: param -> (server fixture, its user fixture or None to add one)
+IMAP_SERVERS = {"imap": "dovecot", "cyrus": "cyrus", "cyrus-slash": "cyrus_slash"}
+
 MESSAGE = b"From: a@example.org\r\nSubject: caf\xc3\xa9\r\n\r\nbody line\r\nsecond\r\n"
 WHEN = datetime(2019, 6, 1, 12, 30, 15, tzinfo=UTC)
 
 
-@pytest.fixture(params=["imap", "maildir"])
+@pytest.fixture(params=[*IMAP_SERVERS, "maildir"])
 def session(request, tmp_path) -> MailboxSession:
-    if request.param == "imap":
-        dovecot = request.getfixturevalue("dovecot")
-        user = request.getfixturevalue("dovecot_user")
-        opened = imap_store(dovecot).open(user)
+    if request.param in IMAP_SERVERS:
+        server = request.getfixturevalue(IMAP_SERVERS[request.param])
+        user = server.add_user(f"contract-{tmp_path.name}")
+        opened = imap_store(server).open(user)
     else:
         opened = MaildirMailStore(tmp_path / "mail").open("bob@verify.example.org")
+        # A twin's account is its directory; Dovecot makes a new account's on first login.
+        opened.create_folder(INBOX)
     with opened as live:
         yield live
 
@@ -55,7 +61,10 @@ def test_nested_and_non_ascii_folders_keep_their_names_and_noselect_parent(sessi
     session.create_folder("Entwürfe & Co")  # idempotent
     folders = {f.name: f for f in session.folders()}
     assert set(folders) == {INBOX, "Projects", "Projects/Alpha", "Entwürfe & Co"}
-    assert not folders["Projects"].selectable and folders["Projects/Alpha"].selectable
+    assert folders["Projects/Alpha"].selectable
+    # A parent made on the way is \Noselect on Dovecot and Maildir; Cyrus makes it a real,
+    # empty folder. Either way it holds no message.
+    assert folders["Projects"].messages == 0
 
 
 def test_folder_counters_follow_appends(session):

@@ -83,12 +83,45 @@ def test_transport_keys_go_from_address_to_wildcard():
     assert transport_keys("a@b.c.org") == ["a@b.c.org", "b.c.org", ".c.org", ".org", "*"]
 
 
+@pytest.fixture
+def host_without_postfix_configuration(tmp_path, monkeypatch):
+    """As on a machine whose postfix package was installed with "No configuration": a Postfix
+    program run without `-c` finds no main.cf (MAIL_CONFIG is where it looks)."""
+    monkeypatch.setenv("MAIL_CONFIG", str(tmp_path / "no-etc-postfix"))
+
+
+@pytest.mark.usefixtures("host_without_postfix_configuration")
+def test_postmap_needs_no_main_cf_of_the_host(tmp_path):
+    directory = maps(tmp_path, postmap=True)
+    directory.write_source("virtual", "a@example.org b@verify.example.org\n")
+    assert directory.lookup("virtual", "a@example.org") == "b@verify.example.org"
+    assert directory.content_filter() is None  # nothing read from any main.cf
+
+
+@pytest.mark.usefixtures("host_without_postfix_configuration")
+def test_config_directory_names_the_instance_postmap_uses(tmp_path):
+    config_dir = tmp_path / "etc-postfix"
+    config_dir.mkdir()
+    (config_dir / "main.cf").write_text("# this instance's main.cf\n")
+    directory = maps(tmp_path, postmap=True, config_directory=str(config_dir))
+    assert directory.config_dir == config_dir
+    directory.write_source("virtual", "a@example.org b@example.org\n")
+    assert directory.lookup("virtual", "a@example.org") == "b@example.org"
+    (config_dir / "main.cf").unlink()  # postmap reads this instance's main.cf, nobody else's
+    with pytest.raises(PostfixCommandFailed, match="main.cf"):
+        directory.lookup("virtual", "a@example.org")
+
+
+def test_old_setting_name_postfix_config_dir_still_works(tmp_path):
+    directory = maps(tmp_path, postmap=False, postfix_config_dir="etc-postfix")
+    assert directory.config_dir == tmp_path / "etc-postfix"
+
+
 def test_content_filter_comes_from_main_cf(tmp_path):
     config_dir = tmp_path / "etc"
     config_dir.mkdir()
-    (config_dir / "main.cf").write_text(
-        Path("/etc/postfix/main.cf").read_text() + "\ncontent_filter = amavis:[127.0.0.1]:10024\n")
-    directory = maps(tmp_path, postmap=True, postfix_config_dir=str(config_dir))
+    (config_dir / "main.cf").write_text("content_filter = amavis:[127.0.0.1]:10024\n")
+    directory = maps(tmp_path, postmap=True, config_directory=str(config_dir))
     directory.write_source("virtual", "a@example.org b@example.org\n")
     route = directory.route("verify.example.org")
     assert route.content_filter == "amavis:[127.0.0.1]:10024"
@@ -128,7 +161,8 @@ def test_reload_runs_postfix_reload_after_postmap(tmp_path):
     program, calls = reload_recorder(tmp_path, 0)
     directory = maps(tmp_path, postmap=True, reload=True, postfix_command=str(program))
     directory.write_source("virtual", "a@example.org b@example.org\n")
-    assert calls.read_text() == "reload\n"
+    # without config_directory, the host's default instance (never the private defaults)
+    assert calls.read_text() == "-c /etc/postfix reload\n"
     assert (tmp_path / "postfix" / "virtual.db").exists()
 
 

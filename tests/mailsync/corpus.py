@@ -67,3 +67,16 @@ def imap_store(dovecot, password: str = "secret") -> ImapMailStore:
 
 def count(session: MailboxSession) -> int:
     return sum(f.messages for f in session.folders() if f.selectable)
+
+
+def run_sync(state_path, options, accounts):
+    """One engine run on the state DB at `state_path`, opened (and closed) as a command does."""
+    from cutover.mailsync.engine import MailSync
+    from cutover.mailsync.identity import IdentityMap
+    from cutover.state import State
+
+    state = State.open(state_path)
+    try:
+        return MailSync(IdentityMap.of(state), options).run(accounts)
+    finally:
+        state.close()

@@ -10,10 +10,10 @@ import pytest
 
 from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX, MailStore, NewMessage
-from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.folders import FolderRules
 from cutover.mailsync.verify import compare
-from tests.mailsync.corpus import build, count, imap_store, load
+from tests.mailsync.corpus import build, count, imap_store, load, run_sync
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Pair:
     def sync(self, **options):
         options.setdefault("jobs", 3)
         account = Account(self.source, self.source_user, self.target, self.target_user)
-        [result] = MailSync(self.state, SyncOptions(**options)).run([account])
+        [result] = run_sync(self.state, SyncOptions(**options), [account])
         return result
 
     def src(self):

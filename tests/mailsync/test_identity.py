@@ -1,55 +1,83 @@
-"""The identity map's state DB: migrated through State.open the first time, reopened directly
-once its tables exist, and a file that is not a cutover state DB is still refused."""
+"""The identity map lives in the State it is handed: migrated there when it may write, read
+without a single write for a preview, and reachable from worker threads through their own
+connections to the same file."""
 
 import sqlite3
+import threading
 
-import pytest
-
-from cutover.errors import StateUnusable
-from cutover.mailsync.identity import IdentityMap, Row
+from cutover.mailsync.identity import IdentityMap, Row, m001_identity_map
 from cutover.state import State
 
 PAIR = "imap://a@h:143 -> maildir:///m/a"
 
 
-def _row(uid: int) -> Row:
-    return Row("INBOX", 7, uid, "INBOX", 9, 100 + uid, f"digest{uid}", "done")
+def _row(uid: int, made_by: str | None = "phase1/move-mail") -> Row:
+    return Row("INBOX", 7, uid, "INBOX", 9, 100 + uid, f"digest{uid}", "done", None, made_by)
 
 
-def test_first_open_creates_the_state_and_identity_tables(tmp_path):
-    path = tmp_path / "state" / "cutover.db"
-    IdentityMap.open(path).close()
+def _tables(path) -> set[str]:
     conn = sqlite3.connect(path)
-    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
-    assert {"runs", "events", "mailsync_folders", "mailsync_messages"} <= tables
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    try:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    finally:
+        conn.close()
 
 
-def test_reopened_map_reads_and_writes_what_the_first_one_stored(tmp_path):
-    path = tmp_path / "cutover.db"
-    first = IdentityMap.open(path)
-    first.put(PAIR, [_row(1), _row(2)])
-    first.close()
-    second = IdentityMap.open(path)
-    second.drop(PAIR, [_row(1)])
-    assert second.all_rows(PAIR) == [_row(2)]
-    second.close()
+def test_a_writable_map_adds_its_tables_to_the_state(tmp_path):
+    state = State.open(tmp_path / "cutover.db")
+    identity = IdentityMap.of(state)
+    identity.put(PAIR, [_row(1), _row(2, made_by="")])
+    assert identity.rows_made_by(PAIR, "phase1/move-mail") == [_row(1)]
+    state.close()
+    assert {"runs", "mailsync_folders", "mailsync_messages", "mailsync_created"} <= _tables(
+        tmp_path / "cutover.db")
 
 
-def test_state_db_without_identity_tables_gets_them(tmp_path):
+def test_a_read_only_map_of_a_state_without_tables_is_empty_and_writes_nothing(tmp_path):
     path = tmp_path / "cutover.db"
     State.open(path).close()
-    identity = IdentityMap.open(path)
-    identity.put(PAIR, [_row(3)])
-    assert identity.rows(PAIR, "INBOX") == [_row(3)]
-    identity.close()
+    before = path.read_bytes()
+    state = State.open(path, create=False)
+    identity = IdentityMap.of(state, writable=False)
+    assert identity.all_rows(PAIR) == [] and identity.folder_records(PAIR) == {}
+    state.close()
+    assert "mailsync_messages" not in _tables(path) and path.read_bytes() == before
 
 
-def test_foreign_database_is_refused(tmp_path):
-    path = tmp_path / "other.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE customers (id INTEGER)")
-    conn.commit()
-    conn.close()
-    with pytest.raises(StateUnusable, match="not a cutover state database"):
-        IdentityMap.open(path)
+def test_a_read_only_map_reads_a_state_an_older_cutover_wrote_without_migrating_it(tmp_path):
+    path = tmp_path / "cutover.db"
+    state = State.open(path)
+    m001_identity_map(state.db.conn)  # the identity map before `made_by` existed
+    state.db.conn.execute("INSERT INTO mailsync_messages VALUES (?,?,?,?,?,?,?,?,?,?)",
+                          [PAIR, "INBOX", 7, 1, "INBOX", 9, 101, "digest1", "done", None])
+    identity = IdentityMap.of(state, writable=False)
+    assert identity.all_rows(PAIR) == [_row(1, made_by=None)]
+    columns = [row[1] for row in state.db.conn.execute("PRAGMA table_info(mailsync_messages)")]
+    assert "made_by" not in columns
+    state.close()
+
+
+def test_worker_threads_get_their_own_connection_to_the_same_file(tmp_path):
+    state = State.open(tmp_path / "cutover.db")
+    identity = IdentityMap.of(state)
+    seen = []
+
+    def worker():
+        mine = identity.for_thread()
+        mine.put(PAIR, [_row(5)])
+        seen.append(mine is identity)
+        mine.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [False] and identity.for_thread() is identity
+    assert identity.all_rows(PAIR) == [_row(5)]
+    state.close()
+
+
+def test_an_in_memory_state_is_not_shared_with_other_threads():
+    state = State.open(":memory:")
+    identity = IdentityMap.of(state)
+    assert not identity.can_share and IdentityMap.empty().can_share
+    state.close()

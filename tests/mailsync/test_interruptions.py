@@ -13,9 +13,9 @@ import sys
 import pytest
 
 from cutover.connectors.imap.store import ImapMailStore, parse_endpoint
-from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.verify import compare
-from tests.mailsync.corpus import build, count, imap_store, load
+from tests.mailsync.corpus import build, count, imap_store, load, run_sync
 from tests.mailsync.proxy import DroppingProxy
 
 
@@ -44,7 +44,7 @@ def test_connection_dropped_mid_transfer_then_copy_is_exact(dovecot, loaded_sour
         through_proxy = ImapMailStore(parse_endpoint(f"imap://x@127.0.0.1:{proxy.port}")[0],
                                       lambda: "secret")
         account = Account(imap_store(dovecot), loaded_source, through_proxy, target)
-        [result] = MailSync(tmp_path / "state.db", SyncOptions(jobs=1)).run([account])
+        [result] = run_sync(tmp_path / "state.db", SyncOptions(jobs=1), [account])
     finally:
         proxy.close()
     assert proxy.dropped.is_set()

@@ -22,8 +22,9 @@ from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.m365.graph import GraphMailStore
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.mailsync import engine
-from cutover.mailsync.engine import Account, MailSync, SyncOptions
+from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.verify import BY_CONTENT, BY_IDENTITY, compare
+from cutover.state import State
 from cutover.workspace import Workspace
 from tests.graph_recordings import (
     CLIENT,
@@ -36,6 +37,7 @@ from tests.graph_recordings import (
     recorded,
     register_sign_in,
 )
+from tests.mailsync.corpus import run_sync
 
 SOURCE_USER = "anna.berg"
 ID_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0AmxdTOCXSx0OHh4MjS-ScrwAAMDAA"
@@ -171,6 +173,12 @@ class ExchangeOnlineMailbox:
         return [m for m in self.messages.values() if m["folder"] == IDS[key]]
 
 
+
+def with_state(workspace: Workspace) -> Workspace:
+    """The workspace as the runner hands it to connectors: with its State."""
+    workspace.state = State.open(workspace.state_path)
+    return workspace
+
 @pytest.fixture
 def cloud(monkeypatch):
     import responses
@@ -198,7 +206,8 @@ def target(tmp_path, monkeypatch) -> GraphMailStore:
     monkeypatch.setenv("CUTOVER_GRAPH_SECRET", SECRET)
     store = GraphMailStore.from_config(
         {"kind": "graph", "tenant_id": TENANT, "client_id": CLIENT,
-         "client_secret": "env/CUTOVER_GRAPH_SECRET"}, Workspace(tmp_path / "workspace"))
+         "client_secret": "env/CUTOVER_GRAPH_SECRET"},
+        with_state(Workspace(tmp_path / "workspace")))
     store.client.sleep = lambda seconds: None  # throttling is tested in test_graph.py
     return store
 
@@ -216,7 +225,7 @@ def source(tmp_path) -> MaildirMailStore:
 
 def sync(source, target, tmp_path):
     account = Account(source, SOURCE_USER, target, USER)
-    return MailSync(tmp_path / "sync.db", SyncOptions(jobs=1)).run([account])
+    return run_sync(tmp_path / "sync.db", SyncOptions(jobs=1), [account])
 
 
 def verify(source, target):
@@ -242,7 +251,7 @@ def test_maildir_copied_to_graph_verifies_equal_by_normalised_identity(cloud, so
 
 def test_maildir_to_maildir_still_compares_content_digests(source, tmp_path):
     copy = MaildirMailStore(tmp_path / "copy")
-    MailSync(tmp_path / "sync.db", SyncOptions()).run([Account(source, SOURCE_USER, copy, "a")])
+    run_sync(tmp_path / "sync.db", SyncOptions(), [Account(source, SOURCE_USER, copy, "a")])
 
     with source.open(SOURCE_USER) as left, copy.open("a") as right:
         comparison = compare(left, right)
@@ -324,3 +333,12 @@ def test_flags_graph_cannot_hold_are_not_patched_again_on_every_run(cloud, sourc
     [again] = sync(source, target, tmp_path)
     assert again.copied == 0 and again.flags_updated == 0
     assert verify(source, target).differences == []
+
+
+def test_a_rerun_with_another_state_db_finds_the_graph_copies_by_identity(cloud, source, target,
+                                                                          tmp_path):
+    sync(source, target, tmp_path)
+    account = Account(source, SOURCE_USER, target, USER)
+    [again] = run_sync(tmp_path / "other.db", SyncOptions(jobs=1), [account])
+    assert (again.copied, again.rematched) == (0, len(SOURCE))
+    assert cloud.created == len(SOURCE) and verify(source, target).equal

@@ -70,9 +70,59 @@ def test_unclosed_block_is_reported_at_its_opening_line():
     assert [str(p) for p in problems] == ["rc:3: '{' block is never closed"]
 
 
-def test_stray_closing_brace_and_garbage_are_reported_with_lines():
-    problems = parse("}\nMAILDIR=x\nthis is not procmail\n", "rc").problems
-    assert [(p.line, p.message.split(" ")[0]) for p in problems] == [(1, "'}'"), (3, "expected")]
+def test_stray_closing_brace_is_a_problem_with_its_line():
+    problems = parse("}\nMAILDIR=x\n", "rc").problems
+    assert [(p.line, p.message.split(" ")[0]) for p in problems] == [(1, "'}'")]
+
+
+def test_stray_text_line_is_skipped_with_a_warning_and_unsets_its_words_as_procmail_does():
+    parsed = parse("MAILDIR=x\n Pipe all mail through it (really)\n", "rc")
+    assert parsed.problems == []
+    assert [(w.line, w.message.split(" ")[0]) for w in parsed.warnings] == [(2, "skipped")]
+    unset = [(n.name, n.value) for n in parsed.nodes if isinstance(n, Assignment)][1:]
+    assert unset == [("Pipe", None), ("all", None), ("mail", None), ("through", None),
+                     ("it", None)]
+
+
+def test_multi_line_quoted_assignment_keeps_the_newline_and_its_lines():
+    parsed = parse('NL="\n"\nLOG="two\nlines"\nMAILDIR=x\n', "rc")
+    assert parsed.problems == []
+    assert [(n.line, n.end_line, n.name, n.value) for n in parsed.nodes] == [
+        (1, 2, "NL", "\n"), (3, 4, "LOG", "two\nlines"), (5, 5, "MAILDIR", "x")]
+
+
+def test_one_line_block_holds_its_statements():
+    recipe = parse(":0\n* ^Subject: x\n{ EXITCODE=75 HOST }\n", "rc").nodes[0]
+    assert isinstance(recipe, Recipe) and recipe.block is not None
+    assert [(n.name, n.value) for n in recipe.block] == [("EXITCODE", "75"), ("HOST", None)]
+
+
+def test_recipe_start_without_its_zero_is_read_as_zero_with_a_warning():
+    parsed = parse(":O:\n* ^From.*x\nfolder\n", "rc")
+    assert parsed.problems == []
+    assert isinstance(parsed.nodes[0], Recipe) and parsed.nodes[0].lockfile is None
+    assert parsed.warnings[0].line == 1
+
+
+def test_action_line_outside_a_recipe_in_a_block_is_skipped_with_a_warning():
+    parsed = parse(":0\n{\n  X=`cmd`\n  |/dev/null\n}\n", "rc")
+    assert parsed.problems == []
+    assert [w.line for w in parsed.warnings] == [4]
+
+
+def test_flags_may_be_spaced_and_negation_may_follow_the_variable():
+    parsed = parse(":0 A fhw\n* H ?? ! ^Lines:\n| cat\n", "rc")
+    recipe = parsed.nodes[0]
+    assert isinstance(recipe, Recipe) and recipe.flags == "Afhw"
+    condition = recipe.conditions[0]
+    assert (condition.variable, condition.negated, condition.text) == ("H", True, "^Lines:")
+
+
+def test_action_assigning_a_program_output_is_a_capture():
+    recipe = parse(":0 bw\nLINES=|wc -l\n", "rc").nodes[0]
+    assert isinstance(recipe, Recipe) and recipe.action is not None
+    assert (recipe.action.kind, recipe.action.variable, recipe.action.text) == (
+        "capture", "LINES", "wc -l")
 
 
 def test_recipe_without_action_is_reported():

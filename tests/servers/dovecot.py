@@ -209,3 +209,59 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def dovecot_user(dovecot: DovecotServer) -> str:
     return dovecot.add_user(f"user{next(_user_numbers)}-{os.getpid()}")
+
+
+# --- instances for the TLS rule (cutover/connectors/imap/tls.py) -------------------------------
+# Their own Dovecot each, so that their log holds only the connections of the tests that use
+# them: `auth_debug` logs every AUTHENTICATE a client sends ("client in: AUTH"), so a test can
+# prove from the server's side that no credential arrived.
+
+AUTH_LOGGING = "auth_verbose = yes\nauth_debug = yes\n"
+
+
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost that no CA vouches for."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run([require_binary("openssl", "openssl"), "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o644)  # read by Dovecot's login processes; a throwaway test key
+    return cert, key
+
+
+def _extra_dovecot(prefix: str, settings: str, certificate: bool = False):
+    """A Dovecot like the `dovecot` fixture's, with `settings` appended to its config (a later
+    setting overrides an earlier one) and, if asked, root/server.crt and root/server.key."""
+    binary = require_binary("dovecot", "dovecot-imapd dovecot-managesieved")
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = DovecotServer(root=root, imap_port=free_port(), lmtp_port=free_port(),
+                           managesieve_port=free_port())
+    _write_config(server)
+    if certificate:
+        cert, key = _self_signed_certificate(root)
+        settings += f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
+    with server.config_file.open("a") as config:
+        config.write(settings)
+    server.process = subprocess.Popen([binary, "-F", "-c", str(server.config_file)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(server.imap_port, server.process, root / "dovecot.log", b"* OK")
+        wait_for_port(server.managesieve_port, server.process, root / "dovecot.log")
+        yield server
+    finally:
+        stop(server.process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot_no_starttls():
+    """Dovecot offering no STARTTLS (ssl = no), logging every authentication attempt."""
+    yield from _extra_dovecot("cutover-dovecot-plain-", AUTH_LOGGING)
+
+
+@pytest.fixture(scope="session")
+def dovecot_starttls():
+    """Dovecot offering STARTTLS on IMAP and ManageSieve with a self-signed certificate
+    (`.root / "server.crt"`), logging every authentication attempt."""
+    yield from _extra_dovecot("cutover-dovecot-tls-", AUTH_LOGGING, certificate=True)

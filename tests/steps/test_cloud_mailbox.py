@@ -97,3 +97,15 @@ def test_rollback_leaves_the_mailbox_and_its_verification_passes(workspace):
 def test_params_reject_unknown_keys():
     with pytest.raises(ValueError):
         CloudMailboxParams(directory="m365", licence="E3")
+
+
+def test_preview_says_what_the_graph_copy_does_not_carry():
+    from cutover.steps.cloud_mailbox import not_carried
+
+    item = {"address": "amira.haddad@example.org", "rules": [{"kind": "sieve"}],
+            "other_addresses": ["X500:/o=Agency/cn=Recipients/cn=amira.haddad"],
+            "forwarding": []}
+    said = not_carried(item)
+    assert said.startswith("calendars, contacts and tasks; 1 inventoried rule(s) (sieve); "
+                           "1 X500 address(es)")
+    assert "the Outlook profile" in said

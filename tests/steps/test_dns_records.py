@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from cutover.connectors.dns_zone import Edit
 from cutover.dns_model import wanted_rrset
 from cutover.errors import AuthenticationFailed, NotFound, UnsafeChange, WorldChanged
+from cutover.safety import raise_if_unsafe
 from cutover.steps.base import Change, Context, Waiting
 from cutover.steps.dns_records import DnsRecords, DnsRecordsParams
 from tests.servers.bind import SAMPLE_ZONE, key_file_text, make_lab
@@ -41,9 +42,17 @@ def context(lab, changes=None, force=False, holds=None, now=NOW, **params) -> Co
                    params=validated, force=force, clock=lambda: now, holds=holds)
 
 
-def run(ctx: Context) -> list[Change]:
+def gated(ctx: Context) -> list[Change]:
+    """The preview as the runner takes it: the step's changes, then the one safety gate."""
     step = DnsRecords()
     changes = step.preview(ctx)
+    raise_if_unsafe(ctx.step_id, step.unsafe_reasons(ctx, changes), ctx.force)
+    return changes
+
+
+def run(ctx: Context) -> list[Change]:
+    step = DnsRecords()
+    changes = gated(ctx)
     for change in changes:
         step.apply(ctx, change)
     return changes
@@ -58,7 +67,7 @@ def through_checkpoint(change: Change) -> Change:
 
 def test_preview_is_the_exact_diff_against_served_data(zone_lab):
     lab = zone_lab()
-    changes = DnsRecords().preview(context(lab, [
+    changes = gated(context(lab, [
         {"name": "@", "type": "MX", "ttl": 300, "set": ["10 mx1"]},
         {"name": "www", "type": "A", "ttl": 3600, "set": ["192.0.2.80"]},
         {"name": "new", "type": "TXT", "ttl": 60, "set": ['"hello world"']},
@@ -80,12 +89,12 @@ def test_preview_after_apply_is_empty(zone_lab):
     lab = zone_lab()
     ctx = context(lab)
     assert run(ctx)
-    assert DnsRecords().preview(ctx) == []
+    assert gated(ctx) == []
 
 
 def test_omitted_ttl_keeps_the_current_one(zone_lab):
     lab = zone_lab()
-    changes = DnsRecords().preview(context(lab, [{"name": "@", "type": "MX",
+    changes = gated(context(lab, [{"name": "@", "type": "MX",
                                                   "set": ["20 mx2"]}]))
     assert changes[0].after["ttl"] == 3600
 
@@ -95,7 +104,7 @@ def test_unknown_zone_is_not_found(zone_lab):
     ctx = context(lab)
     ctx.params = DnsRecordsParams(zone="nowhere.test", changes=SWITCH_MX)
     with pytest.raises(NotFound):
-        DnsRecords().preview(ctx)
+        gated(ctx)
 
 
 def test_wrong_tsig_key_fails_preview_before_any_change(bind_pair, tmp_path):
@@ -103,7 +112,7 @@ def test_wrong_tsig_key_fails_preview_before_any_change(bind_pair, tmp_path):
     original = lab.records()
     (lab.root / "keys" / "update.key").write_text(key_file_text())
     with pytest.raises(AuthenticationFailed, match="rejected the signature"):
-        DnsRecords().preview(context(lab))
+        gated(context(lab))
     (lab.root / "keys" / "update.key").write_text(lab.pair.key_file.read_text())
     assert lab.records() == original
 
@@ -155,7 +164,7 @@ def test_second_rollback_changes_nothing(zone_lab):
 def test_concurrent_edit_between_preview_and_apply_fails_cleanly(zone_lab):
     lab = zone_lab()
     ctx = context(lab)
-    (change,) = DnsRecords().preview(ctx)
+    (change,) = gated(ctx)
     provider = lab.provider()
     theirs = wanted_rrset(ZONE, "@", "MX", 3600, ["5 theirs.example.net."])
     provider.update(ZONE, [Edit("@", "MX", provider.read_rrset(ZONE, "@", "MX"), theirs)])
@@ -179,7 +188,7 @@ def test_rollback_does_not_overwrite_a_later_edit(zone_lab):
 def test_verify_names_each_server_still_serving_other_data(zone_lab):
     lab = zone_lab()
     ctx = context(lab, verify_timeout=0)
-    (change,) = DnsRecords().preview(ctx)
+    (change,) = gated(ctx)
     findings = DnsRecords().verify(ctx, [change])
     servers = 2 if lab.kind == "rfc2136" else 1
     assert len(findings) == servers
@@ -196,7 +205,7 @@ FOUR_UPDATES = [{"name": n, "type": "A", "ttl": 60, "set": ["192.0.2.1"]}
 def test_changing_too_large_a_share_is_refused(zone_lab):
     lab = zone_lab()
     with pytest.raises(UnsafeChange, match=r"updates 4 of 10 RRsets .*40%, limit 30%"):
-        DnsRecords().preview(context(lab, FOUR_UPDATES))
+        gated(context(lab, FOUR_UPDATES))
     assert lab.records()[("www", "A")].values == ("192.0.2.80",)
 
 
@@ -207,37 +216,37 @@ def test_force_passes_the_share_limit(zone_lab):
 
 def test_a_raised_limit_in_params_passes(zone_lab):
     lab = zone_lab()
-    assert len(DnsRecords().preview(context(lab, FOUR_UPDATES, max_update_share=0.5))) == 4
+    assert len(gated(context(lab, FOUR_UPDATES, max_update_share=0.5))) == 4
 
 
 def test_provider_limit_applies_when_params_set_none(zone_lab):
     lab = zone_lab(extra_config={"max_update_share": 0.5})
-    assert len(DnsRecords().preview(context(lab, FOUR_UPDATES))) == 4
+    assert len(gated(context(lab, FOUR_UPDATES))) == 4
 
 
 def test_small_zones_are_exempt_from_share_limits(zone_lab):
     lab = zone_lab(extra_config={"min_existing_records": 11})
-    assert len(DnsRecords().preview(context(lab, FOUR_UPDATES))) == 4
+    assert len(gated(context(lab, FOUR_UPDATES))) == 4
 
 
 def test_preview_refuses_removing_last_mx_without_force(zone_lab):
     lab = zone_lab(extra_config={"min_existing_records": 100})
     delete_mx = [{"name": "@", "type": "MX", "delete": True}]
     with pytest.raises(UnsafeChange, match="deletes the last MX of zone example.org"):
-        DnsRecords().preview(context(lab, delete_mx))
-    assert len(DnsRecords().preview(context(lab, delete_mx, force=True))) == 1
+        gated(context(lab, delete_mx))
+    assert len(gated(context(lab, delete_mx, force=True))) == 1
 
 
 def test_removing_one_mx_of_two_is_allowed(zone_lab):
     lab = zone_lab({ZONE: SAMPLE_ZONE + "verify IN MX 10 mx2\n"})
     delete_mx = [{"name": "@", "type": "MX", "delete": True}]
-    assert len(DnsRecords().preview(context(lab, delete_mx))) == 1
+    assert len(gated(context(lab, delete_mx))) == 1
 
 
 def test_changing_apex_ns_needs_force(zone_lab):
     lab = zone_lab()
     with pytest.raises(UnsafeChange, match="apex NS"):
-        DnsRecords().preview(context(lab, [{"name": "@", "type": "NS", "set": ["ns1"]}]))
+        gated(context(lab, [{"name": "@", "type": "NS", "set": ["ns1"]}]))
 
 
 # --- TTL holds -------------------------------------------------------------------------------
@@ -269,10 +278,10 @@ def test_mx_switch_waits_while_the_old_ttl_runs(zone_lab):
     run(context(lab, LOWER_MX_TTL, holds=holds))
     switch = [{"name": "@", "type": "MX", "ttl": 300, "set": ["10 mx.verify.example."]}]
     with pytest.raises(Waiting) as waiting:
-        DnsRecords().preview(context(lab, switch, holds=holds, now=NOW + timedelta(minutes=5)))
+        gated(context(lab, switch, holds=holds, now=NOW + timedelta(minutes=5)))
     assert waiting.value.until == NOW + timedelta(seconds=3600)
     later = NOW + timedelta(seconds=3601)
-    assert len(DnsRecords().preview(context(lab, switch, holds=holds, now=later))) == 1
+    assert len(gated(context(lab, switch, holds=holds, now=later))) == 1
 
 
 def test_an_mx_hold_elsewhere_in_the_zone_makes_every_mx_change_wait(zone_lab):
@@ -281,7 +290,7 @@ def test_an_mx_hold_elsewhere_in_the_zone_makes_every_mx_change_wait(zone_lab):
     run(context(lab, [{"name": "verify", "type": "MX", "ttl": 60, "set": ["10 mx2"]}],
                 holds=holds))
     with pytest.raises(Waiting):
-        DnsRecords().preview(context(lab, SWITCH_MX, holds=holds))
+        gated(context(lab, SWITCH_MX, holds=holds))
 
 
 def test_other_records_do_not_wait_for_an_mx_hold(zone_lab):
@@ -289,7 +298,7 @@ def test_other_records_do_not_wait_for_an_mx_hold(zone_lab):
     holds = DictHolds()
     run(context(lab, LOWER_MX_TTL, holds=holds))
     spf = [{"name": "@", "type": "TXT", "ttl": 300, "set": ['"v=spf1 -all"']}]
-    assert len(DnsRecords().preview(context(lab, spf, holds=holds))) == 1
+    assert len(gated(context(lab, spf, holds=holds))) == 1
 
 
 def test_dry_run_records_no_hold(zone_lab):

@@ -5,7 +5,8 @@ import pytest
 import responses
 import yaml
 
-from cutover.errors import AuthenticationFailed, NotFound, UsageError, WorldChanged
+from cutover.errors import AuthenticationFailed, NotFound, UsageError
+from cutover.safety import drifted
 from cutover.steps.base import Change, Context
 from cutover.steps.exchange_forwarding import ExchangeForwarding, ExchangeForwardingParams
 from cutover.workspace import Workspace
@@ -101,15 +102,16 @@ def test_twin_remove_then_rollback(twin):
         "smtp:editor@example.net"
 
 
-def test_twin_apply_refuses_when_forwarding_changed_since_preview(twin):
+def test_the_gate_sees_forwarding_changed_since_preview(twin):
+    """The runner's safety gate observes the item before applying it (cutover.safety)."""
     step = ExchangeForwarding()
     ctx = context(twin)
     change = step.preview(ctx)[0]
     path = twin.root / "exchange" / "forwarding.json"
     path.write_text(json.dumps({"datarequest@example.org": {
         "forwarding_smtp_address": "smtp:x@example.net", "deliver_and_forward": True}}))
-    with pytest.raises(WorldChanged, match="preview again"):
-        step.apply(ctx, change)
+    reason = drifted(step, ctx, change, [change.before, change.after])
+    assert reason is not None and "x@example.net" in reason
 
 
 def test_forward_or_remove_must_be_given_once():

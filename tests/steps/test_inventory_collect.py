@@ -20,7 +20,9 @@ NOW = datetime(2026, 11, 26, tzinfo=UTC)
 def ctx(tmp_path):
     workspace = Workspace(write_sample_workspace(tmp_path / "ws"))
     params = InventoryCollect.Params(source="exchange-csv")
-    return Context(workspace, "phase1", "inventory", params, clock=lambda: NOW)
+    # the runner hands every step its State; steps never open the database themselves
+    return Context(workspace, "phase1", "inventory", params, clock=lambda: NOW,
+                   state=State.open(workspace.state_path))
 
 
 def snapshots(ctx):

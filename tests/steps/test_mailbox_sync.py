@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX, NewMessage
+from cutover.errors import NotFound
+from cutover.state import State
 from cutover.steps.base import Change, Context
 from cutover.steps.mailbox_sync import MailboxSync, MailboxSyncParams
 from cutover.workspace import Workspace
 from tests.mailsync.corpus import build, count, load
+from tests.workspace_fingerprint import fingerprint
 
 ITEM = {"address": "datarequest@example.org", "local": "datarequest", "domain": "example.org"}
 TARGET = "datarequest@verify.example.org"
 
 
 @pytest.fixture(params=["maildir", "imap"])
-def workspace(request, tmp_path: Path, monkeypatch) -> Workspace:
+def workspace(request, tmp_path: Path, monkeypatch) -> Iterator[Workspace]:
     linux: dict = {"kind": "maildir", "path": "mail/linux"}
     if request.param == "imap":
         dovecot = request.getfixturevalue("dovecot")
@@ -32,13 +42,16 @@ def workspace(request, tmp_path: Path, monkeypatch) -> Workspace:
     with workspace.connector("mailstores", "exchange").open(ITEM["address"]) as session:
         load(session, build(seed=8, per_folder=3))
     workspace.target_user = (f"{tmp_path.name}-{TARGET}" if request.param == "imap" else TARGET)
-    return workspace
+    workspace.state = State.open(workspace.state_path)  # as the runner hands it to steps
+    yield workspace
+    workspace.state.close()
 
 
 def context(workspace: Workspace, **params) -> Context:
     params = {"source": "exchange", "target": "linux", "source_user": "{address}",
               "target_user": workspace.target_user, **params}
-    return Context(workspace, "phase1", "move-mail", MailboxSyncParams(**params), dict(ITEM))
+    return Context(workspace, "phase1", "move-mail", MailboxSyncParams(**params), dict(ITEM),
+                   state=workspace.state)
 
 
 def target(workspace: Workspace):
@@ -66,6 +79,7 @@ def test_second_apply_changes_nothing(workspace):
 
 def test_rollback_removes_only_what_the_step_copied(workspace):
     with target(workspace) as session:
+        session.create_folder(INBOX)
         session.append(INBOX, [NewMessage(b"Subject: was here\r\n\r\nbefore\r\n")])
     step, ctx = MailboxSync(), context(workspace)
     [change] = step.preview(ctx)
@@ -99,7 +113,8 @@ def source(workspace: Workspace):
 def test_rolling_back_a_second_sync_of_the_same_pair_keeps_the_first_ones_copies(workspace):
     step = MailboxSync()
     first = context(workspace)
-    second = Context(workspace, "phase2", "final-sync", first.params, dict(ITEM))
+    second = Context(workspace, "phase2", "final-sync", first.params, dict(ITEM),
+                     state=workspace.state)
     [copy] = step.preview(first)
     step.apply(first, copy)
     with source(workspace) as session:
@@ -130,3 +145,149 @@ def test_verify_reports_a_message_copied_twice_even_without_delete(workspace):
         session.append("Sent", [NewMessage(content)])
     [finding] = step.verify(ctx, [change])
     assert "Sent -> Sent: 1 extra" in finding.problem
+
+
+def test_rollback_keeps_copies_that_were_on_the_target_before_the_step(workspace):
+    step = MailboxSync()
+    first = context(workspace)
+    [copy] = step.preview(first)
+    step.apply(first, copy)
+    other_state = State.open(workspace.root / "other.db")  # knows nothing of that copy
+    again = Context(workspace, "phase1", "move-mail", first.params, dict(ITEM),
+                    state=other_state)
+    [change] = step.preview(again)
+    step.apply(again, change)
+    with target(workspace) as session:
+        assert count(session) == 21  # found on the target, not copied twice
+    checkpoint = Change.from_json(change.to_json())
+    step.rollback(again, checkpoint)
+    assert step.verify(again, [checkpoint.inverse()]) == []
+    with target(workspace) as session:
+        assert count(session) == 21  # they were there before this step: they stay
+    other_state.close()
+
+
+# --- through the command line: crashes, rollbacks, a workspace left as it was --------------
+
+PLAN = """\
+name: copy
+steps:
+  - id: move-mail
+    kind: mailbox.sync
+    params: {{source: exchange, target: linux, source_user: {source}, target_user: {target},
+              jobs: 2}}
+"""
+
+
+def cutover(workspace: Workspace, *args: str, crash_at: str | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUTOVER_")}
+    if crash_at:
+        env["CUTOVER_MAILSYNC_CRASH_AT"] = crash_at
+    return subprocess.run([sys.executable, "-m", "cutover", "--workspace", str(workspace.root),
+                           *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture
+def plan(workspace: Workspace) -> str:
+    (workspace.root / "plans").mkdir(exist_ok=True)
+    (workspace.root / "plans" / "copy.yaml").write_text(PLAN.format(
+        source=ITEM["address"], target=workspace.target_user))
+    return "plans/copy.yaml"
+
+
+def _target_count(workspace: Workspace) -> int:
+    with target(workspace) as session:
+        try:
+            return count(session)
+        except NotFound:
+            return 0
+
+
+def _crashed_copy(workspace: Workspace, plan: str) -> None:
+    """`run` killed (kill -9) right after the second APPEND, before it was recorded."""
+    killed = cutover(workspace, "run", plan, "--yes", crash_at="after-append:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert _target_count(workspace) > 0  # copies were made and never marked done
+
+
+def test_rollback_after_a_crash_mid_copy_removes_every_copy_at_once(workspace, plan):
+    _crashed_copy(workspace, plan)
+    rolled = cutover(workspace, "rollback", "move-mail", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert _target_count(workspace) == 0
+    again = cutover(workspace, "rollback", "move-mail", "--yes")
+    assert again.returncode == 2  # nothing applied any more: refused, not "rolled back"
+
+
+def test_run_after_a_crash_and_rollback_then_rollback_leaves_nothing_behind(workspace, plan):
+    with target(workspace) as session:
+        session.create_folder(INBOX)
+        session.append(INBOX, [NewMessage(b"Subject: was here\r\n\r\nbefore\r\n")])
+    _crashed_copy(workspace, plan)
+    assert cutover(workspace, "rollback", "move-mail", "--yes").returncode == 0
+    copied = cutover(workspace, "run", plan, "--yes")
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert _target_count(workspace) == 21 + 1
+    rolled = cutover(workspace, "rollback", "move-mail", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    with target(workspace) as session:
+        assert [f.name for f in session.folders()] == [INBOX] and count(session) == 1
+
+
+def test_a_crash_then_a_fresh_run_then_rollback_takes_back_the_crashed_copies_too(workspace,
+                                                                                   plan):
+    _crashed_copy(workspace, plan)
+    state = State.open(workspace.state_path)  # the step is forgotten, its copies are not
+    state.db.execute("DELETE FROM steps")
+    state.db.execute("DELETE FROM checkpoints")
+    state.close()
+    copied = cutover(workspace, "run", plan, "--yes")
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert _target_count(workspace) == 21  # the crashed copies were found, not copied again
+    rolled = cutover(workspace, "rollback", "move-mail", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert _target_count(workspace) == 0
+
+
+def test_plan_show_and_dry_run_create_no_state_and_change_no_mail(workspace, plan):
+    workspace.state.close()
+    workspace.state_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(str(workspace.state_path) + suffix).unlink(missing_ok=True)
+    before = fingerprint(workspace.root)
+    for args in (("plan", "show", plan), ("run", plan, "--dry-run")):
+        shown = cutover(workspace, *args)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert "copy 21 messages" in shown.stdout
+    assert not workspace.state_path.exists() and fingerprint(workspace.root) == before
+    workspace.state = State.open(workspace.state_path)
+
+
+def test_a_misspelt_source_is_an_error_and_nothing_is_created(workspace, plan):
+    (workspace.root / "plans" / "copy.yaml").write_text(PLAN.format(
+        source="datarequets@example.org", target=workspace.target_user))
+    ran = cutover(workspace, "run", plan, "--yes")
+    assert ran.returncode == 2, ran.stdout + ran.stderr
+    assert "datarequets@example.org does not exist" in ran.stderr
+    assert not (workspace.root / "mail" / "exchange" / "datarequets@example.org").exists()
+    assert _target_count(workspace) == 0
+
+
+def test_rollback_and_verify_finish_a_maildir_folder_whose_removal_was_cut_short(workspace,
+                                                                                 plan):
+    if not isinstance(workspace.connector("mailstores", "linux"), MaildirMailStore):
+        pytest.skip("a half-removed folder is a Maildir state")
+    assert cutover(workspace, "run", plan, "--yes").returncode == 0
+    folder = workspace.root / "mail" / "linux" / workspace.target_user / "Archive" / "2024"
+    shutil.rmtree(folder / "new")  # a removal cut short: cur/ and the uidlist still there
+    source_url = f"maildir://{workspace.root}/mail/exchange/{ITEM['address']}"
+    target_url = f"maildir://{workspace.root}/mail/linux/{workspace.target_user}"
+    verified = cutover(workspace, "mailbox", "verify", source_url, target_url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    (folder / "cur").rename(folder.parent / "elsewhere")  # cut short after cur/ left
+    verified = cutover(workspace, "mailbox", "verify", source_url, target_url)
+    assert verified.returncode == 1 and "Archive/2024" in verified.stdout, verified.stderr
+    rolled = cutover(workspace, "rollback", "move-mail", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    with target(workspace) as session:
+        assert [f.name for f in session.folders()] == [INBOX] and count(session) == 0

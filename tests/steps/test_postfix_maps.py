@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cutover.errors import NotFound, ValidationFailed, WorldChanged
+from cutover.errors import NotFound, ValidationFailed
 from cutover.item_template import TemplateInvalid
+from cutover.safety import drifted
 from cutover.steps.base import Change, Context
 from cutover.steps.postfix_maps import PostfixMaps, PostfixMapsParams
 from cutover.workspace import Workspace
@@ -198,15 +199,15 @@ def test_verify_fails_when_the_world_lost_the_value(workspace):
     assert "expected datarequest@verify.example.org" in findings[0].problem
 
 
-def test_apply_refuses_when_the_key_changed_since_preview(workspace):
+def test_the_gate_sees_the_key_changed_since_preview(workspace):
+    """The runner's safety gate observes the entry before applying it (cutover.safety)."""
     step = PostfixMaps()
     ctx = context(workspace, ITEMS[0], **redirect_params())
     changes = step.preview(ctx)
     path = workspace.root / "postfix" / "virtual"
     path.write_text(path.read_text().replace("datarequest@exchange", "someone@exchange"))
-    with pytest.raises(WorldChanged, match="preview again"):
-        step.apply(ctx, changes[0])
-    assert "someone@exchange.example.org" in path.read_text()
+    reason = drifted(step, ctx, changes[0], [changes[0].before, changes[0].after])
+    assert reason is not None and "someone@exchange.example.org" in reason
 
 
 def test_malformed_map_line_is_a_located_error_with_exit_2(workspace):

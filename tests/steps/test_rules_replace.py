@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from cutover.connectors.dovecot.managesieve import ManageSieveStore
-from cutover.errors import UsageError
+from cutover.errors import UnsafeChange, UsageError
+from cutover.safety import raise_if_unsafe
 from cutover.steps.base import Change, Context
-from cutover.steps.rules_replace import RulesDisagree, RulesReplace, RulesReplaceParams
+from cutover.steps.rules_replace import RulesReplace, RulesReplaceParams
 from cutover.workspace import Workspace
 
 CORPUS = Path(__file__).parent.parent / "rules" / "corpus"
@@ -113,9 +114,11 @@ def test_rules_that_disagree_refuse_the_switch_unless_forced(workspace: Workspac
     # while Sieve would file it: the verifier catches the difference
     rc_path(workspace).write_text("MAILDIR=$HOME/Maildir\n:0\n* ^Subject:.*DATA_REQUEST\n"
                                   "Stations/AKS01\n")
-    with pytest.raises(RulesDisagree, match="procmail folder:INBOX, sieve folder:Stations/AKS01"):
-        RulesReplace().preview(context(workspace))
-    assert len(RulesReplace().preview(context(workspace, force=True))) == 1
+    step, ctx = RulesReplace(), context(workspace)
+    changes = step.preview(ctx)
+    with pytest.raises(UnsafeChange, match="procmail folder:INBOX, sieve folder:Stations/AKS01"):
+        raise_if_unsafe("replace-procmail", step.unsafe_reasons(ctx, changes), force=False)
+    assert raise_if_unsafe("replace-procmail", step.unsafe_reasons(ctx, changes), force=True)
 
 
 def test_verify_reports_a_script_changed_behind_its_back(workspace: Workspace):

@@ -114,7 +114,7 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> Address:
     return Address(label, ip, port)
 
 
-@connector("rfc2136")
+@connector("rfc2136", role="dns-zone")
 class Rfc2136Zone:
     def __init__(self, server: str, key: TsigKey, nameservers: list[str] | None = None,
                  timeout: float = DEFAULT_TIMEOUT, safety: dict[str, Any] | None = None):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +47,7 @@ from cutover.dns_model import (
     zone_text,
 )
 from cutover.errors import ConfigInvalid, NotFound, UsageError, WorldChanged
+from cutover.files import atomic_write
 from cutover.parsers.zone_text import ZoneTextUnsupported, edit_zone_text
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 SUFFIXES = ("", ".zone")
 
 
-@connector("zonefile")
+@connector("zonefile", role="dns-zone")
 class ZoneFile:
     def __init__(self, directory: Path, safety: dict[str, Any] | None = None):
         self.directory = directory
@@ -179,16 +179,7 @@ def _bump_serial(loaded: dns.zone.Zone) -> None:
 
 def _write(path: Path, text: str) -> None:
     """Write beside the file and rename over it: a reader sees the old or the new zone."""
-    mode = path.stat().st_mode & 0o7777
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", newline="") as out:
-            out.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text)
 
 
 def zone_file_text(loaded: dns.zone.Zone) -> str:
@@ -205,10 +196,15 @@ def zone_file_text(loaded: dns.zone.Zone) -> str:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    lock_path = path.parent / f".{path.name}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Serialise editors of the zones directory. The lock is taken on the directory itself:
+    a lock file beside the zone would outlive the edit (a rollback must leave the directory as
+    it found it), and the zone file's own inode is replaced by every atomic write."""
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -18,7 +18,14 @@ a Dovecot Maildir:
 - UIDs and UIDVALIDITY live in `dovecot-uidlist` (version 3 format), one per folder.
 
 Writers take an flock on the folder directory, so threads and processes of cutover can share a
-Maildir; do not let a running Dovecot write the same directory at the same time.
+Maildir; do not let a running Dovecot write the same directory at the same time. A copy into an
+account holds an flock on the account's `tmp/` directory for its whole run (`copy_lock`).
+
+An account is its directory: reading one that does not exist raises NotFound (a misspelt path
+or user never reads as an empty mailbox, and nothing is created by reading); `create_folder`
+creates the account's Maildir when needed. Deleting a folder first moves its `cur/` out of the
+tree in one rename, so a deletion cut short leaves a \\Noselect directory that the next
+deletion finishes, never a folder half readable.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ from cutover.connectors.mailstore import (
     guess_special_use,
     normalise_flags,
 )
-from cutover.errors import NotFound, UsageError
+from cutover.errors import NotFound, UsageError, WorkspaceLocked
 
 UIDLIST = "dovecot-uidlist"
 KEYWORDS = "dovecot-keywords"
@@ -58,6 +65,7 @@ _FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": 
 _LETTER_FLAGS = {letter: flag for flag, letter in _FLAG_LETTERS.items()}
 _MAILDIR_DIRS = ("cur", "new", "tmp")
 _counter = itertools.count()
+_TRASH = ".cutover-deleted-"
 _HOST = socket.gethostname().replace("/", "_").replace(":", "_") or "localhost"
 
 
@@ -69,7 +77,7 @@ def to_lf(content: bytes) -> bytes:
     return content.replace(b"\r\n", b"\n")
 
 
-@connector("maildir")
+@connector("maildir", role="mail-store")
 class MaildirMailStore:
     """A directory of Maildirs, one per user at `<path>/<user>/`."""
 
@@ -93,6 +101,29 @@ class MaildirMailStore:
     def open(self, user: str) -> MaildirSession:
         return MaildirSession(self.user_dir(user), user)
 
+    @contextmanager
+    def copy_lock(self, user: str, create: bool = True) -> Iterator[None]:
+        """Hold the account's copy lock: an flock on its `tmp/` directory, seen by every
+        process using this Maildir and leaving no file behind. With `create`, a missing
+        account is created first (a copy creates it anyway); without, a missing account
+        (nothing to take back from) is not locked."""
+        root = self.user_dir(user)
+        if not (root / "tmp").is_dir():
+            if not create:
+                yield
+                return
+            _make_maildir(root)
+        fd = os.open(root / "tmp", os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise WorkspaceLocked(f"another cutover copy into {self.describe(user)} is "
+                                      "running; wait for it to finish") from None
+            yield
+        finally:
+            os.close(fd)
+
 
 @dataclass
 class _Entry:
@@ -108,8 +139,9 @@ class MaildirSession(SessionBase):
     def __init__(self, root: Path, user: str):
         self.root = root
         self.user = user
-        if not (root / "cur").is_dir():
-            _make_maildir(root)
+
+    def _missing(self) -> NotFound:
+        return NotFound(f"mailbox {self.user} does not exist (no Maildir at {self.root})")
 
     # --- paths ------------------------------------------------------------------------------
     def _dir(self, folder: str) -> Path:
@@ -123,11 +155,15 @@ class MaildirSession(SessionBase):
     def _existing(self, folder: str) -> Path:
         path = self._dir(folder)
         if not (path / "cur").is_dir():
+            if not (self.root / "cur").is_dir():
+                raise self._missing()
             raise NotFound(f"folder {folder!r} does not exist in {self.user}")
         return path
 
     # --- reading ----------------------------------------------------------------------------
     def folders(self) -> list[FolderInfo]:
+        if not (self.root / "cur").is_dir():
+            raise self._missing()
         result = [self._info(INBOX, self.root)]
         for directory, names, _ in os.walk(self.root):
             names[:] = sorted(n for n in names if n not in _MAILDIR_DIRS)
@@ -137,9 +173,9 @@ class MaildirSession(SessionBase):
                 folder = SEPARATOR.join(imap_utf7.decode(p.encode("ascii")) for p in rel)
                 if folder == INBOX:
                     continue  # holds INBOX's children (INBOX itself is the root), as in Dovecot
-                if (path / "cur").is_dir():
+                try:
                     result.append(self._info(folder, path))
-                else:
+                except NotFound:  # no cur/ (a parent, or a deletion cut short): \\Noselect
                     result.append(FolderInfo(folder, None, False))
         result.sort(key=lambda f: (f.name != INBOX, f.name.split(SEPARATOR)))
         return result
@@ -187,24 +223,49 @@ class MaildirSession(SessionBase):
 
     # --- writing ----------------------------------------------------------------------------
     def create_folder(self, name: str, special_use: str | None = None) -> None:
-        if name == INBOX:
-            return
-        _make_maildir(self._dir(name))
+        path = self._dir(name)  # checks the name before anything is created
+        if not (self.root / "cur").is_dir():
+            _make_maildir(self.root)  # the account itself
+        if name != INBOX:
+            _make_maildir(path)
 
     def delete_folder(self, name: str) -> None:
         if name == INBOX:
             raise UsageError("INBOX cannot be deleted")
         path = self._dir(name)
-        if not path.exists():
+        if not path.is_dir():
             return
-        for child in list(path.iterdir()):
-            # Sub-folders stay (as in IMAP, the folder becomes a \Noselect parent).
-            if child.name in _MAILDIR_DIRS:
-                shutil.rmtree(child)
-            elif child.is_file():
-                child.unlink()
-        if not any(path.iterdir()):
+        # cur/ leaves first, in one rename: from then on the folder is a \\Noselect directory
+        # whatever happens, and the next deletion finishes the job. Sub-folders stay (as in
+        # IMAP, the folder becomes a \\Noselect parent).
+        trash = self._trash()
+        parts = sorted((c for c in path.iterdir() if c.name in _MAILDIR_DIRS or not c.is_dir()),
+                       key=lambda c: c.name != "cur")
+        for child in parts:
+            os.rename(child, trash / child.name)
+        try:
             path.rmdir()
+        except OSError:
+            pass  # sub-folders (or someone's file) stay
+        self._empty_trash()
+
+    def _trash(self) -> Path:
+        """A fresh directory under the account's tmp/ (never listed as a folder, and on the
+        same file system, so a rename moves a folder's parts out of the tree at once)."""
+        trash = self.root / "tmp" / f"{_TRASH}{os.getpid()}.{next(_counter)}"
+        trash.mkdir(parents=True)
+        return trash
+
+    def _empty_trash(self) -> None:
+        """Remove this process's trash and what a deletion cut short (its process gone) left."""
+        tmp = self.root / "tmp"
+        if not tmp.is_dir():
+            return
+        for leftover in tmp.glob(f"{_TRASH}*"):
+            pid = leftover.name[len(_TRASH):].partition(".")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+                continue  # another process is deleting right now
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def rename_folder(self, old: str, new: str) -> None:
         source, target = self._existing(old), self._dir(new)
@@ -270,10 +331,15 @@ class MaildirSession(SessionBase):
         """Match files to UIDs; new files get the next UIDs (the caller holds the lock)."""
         files: dict[str, Path] = {}
         for sub in ("cur", "new"):
-            with os.scandir(path / sub) as scan:
-                for item in scan:
-                    if not item.name.startswith("."):
-                        files[item.name.split(":2,")[0]] = Path(item.path)
+            try:
+                with os.scandir(path / sub) as scan:
+                    for item in scan:
+                        if not item.name.startswith("."):
+                            files[item.name.split(":2,")[0]] = Path(item.path)
+            except FileNotFoundError:
+                if sub == "cur":  # the folder went away meanwhile
+                    raise NotFound(f"folder at {path} does not exist in {self.user}") from None
+                # no new/ (a deletion cut short, or a hand-made Maildir): nothing new in it
         validity, next_uid, known = _read_uidlist(path)
         entries = [_Entry(uid, base, files.pop(base)) for uid, base in known if base in files]
         if files or len(entries) != len(known) or not validity:
@@ -294,6 +360,16 @@ class MaildirSession(SessionBase):
         return validity
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _make_maildir(path: Path) -> None:
     for sub in _MAILDIR_DIRS:
         (path / sub).mkdir(parents=True, exist_ok=True)
@@ -301,7 +377,10 @@ def _make_maildir(path: Path) -> None:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise NotFound(f"no Maildir folder at {path}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -7,7 +7,15 @@
         port: 4190
         user: "{address}"              # login template over the account: address, local, domain
         password: env/SIEVE_PASSWORD   # a reference (env/NAME or file/PATH), never the secret
-        starttls: false                # loopback labs only; use true elsewhere
+        tls: auto                      # auto | starttls | implicit | none
+        tls_verify: true               # false for a self-signed lab
+
+The password never crosses the network in clear: `tls: auto` (the default) logs in after
+STARTTLS and refuses (exit 2, before AUTHENTICATE is sent) a server that does not offer it,
+except on loopback; `tls: starttls` requires it on loopback too, `tls: none` allows a plain
+login anywhere and every preview says so. Certificates are verified unless `tls_verify: false`
+(the rule is `cutover/connectors/imap/tls.py`, shared with IMAP). The older `starttls: true`
+means `tls: starttls`; `starttls: false` no longer allows a plain login off loopback.
 
 Each call opens one session for the account in `_session` (the only method that connects),
 does its work and logs out.
@@ -15,6 +23,7 @@ does its work and logs out.
 
 from __future__ import annotations
 
+import ssl
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,18 +33,66 @@ from sievelib.managesieve import Client
 from sievelib.managesieve import Error as ManageSieveError
 
 from cutover.connectors.base import connector
+from cutover.connectors.imap.tls import (
+    client_context,
+    refusal,
+    starttls_required,
+    tls_failure,
+    tls_mode,
+)
 from cutover.connectors.sieve_store import SieveScriptRejected, account_fields, check_name
-from cutover.errors import AuthenticationFailed, ConfigInvalid, ConnectionFailed, NotFound
+from cutover.errors import (
+    AuthenticationFailed,
+    ConfigInvalid,
+    ConnectionFailed,
+    NotFound,
+    UsageError,
+)
 
 
-@connector("managesieve")
+class _SecuredClient(Client):
+    """sievelib's client with our TLS rule: its STARTTLS step (a private method, overridden
+    by its mangled name) refuses before authenticating when TLS is required and not offered,
+    goes on in plain text only where the rule allows it, and wraps with our SSL context."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, required: bool):
+        super().__init__(host, port)
+        self.context = context
+        self.required = required
+
+    def _Client__starttls(self, **kwargs: Any) -> bool:
+        if not self.has_tls_support():
+            if self.required:
+                raise refusal("ManageSieve", f"{self.srvaddr}:{self.srvport}")
+            return True  # loopback, or tls: none
+        return Client._Client__starttls(self, **kwargs)
+
+    def _Client__enable_ssl(self, keyfile: str | None = None,
+                            certfile: str | None = None) -> None:
+        try:
+            self.sock = self.context.wrap_socket(self.sock, server_hostname=self.srvhostname)
+        except ssl.SSLError as exc:
+            raise ConnectionFailed(tls_failure(f"{self.srvaddr}:{self.srvport}", exc)) from None
+
+
+@connector("managesieve", role="sieve-store")
 class ManageSieveStore:
-    def __init__(self, host: str, port: int, user: str, password: str, starttls: bool = False):
+    def __init__(self, host: str, port: int, user: str, password: str, tls: str = "auto",
+                 tls_verify: bool = True):
         self.host = host
         self.port = port
         self.user_template = user
         self._password = password
-        self.starttls = starttls
+        self.tls = tls
+        self.tls_verify = tls_verify
+
+    @property
+    def transport_warning(self) -> str | None:
+        """What every preview shows when this store logs in in plain text."""
+        if self.tls != "none":
+            return None
+        return (f"ManageSieve {self.host}:{self.port} logs in WITHOUT TLS (tls: none): "
+                f"passwords cross the network in clear")
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ManageSieveStore:
@@ -46,8 +103,16 @@ class ManageSieveStore:
             port = int(config.get("port", 4190))
         except (TypeError, ValueError):
             raise ConfigInvalid("managesieve port must be a number") from None
+        tls = config.get("tls")
+        if tls is None and config.get("starttls") is True:
+            tls = "starttls"
+        try:
+            mode = tls_mode(tls, False, "managesieve")
+        except UsageError as exc:
+            raise ConfigInvalid(str(exc)) from None
         return cls(str(config["host"]), port, str(config.get("user", "{address}")),
-                   workspace.secret(config["password"]), bool(config.get("starttls", False)))
+                   workspace.secret(config["password"]), mode,
+                   bool(config.get("tls_verify", True)))
 
     def login_of(self, account: str) -> str:
         try:
@@ -58,14 +123,21 @@ class ManageSieveStore:
 
     @contextmanager
     def _session(self, account: str) -> Iterator[Client]:
-        client = Client(self.host, self.port)
+        client = _SecuredClient(self.host, self.port, client_context(self.tls_verify),
+                                starttls_required(self.tls, self.host))
         login = self.login_of(account)
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # plain text on loopback is the operator's call
-                connected = client.connect(login, self._password, starttls=self.starttls,
-                                           authmech="PLAIN")
+                # plain text happens only where tls.py allows it (loopback, tls: none)
+                warnings.simplefilter("ignore")
+                connected = client.connect(login, self._password,
+                                           starttls=self.tls in ("auto", "starttls"),
+                                           ssl=self.tls == "implicit", authmech="PLAIN")
+        except ConnectionFailed:  # TlsRequired, an untrusted certificate
+            _close(client)
+            raise
         except (TimeoutError, ManageSieveError, OSError) as exc:
+            _close(client)
             raise ConnectionFailed(f"ManageSieve {self.host}:{self.port}: {exc}") from None
         if not connected:
             raise AuthenticationFailed(f"ManageSieve {self.host}:{self.port} refused the "
@@ -120,3 +192,11 @@ class ManageSieveStore:
                 client.setactive("")
             if name in others or name == active:
                 client.deletescript(check_name(name))
+
+
+def _close(client: Client) -> None:
+    if client.sock is not None:
+        try:
+            client.sock.close()
+        except OSError:
+            pass

@@ -35,6 +35,7 @@ from typing import Any
 
 from cutover.connectors.base import connector
 from cutover.errors import ConfigInvalid, UsageError
+from cutover.files import atomic_write
 
 _MAILDIR_DIRS = ("cur", "new", "tmp")
 _DOMAIN_MARK = "# added by cutover linux.account: "
@@ -64,7 +65,7 @@ def _id(value: Any, lookup, fallback: int) -> int:
         raise ConfigInvalid(f"cutover.yaml: accounts: no such user/group {value!r}") from None
 
 
-@connector("dovecot-passwd")
+@connector("dovecot-passwd", role="accounts")
 class DovecotPasswdAccounts:
     def __init__(self, passwd_file: Path, mailbox_maps: Path, mailbox_domains: Path,
                  mail_root: Path, credentials_dir: Path, uid: Any = None, gid: Any = None,
@@ -262,12 +263,4 @@ def _remove_exact(path: Path, text: str) -> None:
 
 def _replace(path: Path, text: str) -> None:
     """Write atomically, keeping the file's mode (a passwd-file must stay unreadable to others)."""
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o640
-    temp = path.with_name(f".{path.name}.cutover-tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    if path.exists() and os.geteuid() == 0:
-        info = path.stat()
-        os.chown(temp, info.st_uid, info.st_gid)
-    os.replace(temp, path)
+    atomic_write(path, text, new_file_mode=0o640)

@@ -17,12 +17,13 @@ from typing import Any
 from cutover.connectors.base import connector
 from cutover.connectors.sieve_store import check_name
 from cutover.errors import ConfigInvalid, NotFound
+from cutover.files import atomic_write
 
 ACTIVE = "active"
 SUFFIX = ".sieve"
 
 
-@connector("sievedir")
+@connector("sievedir", role="sieve-store")
 class SieveDirectory:
     def __init__(self, root: Path):
         self.root = root
@@ -54,9 +55,7 @@ class SieveDirectory:
     def put(self, account: str, name: str, content: str) -> None:
         path = self._script(account, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(content)
-        os.replace(temporary, path)  # readers never see half a script
+        atomic_write(path, content)  # readers never see half a script
 
     def activate(self, account: str, name: str | None) -> None:
         marker = self._account_dir(account) / ACTIVE
@@ -68,9 +67,7 @@ class SieveDirectory:
             raise NotFound(f"no Sieve script {name!r} for {account}")
         if marker.is_symlink():
             marker.unlink()
-        temporary = marker.with_name(ACTIVE + ".tmp")
-        temporary.write_text(name + "\n")
-        os.replace(temporary, marker)
+        atomic_write(marker, name + "\n")
 
     def active(self, account: str) -> str | None:
         marker = self._account_dir(account) / ACTIVE

@@ -88,7 +88,7 @@ def _is_server_busy(exc: BaseException) -> bool:
     return isinstance(exc, ErrorServerBusy)
 
 
-@connector("ews-inventory")
+@connector("ews", role="inventory-source", aliases=("ews-inventory",))
 class EwsInventory:
     def __init__(self, username: str, password: Callable[[], str], server: str | None,
                  autodiscover_email: str | None, auth: str = "ntlm",

@@ -107,7 +107,7 @@ def _register_properties() -> None:
             pass  # registered by an earlier store in this process
 
 
-@connector("ews")
+@connector("ews", role="mail-store")
 class EwsMailStore:
     def __init__(self, server: str | None, password: Callable[[], str] | None,
                  username: str | None = None, token: Callable[[], str] | None = None,

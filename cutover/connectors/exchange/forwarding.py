@@ -22,8 +22,6 @@ are left alone. Only `_account` opens an EWS session.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from cutover.errors import (
     StepFailed,
     UsageError,
 )
+from cutover.files import atomic_write
 
 DEFAULT_RULE_NAME = "cutover forwarding"
 
@@ -56,7 +55,7 @@ class Forwarding:
         return None if data is None else cls(data["forward_to"], bool(data["keep_copy"]))
 
 
-@connector("forwarding-file")
+@connector("forwarding-file", role="forwarding")
 class ForwardingFile:
     """mailbox -> {forwarding_smtp_address, deliver_and_forward} in one JSON file, as
     Get-Mailbox shows ForwardingSmtpAddress and DeliverToMailboxAndForward."""
@@ -107,14 +106,10 @@ def _strip_smtp(address: str) -> str:
 
 def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as out:
-        json.dump(data, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.replace(temporary, path)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-@connector("ews-forwarding")
+@connector("ews", role="forwarding", aliases=("ews-forwarding",))
 class EwsInboxRuleForwarding:
     """Forwarding as one inbox rule with a RedirectToRecipients action (EWS, exchangelib)."""
 

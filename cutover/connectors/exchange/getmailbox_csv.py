@@ -46,7 +46,7 @@ def _day_first(path: Path) -> bool | None:
             return None  # the reading pass reports it, located
 
 
-@connector("getmailbox-csv")
+@connector("getmailbox-csv", role="inventory-source")
 class GetMailboxCsvSource:
     """Recipients from Exchange Management Shell exports (read-only, file based)."""
 

@@ -1,14 +1,40 @@
-"""IMAP mail store (kind `imap`): any IMAP4rev1 server, Dovecot first.
+"""IMAP mail store (kind `imap`): any IMAP4rev1 server (Dovecot, Cyrus, Courier...).
 
     mailstores:
       linux:
         kind: imap
-        url: "imap://{user}@mail.verify.example.org:143"   # STARTTLS when offered; imaps:// too
+        url: "imap://{user}@mail.verify.example.org:143"   # STARTTLS, required; imaps:// too
                                                            # (or host: H, port: 993, ssl: true)
         password: env/LINUX_IMAP_PASSWORD                  # or file/PATH; one password for all
         login: "{user}*cutover"                            # optional: a Dovecot master user
+        tls: auto                                          # auto | starttls | implicit | none
         tls_verify: true                                   # false for a self-signed lab
         # oauth2_token: env/TOKEN                          # XOAUTH2 instead of LOGIN
+
+Passwords never cross the network in clear. `tls: auto` (the default) logs in over implicit
+TLS for imaps://, else after STARTTLS, and refuses (exit 2, before any LOGIN or AUTHENTICATE is
+sent) a server that does not offer STARTTLS; only a loopback host (127.0.0.0/8, ::1,
+localhost) may log in in plain text when it offers no STARTTLS. `tls: starttls` requires
+STARTTLS on loopback too (so does the environment variable CUTOVER_TLS_LOOPBACK_EXEMPT=0, for
+every store). `tls: none` logs in in plain text, even to a remote host: the store then says
+so in every preview (`imap://USER@HOST:143?tls=none` asks the same on the command line).
+Certificates are verified (system CAs, host name) unless `tls_verify: false`.
+
+Every server's folder dialect is learned once per store, at the first login, and shared by
+every session of the pool: the hierarchy separator and the personal namespace (NAMESPACE,
+RFC 2342; `LIST "" ""` without it), so `Archive/2024` is `INBOX.Archive.2024` on a Courier or
+Cyrus server with an `INBOX.` namespace (`cutover/connectors/imap/names.py`). A folder level
+holding the server's separator (`Lists/ops.example.org` on a "." server) is stored with a
+look-alike in its place (U+2024 ONE DOT LEADER), said in a `note:` of `mailbox sync` and in
+the preview, and reads back as written, so re-runs and `verify` agree; a name that could not
+be told apart afterwards is refused by name. Folders outside the personal namespace (other
+users', shared) are not listed. Creating or deleting a folder checks with
+LIST whether it is there, whatever response code the server sends.
+
+Some servers rewrite what they store (Cyrus's default `munge8bit` replaces raw 8-bit header
+bytes). The first appended messages of each kind (plain, 8-bit header, 8-bit body, bare line
+endings, NUL) are read back and compared byte for byte; a difference removes the altered copy
+and stops the copy with an error naming the cause (exit 2).
 
 Fast paths are used when the server advertises them: CONDSTORE (HIGHESTMODSEQ in STATUS, so an
 unchanged folder costs one round trip), UIDPLUS (APPENDUID), MULTIAPPEND (one APPEND command for
@@ -28,7 +54,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import tenacity
 from imapclient import IMAPClient
@@ -37,6 +63,15 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.response_parser import parse_fetch_response
 
 from cutover.connectors.base import connector
+from cutover.connectors.imap.names import Dialect, FolderNameRefused, dialect_from_namespace
+from cutover.connectors.imap.tls import (
+    TlsRequired,
+    client_context,
+    refusal,
+    starttls_required,
+    tls_failure,
+    tls_mode,
+)
 from cutover.connectors.mailstore import (
     INBOX,
     SEPARATOR,
@@ -44,13 +79,16 @@ from cutover.connectors.mailstore import (
     MessageRef,
     NewMessage,
     SessionBase,
+    content_digest,
     guess_special_use,
     normalise_flags,
 )
 from cutover.errors import (
     AuthenticationFailed,
+    CapabilityMissing,
     ConfigInvalid,
     ConnectionFailed,
+    CutoverError,
     NotFound,
     UsageError,
 )
@@ -63,6 +101,9 @@ APPEND_BATCH_BYTES = 1024 * 1024
 APPEND_BATCH_COUNT = 100
 RECONNECT_ATTEMPTS = 6
 TIMEOUT_S = 60.0
+#: How many appended messages of each kind (see `message_kinds`) are read back and compared
+#: byte for byte, per store: enough to catch a server that rewrites what it stores.
+CHECK_PER_KIND = 10
 
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, socket.timeout, EOFError)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) ([0-9:,]+)\]", re.I)
@@ -73,19 +114,34 @@ class TransferInterrupted(ConnectionFailed):
     """The connection dropped during an APPEND: some of the batch may have arrived."""
 
 
+class ServerRewritesMessages(CapabilityMissing):
+    """The server stored other bytes than it was given: fix its configuration (Cyrus:
+    `munge8bit: no`) before copying; what it altered was removed."""
+
+
+class AppendRefused(CutoverError):
+    """The server refused an APPEND (a quota, a size limit, a message it will not store)."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     host: str
     port: int
-    security: str  # "imaps" (implicit TLS) or "starttls-if-offered"
+    security: str  # "implicit" (imaps), "starttls", "none" or "auto" (see the module doc)
 
     def label(self, user: str) -> str:
-        scheme = "imaps" if self.security == "imaps" else "imap"
+        """Also the identity of the account in the copy state: it never depends on `tls`, so
+        changing how the connection is secured never makes a copy start again."""
+        scheme = "imaps" if self.security == "implicit" else "imap"
         return f"{scheme}://{user}@{self.host}:{self.port}"
 
+    def starttls_required(self) -> bool:
+        """Must this (non-imaps) connection switch to TLS before logging in?"""
+        return starttls_required(self.security, self.host)
 
-def parse_endpoint(url: str) -> tuple[Endpoint, str | None]:
-    """`imap://USER@HOST:PORT` or `imaps://...` -> (endpoint, user or None)."""
+
+def parse_endpoint(url: str, tls: str | None = None) -> tuple[Endpoint, str | None]:
+    """`imap://USER@HOST:PORT[?tls=MODE]` or `imaps://...` -> (endpoint, user or None)."""
     parts = urlsplit(url)
     if parts.scheme not in ("imap", "imaps") or not parts.hostname:
         raise UsageError(f"not an IMAP URL: {url} (imap://USER@HOST:PORT or imaps://...)")
@@ -95,12 +151,18 @@ def parse_endpoint(url: str) -> tuple[Endpoint, str | None]:
         port = parts.port or (993 if parts.scheme == "imaps" else 143)
     except ValueError:
         raise UsageError(f"bad port in {url}") from None
-    security = "imaps" if parts.scheme == "imaps" else "starttls-if-offered"
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"tls"})
+    if unknown:
+        raise UsageError(f"{url}: unknown URL parameter {unknown[0]!r} (only tls=)")
+    if tls is None and query.get("tls"):
+        tls = query["tls"][-1]
+    security = tls_mode(tls, parts.scheme == "imaps", url.split("?")[0])
     user = unquote(parts.username) if parts.username else None
     return Endpoint(parts.hostname, port, security), user
 
 
-@connector("imap")
+@connector("imap", role="mail-store")
 class ImapMailStore:
     """An IMAP server; `open(user)` logs in as `user` (or the configured login template)."""
 
@@ -115,18 +177,27 @@ class ImapMailStore:
         self.timeout = timeout
         self._ssl: ssl.SSLContext | None = None
         self._ssl_lock = threading.Lock()
+        # Learned at the first login, shared by every session of the pool.
+        self._dialect: Dialect | None = None
+        self._dialect_lock = threading.Lock()
+        self.stored_check = StoredCheck()
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> ImapMailStore:
         url = str(config.get("url", "")).replace("{user}", "user")
+        implicit = bool(config.get("ssl")) or config.get("tls") == "implicit"
         if not url and config.get("host"):  # host/port/ssl spelled out instead of a URL
-            scheme = "imaps" if config.get("ssl") else "imap"
-            port = config.get("port", 993 if config.get("ssl") else 143)
+            scheme = "imaps" if implicit else "imap"
+            port = config.get("port", 993 if implicit else 143)
             url = f"{scheme}://user@{config['host']}:{port}"
         if not url:
             raise ConfigInvalid("an imap mailstore needs url: imap://{user}@HOST:PORT "
                                 "(or host, port, ssl)")
-        endpoint, _ = parse_endpoint(url)
+        tls = config.get("tls")
+        try:
+            endpoint, _ = parse_endpoint(url, None if tls is None else str(tls))
+        except UsageError as exc:
+            raise ConfigInvalid(f"imap mailstore: {exc}") from None
         password_ref = config.get("password")
         token_ref = config.get("oauth2_token")
         if not password_ref and not token_ref:
@@ -142,6 +213,14 @@ class ImapMailStore:
     def describe(self, user: str) -> str:
         return self.endpoint.label(user)
 
+    @property
+    def transport_warning(self) -> str | None:
+        """What every preview shows when this store logs in in plain text."""
+        if self.endpoint.security != "none":
+            return None
+        return (f"imap://{self.endpoint.host}:{self.endpoint.port} logs in WITHOUT TLS "
+                f"(tls: none): passwords cross the network in clear")
+
     def open(self, user: str) -> ImapSession:
         """The one network seam: connect, TLS as configured or offered, log in."""
         return ImapSession(self, user)
@@ -152,33 +231,33 @@ class ImapMailStore:
         which a plain connection that is never offered STARTTLS should not pay."""
         with self._ssl_lock:
             if self._ssl is None:
-                context = ssl.create_default_context()
-                if not self.tls_verify:
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                self._ssl = context
+                self._ssl = client_context(self.tls_verify)
             return self._ssl
 
     def _connect(self, user: str) -> IMAPClient:
         where = f"{self.endpoint.host}:{self.endpoint.port}"
-        implicit_tls = self.endpoint.security == "imaps"
+        implicit_tls = self.endpoint.security == "implicit"
+        client = None
         try:
             client = IMAPClient(self.endpoint.host, self.endpoint.port, ssl=implicit_tls,
                                 ssl_context=self._ssl_context() if implicit_tls else None,
                                 timeout=self.timeout)
-            if self.endpoint.security != "imaps" and client.has_capability("STARTTLS"):
-                client.starttls(self._ssl_context())
+            self._secure(client, where)
             login = self.login.replace("{user}", user)
             if self._oauth2_token is not None:
                 client.oauth2_login(login, self._oauth2_token())
             else:
                 client.login(login, self._password() if self._password else "")
+        except TlsRequired:
+            _abandon(client)
+            raise
         except socket.gaierror:
             raise ConnectionFailed(f"cannot resolve IMAP host {self.endpoint.host}") from None
         except LoginError:
             raise AuthenticationFailed(f"IMAP login refused for {user} at {where}") from None
         except ssl.SSLError as exc:
-            raise ConnectionFailed(f"TLS with {where} failed: {exc.reason}") from None
+            _abandon(client)
+            raise ConnectionFailed(tls_failure(where, exc)) from None
         except ConnectionRefusedError:
             raise ConnectionFailed(f"IMAP connection to {where} refused") from None
         except _TRANSIENT as exc:
@@ -189,6 +268,45 @@ class ImapMailStore:
         # memory and much CPU. Nothing of ours reads that log.
         client._imap.debug = 0
         return client
+
+    def _secure(self, client: IMAPClient, where: str) -> None:
+        """Switch to TLS before any credential is sent, or refuse when TLS is required and
+        the server does not offer it."""
+        if self.endpoint.security in ("implicit", "none"):
+            return
+        if client.has_capability("STARTTLS"):
+            client.starttls(self._ssl_context())
+        elif self.endpoint.starttls_required():
+            raise refusal("IMAP", where)
+
+    def dialect(self, client: IMAPClient) -> Dialect:
+        """The server's separator and personal namespace, asked once per store."""
+        with self._dialect_lock:
+            if self._dialect is None:
+                self._dialect = _ask_dialect(client)
+            return self._dialect
+
+
+def _abandon(client: IMAPClient | None) -> None:
+    if client is not None:
+        try:
+            client.shutdown()
+        except Exception:  # noqa: BLE001 - the socket may already be gone
+            pass
+
+
+def _ask_dialect(client: IMAPClient) -> Dialect:
+    others: tuple = ()
+    if client.has_capability("NAMESPACE"):
+        namespaces = client.namespace()
+        others = tuple(namespaces.other or ()) + tuple(namespaces.shared or ())
+        if namespaces.personal:
+            return dialect_from_namespace(namespaces.personal, others)
+    listing = client.list_folders("", "")
+    delimiter = listing[0][1] if listing else SEPARATOR
+    if isinstance(delimiter, bytes):
+        delimiter = delimiter.decode()
+    return dialect_from_namespace(None, others, delimiter or "")  # NIL: no hierarchy
 
 
 class _Transient(ConnectionFailed):
@@ -245,7 +363,6 @@ class ImapSession(SessionBase):
         self._client: IMAPClient | None = None
         self._selected: tuple[str, bool] | None = None
         self._sizes: dict[tuple[str, int], int] = {}
-        self._delimiter = SEPARATOR
         self._reconnect()
 
     # --- connection ------------------------------------------------------------------------
@@ -254,6 +371,7 @@ class ImapSession(SessionBase):
         for attempt in _retrying():
             with attempt:
                 self._client = self.store._connect(self.user)
+        self.dialect = self.store.dialect(self._client)
         caps = {c.decode().upper() for c in self._client.capabilities()}
         self.capabilities = frozenset(
             c for c in ("CONDSTORE", "QRESYNC", "UIDPLUS", "MULTIAPPEND", "SPECIAL-USE",
@@ -293,7 +411,44 @@ class ImapSession(SessionBase):
 
     # --- names ------------------------------------------------------------------------------
     def _wire(self, name: str) -> str:
-        return name if self._delimiter == SEPARATOR else name.replace(SEPARATOR, self._delimiter)
+        return self.dialect.to_wire(name)
+
+    def name_note(self, name: str) -> str | None:
+        """How this server's users will see `name` when it cannot be stored as written (the
+        engine reports it); raises FolderNameRefused for a name that cannot be stored."""
+        shown = self.dialect.renamed(name)
+        if shown is None:
+            return None
+        return (f"folder {name!r} is stored as {shown!r} in {self.store.describe(self.user)}: "
+                f"{self.dialect.separator!r} separates folder levels there (it reads back as "
+                f"{name!r}, so re-runs and verify agree)")
+
+    def _listed(self, wire: str) -> set[str] | None:
+        """The LIST attributes (lowercased) of exactly this server folder, or None when the
+        server does not list it (a name with * or % matches others: compared exactly)."""
+        for flags, _, name in self._client.list_folders("", wire):
+            name = name if isinstance(name, str) else name.decode()
+            if name == wire or (wire.upper() == INBOX and name.upper() == INBOX):
+                attrs = {(f.decode() if isinstance(f, bytes) else str(f)).lower()
+                         for f in flags}
+                return None if "\\nonexistent" in attrs else attrs
+        return None
+
+    def _leave_selected(self) -> None:
+        """Leave the selected folder before renaming or deleting one (Dovecot answers STATUS
+        of a renamed folder still selected from its old name). Never CLOSE a folder opened
+        read-write: that would expunge the messages flagged \\Deleted."""
+        if self._selected is None:
+            return
+        if self._client.has_capability("UNSELECT"):
+            self._client.unselect_folder()
+        elif self._selected[1]:
+            self._client.close_folder()
+        else:
+            self._client.select_folder(INBOX, readonly=True)
+            self._selected = (INBOX, True)
+            return
+        self._selected = None
 
     def _select(self, folder: str, readonly: bool) -> dict:
         if self._selected == (folder, readonly):
@@ -314,16 +469,19 @@ class ImapSession(SessionBase):
     def _folders(self) -> list[FolderInfo]:
         listing = self._client.list_folders()
         result = []
-        for flags, delimiter, name in listing:
-            if delimiter:
-                self._delimiter = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+        for flags, _, name in listing:
             name = name if isinstance(name, str) else name.decode()
-            path = name.replace(self._delimiter, SEPARATOR) if self._delimiter else name
-            if path.upper() == INBOX:
-                path = INBOX
+            path = self.dialect.to_neutral(name)
+            if path is None:
+                continue  # another user's, a shared folder, or the namespace prefix itself
             attrs = {f.decode() if isinstance(f, bytes) else str(f) for f in flags}
             lowered = {a.lower() for a in attrs}
             selectable = not ({"\\noselect", "\\nonexistent"} & lowered)
+            if path == INBOX and name.upper() != INBOX:
+                if selectable:  # "INBOX.INBOX" on an "INBOX." server
+                    raise FolderNameRefused(f"server folder {name!r} of {self.user} reads as "
+                                            f"the INBOX: rename it on the server")
+                continue
             special = next((a for a in attrs if a.lower() in {
                 "\\sent", "\\trash", "\\junk", "\\drafts", "\\archive", "\\all", "\\flagged"}),
                 None)
@@ -428,32 +586,45 @@ class ImapSession(SessionBase):
 
     # --- writing ----------------------------------------------------------------------------
     def create_folder(self, name: str, special_use: str | None = None) -> None:
+        """Idempotent whatever the server answers: LIST says whether the folder is there
+        (servers differ in the response codes, if any, of a refused CREATE)."""
+        wire = self._wire(name)
+
         def create() -> None:
-            existing = {f.name for f in self._folders()}
-            if name in existing:
+            attrs = self._listed(wire)
+            if attrs is not None and "\\noselect" not in attrs:
                 return
             try:
-                self._client.create_folder(self._wire(name))
+                self._client.create_folder(wire)
             except IMAPClientError as exc:
-                if "ALREADYEXISTS" not in str(exc).upper():
-                    raise UsageError(f"cannot create folder {name!r}: {exc}") from None
+                if _THROTTLED.search(str(exc)):
+                    raise
+                after = self._listed(wire)
+                if after is None or "\\noselect" in after:
+                    raise UsageError(f"cannot create folder {name!r} ({wire!r} on the server) "
+                                     f"in {self.user}: {_text(exc)}") from None
         self._run(create)
 
     def delete_folder(self, name: str) -> None:
+        wire = self._wire(name)
+
         def delete() -> None:
-            if self._selected is not None:
-                self._client.close_folder()
-                self._selected = None
+            if self._listed(wire) is None:
+                return
+            self._leave_selected()
             try:
-                self._client.delete_folder(self._wire(name))
+                self._client.delete_folder(wire)
             except IMAPClientError as exc:
-                if "NONEXISTENT" not in str(exc).upper():
-                    raise UsageError(f"cannot delete folder {name!r}: {exc}") from None
+                if _THROTTLED.search(str(exc)):
+                    raise
+                if self._listed(wire) is not None:
+                    raise UsageError(f"cannot delete folder {name!r} ({wire!r} on the server) "
+                                     f"in {self.user}: {_text(exc)}") from None
         self._run(delete)
 
     def rename_folder(self, old: str, new: str) -> None:
         def rename() -> None:
-            self._selected = None
+            self._leave_selected()
             self._client.rename_folder(self._wire(old), self._wire(new))
         self._run(rename)
 
@@ -473,6 +644,14 @@ class ImapSession(SessionBase):
         return uids
 
     def _append_batch(self, folder: str, batch: list[NewMessage]) -> list[int]:
+        refusal = self.store.stored_check.failure
+        if refusal:  # another session of this store found the server altering messages
+            raise ServerRewritesMessages(refusal)
+        uids = self._send_append(folder, batch)
+        self._check_stored(folder, batch, uids)
+        return uids
+
+    def _send_append(self, folder: str, batch: list[NewMessage]) -> list[int]:
         if self._client is None:
             self._run(lambda: None)
         try:
@@ -497,7 +676,10 @@ class ImapSession(SessionBase):
         except IMAPClientError as exc:
             if "TRYCREATE" in str(exc).upper():
                 raise NotFound(f"folder {folder!r} does not exist in {self.user}") from None
-            raise
+            if _THROTTLED.search(str(exc)):
+                raise
+            raise AppendRefused(f"{self.store.describe(self.user)} refused to store "
+                                f"{len(batch)} message(s) in {folder!r}: {_text(exc)}") from None
         match = _APPENDUID.search(text if isinstance(text, bytes) else str(text).encode())
         if match:
             found = _expand_uid_set(match.group(2))
@@ -523,6 +705,26 @@ class ImapSession(SessionBase):
         if typ != "OK":
             raise IMAPClientError(f"APPEND failed: {text.decode(errors='replace')}")
         return text
+
+    def _check_stored(self, folder: str, batch: list[NewMessage], uids: list[int]) -> None:
+        """Read back the first appended messages of each kind and compare them byte for
+        byte; an altered copy is removed and the copy stops, naming the cause."""
+        chosen = {uid: m.content for uid, m in zip(uids, batch, strict=True)
+                  if self.store.stored_check.wanted(m.content)}
+        if not chosen:
+            return
+        stored = dict(self.fetch(folder, sorted(chosen)))
+        altered = {uid: content for uid, content in chosen.items()
+                   if uid in stored and content_digest(stored[uid]) != content_digest(content)}
+        if not altered:
+            return
+        uid, content = next(iter(altered.items()))
+        cause = (f"{self.store.describe(self.user)} stored {len(altered)} message(s) in "
+                 f"{folder!r} differently from what it was sent: "
+                 f"{explain_rewrite(content, stored[uid])}")
+        self.store.stored_check.fail(cause)
+        self.delete(folder, sorted(altered))
+        raise ServerRewritesMessages(f"{cause}; the altered copies were removed")
 
     def _uids_after_append(self, folder: str, count: int) -> list[int]:
         """Without UIDPLUS: the highest `count` UIDs of the folder are ours (best effort)."""
@@ -555,6 +757,71 @@ class ImapSession(SessionBase):
                 else:
                     self._client.expunge()
         self._run(expunge)
+
+
+class StoredCheck:
+    """Which appended messages a store reads back (the first CHECK_PER_KIND of each kind),
+    and the failure once one came back altered. Shared by the sessions of one store."""
+
+    def __init__(self, per_kind: int = CHECK_PER_KIND):
+        self.per_kind = per_kind
+        self.checked: dict[str, int] = {}
+        self.failure: str | None = None
+        self._lock = threading.Lock()
+
+    def wanted(self, content: bytes) -> bool:
+        kinds = message_kinds(content)
+        with self._lock:
+            if all(self.checked.get(kind, 0) >= self.per_kind for kind in kinds):
+                return False
+            for kind in kinds:
+                self.checked[kind] = self.checked.get(kind, 0) + 1
+            return True
+
+    def fail(self, cause: str) -> None:
+        with self._lock:
+            self.failure = self.failure or cause
+
+
+def message_kinds(content: bytes) -> set[str]:
+    """What a server might rewrite in this message (each test runs at C speed)."""
+    end = content.find(b"\r\n\r\n")
+    end = content.find(b"\n\n") if end < 0 else end
+    header, body = (content, b"") if end < 0 else (content[:end], content[end:])
+    kinds = {"any"}
+    if not header.isascii():
+        kinds.add("8-bit header")
+    if not body.isascii():
+        kinds.add("8-bit body")
+    if content.count(b"\n") != content.count(b"\r\n") or \
+            content.count(b"\r") != content.count(b"\r\n"):
+        kinds.add("bare line ending")
+    if b"\0" in content:
+        kinds.add("NUL")
+    return kinds
+
+
+def explain_rewrite(sent: bytes, stored: bytes) -> str:
+    """Why a stored message differs from what was sent, in the operator's terms."""
+    end = sent.find(b"\r\n\r\n")
+    header_end = len(sent) if end < 0 else end
+    if len(sent) == len(stored):
+        changed = [i for i, (a, b) in enumerate(zip(sent, stored, strict=True)) if a != b]
+        if changed and all(i < header_end and sent[i] > 127 for i in changed):
+            return ("it replaced raw 8-bit bytes in the header (Cyrus IMAP's munge8bit: set "
+                    "`munge8bit: no` in imapd.conf)")
+    if stored == sent.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n"):
+        return "it changed bare line endings to CRLF"
+    first = next((i for i, (a, b) in enumerate(zip(sent, stored, strict=False)) if a != b),
+                 min(len(sent), len(stored)))
+    return f"{len(stored)} bytes stored for {len(sent)} sent, first difference at byte {first}"
+
+
+def _text(exc: BaseException) -> str:
+    """A server's answer as one line (imapclient quotes bytes)."""
+    text = str(exc)
+    match = re.search(r"\[b'(.*)'\]$|b'(.*)'", text)
+    return (match.group(1) or match.group(2)) if match else text
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

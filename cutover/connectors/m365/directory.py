@@ -67,7 +67,7 @@ class _IndexedUsers:
         self._index = None
 
 
-@connector("graph-directory")
+@connector("graph", role="directory", aliases=("graph-directory",))
 class GraphDirectory(_IndexedUsers):
     """The tenant's users through `GET /users` (paged, read once per run and cached)."""
 
@@ -89,7 +89,7 @@ class GraphDirectory(_IndexedUsers):
         return f"Microsoft 365 tenant {self.client.credentials.tenant_id}"
 
 
-@connector("directory-file")
+@connector("directory-file", role="directory")
 class UserDirectoryFile(_IndexedUsers):
     """The twin: a JSON file holding a list of users as Graph returns them (or a saved
     `/users` response with its `value`). Re-read on every lookup so edits show at once."""

@@ -21,7 +21,7 @@ Design choices (see also cutover/parsers/graph_json.py for the flag mapping):
   the MSAL application, whose construction already talks to Entra ID). Throttling (429, 503, 504)
   is retried with tenacity honouring Retry-After; the wait function is injectable (`sleep=`).
 - UIDs: Graph message ids are long strings. Each session maps them to the protocol's integer
-  UIDs with a per-folder table in the workspace state DB (Migrations set "cutover.step_graph"):
+  UIDs with a per-folder table in the workspace state DB (Migrations set "cutover.graph"):
   a folder's row number is its UIDVALIDITY, UIDs are handed out in increasing order as
   messages are first seen, so "UID > last seen" still means "new". Ids are requested as
   ImmutableId (`Prefer: IdType="ImmutableId"`), so they survive moves between folders.
@@ -41,21 +41,11 @@ Design choices (see also cutover/parsers/graph_json.py for the flag mapping):
 from __future__ import annotations
 
 import base64
-import email.utils
-import json
-import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-import msal
-import requests
-from sqlite_utils.migrations import Migrations
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from cutover.connectors.base import connector
 from cutover.connectors.mailstore import (
@@ -68,382 +58,69 @@ from cutover.connectors.mailstore import (
     normalise_flags,
 )
 from cutover.errors import (
-    AuthenticationFailed,
     ConfigInvalid,
-    ConnectionFailed,
     NotFound,
-    StepFailed,
+    UsageError,
 )
 from cutover.parsers import graph_json as gj
+from cutover.state import State
 
 if TYPE_CHECKING:
     from cutover.workspace import Workspace
 
-GRAPH_URL = "https://graph.microsoft.com/v1.0"
-LOGIN_URL = "https://login.microsoftonline.com"
-SCOPES = ["https://graph.microsoft.com/.default"]
-THROTTLE_STATUSES = frozenset({429, 503, 504})
-NOT_FOUND_CODES = frozenset({"ErrorInvalidUser", "ResourceNotFound", "Request_ResourceNotFound",
-                             "MailboxNotEnabledForRESTAPI", "ErrorItemNotFound",
-                             "ErrorNonExistentMailbox"})
-PAGE_SIZE = 250
-UPLOAD_CHUNK = 320 * 1024 * 10  # upload sessions want multiples of 320 KiB
-
-
-class GraphRequestFailed(StepFailed):
-    """Graph answered a request with an unexpected error (the message names code and call)."""
-
-
-class _Throttled(Exception):  # noqa: N818 - internal retry signal
-    def __init__(self, retry_after: float | None):
-        super().__init__("throttled")
-        self.retry_after = retry_after
-
-
-class _Unreachable(Exception):  # noqa: N818 - internal retry signal
-    pass
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Retry-After as seconds: "7" or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    now = now or datetime.now(UTC)
-    return max(0.0, (moment - now).total_seconds())
-
-
-# --- credentials --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GraphCredentials:
-    """Where the client credential comes from; the secret itself is read only when needed."""
-
-    tenant_id: str
-    client_id: str
-    load_credential: Callable[[], str | dict[str, str]] = field(repr=False)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], workspace: Workspace,
-                    where: str) -> GraphCredentials:
-        missing = [key for key in ("tenant_id", "client_id") if not config.get(key)]
-        if missing:
-            raise ConfigInvalid(f"cutover.yaml: {where} needs {' and '.join(missing)}")
-        secret_ref = config.get("client_secret")
-        certificate = config.get("certificate")
-        if bool(secret_ref) == bool(certificate):
-            raise ConfigInvalid(f"cutover.yaml: {where} needs exactly one of client_secret "
-                                "(env/NAME or file/PATH) and certificate")
-        if secret_ref:
-            return cls(str(config["tenant_id"]), str(config["client_id"]),
-                       lambda: workspace.secret(secret_ref))
-        if not isinstance(certificate, dict) or not certificate.get("private_key") \
-                or not certificate.get("thumbprint"):
-            raise ConfigInvalid(f"cutover.yaml: {where}.certificate needs private_key "
-                                "(file/PATH or env/NAME) and thumbprint")
-        key_ref = str(certificate["private_key"])
-        if not key_ref.startswith(("env/", "file/")):
-            raise ConfigInvalid(f"cutover.yaml: {where}.certificate.private_key: write a "
-                                "reference (env/NAME or file/PATH), not the key itself")
-        thumbprint = str(certificate["thumbprint"]).replace(":", "")
-        return cls(str(config["tenant_id"]), str(config["client_id"]),
-                   lambda: {"private_key": workspace.secret(key_ref), "thumbprint": thumbprint})
-
-
-# --- the HTTP layer -------------------------------------------------------------------------------
-class GraphClient:
-    """Token, retries, paging and batching for Graph calls. Thread-safe enough for one session
-    per worker: MSAL's cache is shared, each call is independent."""
-
-    def __init__(self, credentials: GraphCredentials, *, graph_url: str = GRAPH_URL,
-                 login_url: str = LOGIN_URL, timeout: float = 60.0, max_attempts: int = 6,
-                 sleep: Callable[[float], None] = time.sleep,
-                 permission: str = "Mail.ReadWrite"):
-        self.credentials = credentials
-        self.permission = permission  # named when Graph answers 403
-        self.graph_url = graph_url.rstrip("/")
-        self.login_url = login_url.rstrip("/")
-        self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.sleep = sleep
-        self._http: requests.Session | None = None
-        self._app: msal.ConfidentialClientApplication | None = None
-
-    # The seam: the only place that opens the network session.
-    def _create_session(self) -> tuple[requests.Session, msal.ConfidentialClientApplication]:
-        http = requests.Session()
-        http.headers["Prefer"] = 'IdType="ImmutableId"'
-        tenant = self.credentials.tenant_id
-        try:
-            app = msal.ConfidentialClientApplication(
-                self.credentials.client_id, client_credential=self.credentials.load_credential(),
-                authority=f"{self.login_url}/{tenant}", http_client=http, timeout=self.timeout,
-                token_cache=msal.TokenCache(),  # memory only
-                # no cross-cloud alias lookups: the authority is named in full
-                instance_discovery=False)
-        except requests.RequestException as exc:
-            raise ConnectionFailed(f"cannot reach {self.login_url}: "
-                                   f"{type(exc).__name__}") from None
-        except ValueError:
-            # MSAL's tenant discovery failed: the tenant does not exist (or is misspelt)
-            raise NotFound(f"Entra ID tenant {tenant!r} not found at {self.login_url}") from None
-        return http, app
-
-    def connect(self) -> None:
-        if self._http is None:
-            self._http, self._app = self._create_session()
-            self._token()  # fail early (and once) on bad credentials
-
-    def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-        self._http = self._app = None
-
-    def _token(self) -> str:
-        assert self._app is not None
-        try:
-            result = self._app.acquire_token_for_client(scopes=SCOPES)
-        except requests.RequestException as exc:
-            raise ConnectionFailed(f"cannot reach {self.login_url}: "
-                                   f"{type(exc).__name__}") from None
-        token = result.get("access_token") if isinstance(result, dict) else None
-        if token:
-            return token
-        error = str(result.get("error", "")) if isinstance(result, dict) else ""
-        code = gj.aadsts_code(str(result.get("error_description", ""))) \
-            if isinstance(result, dict) else ""
-        # the description can quote request details; only the codes are shown
-        raise AuthenticationFailed(
-            f"Entra ID refused the credentials of client {self.credentials.client_id} in tenant "
-            f"{self.credentials.tenant_id}: {error or 'no token'}" + (f" ({code})" if code else ""))
-
-    # --- requests ------------------------------------------------------------------------
-    def url(self, path: str) -> str:
-        return path if path.startswith("https://") else f"{self.graph_url}/{path.lstrip('/')}"
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Throttled) and exc.retry_after is not None:
-            return exc.retry_after
-        return float(min(2 ** state.attempt_number, 60))
-
-    def _send_once(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        assert self._http is not None
-        headers = dict(kwargs.pop("headers", None) or {})
-        if url.startswith(self.graph_url):
-            headers["Authorization"] = f"Bearer {self._token()}"
-        try:
-            response = self._http.request(method, url, headers=headers, timeout=self.timeout,
-                                          **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Unreachable(type(exc).__name__) from None
-        if response.status_code in THROTTLE_STATUSES:
-            raise _Throttled(retry_after_seconds(response.headers.get("Retry-After")))
-        return response
-
-    def send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One call with retries; raises the cutover error a failure means."""
-        self.connect()
-        url = self.url(path)
-        retrying = Retrying(retry=retry_if_exception_type((_Throttled, _Unreachable)),
-                            wait=self._wait, stop=stop_after_attempt(self.max_attempts),
-                            sleep=self.sleep, reraise=True)
-        try:
-            response = retrying(self._send_once, method, url, **kwargs)
-        except _Throttled:
-            raise ConnectionFailed(f"Microsoft Graph is still throttling after {self.max_attempts}"
-                                   f" attempts ({method} {_short(url)})") from None
-        except _Unreachable as exc:
-            raise ConnectionFailed(f"cannot reach {_host(url)}: {exc}") from None
-        if response.status_code >= 400:
-            raise self.error(method, url, response.status_code, response.content)
-        return response
-
-    def error(self, method: str, url: str, status: int, content: Any) -> Exception:
-        text = content if isinstance(content, str | bytes) else json.dumps(content or {})
-        failure = gj.parse_error(status, text)
-        what = f"{failure.code or status}: {failure.message}".rstrip(": ")
-        if status == 401:
-            return AuthenticationFailed(f"Microsoft Graph refused the token of client "
-                                        f"{self.credentials.client_id} ({failure.code or 401})")
-        if status == 403:
-            return AuthenticationFailed(f"Microsoft Graph denied {method} {_short(url)} "
-                                        f"({failure.code or 403}): grant the app {self.permission} "
-                                        "(application permission) with admin consent")
-        if status == 404 or failure.code in NOT_FOUND_CODES:
-            return NotFound(f"not found in Microsoft 365: {_short(url)} ({what})")
-        return GraphRequestFailed(f"Microsoft Graph failed {method} {_short(url)} ({what})")
-
-    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return gj.loads(self.send("GET", path, params=params).content)
-
-    def collection(self, path: str, params: dict[str, Any] | None = None
-                   ) -> Iterator[dict[str, Any]]:
-        """Every item of a collection, following @odata.nextLink (which carries the query)."""
-        page = gj.parse_page(self.send("GET", path, params=params).content)
-        yield from page.values
-        while page.next_link:
-            page = gj.parse_page(self.send("GET", page.next_link).content)
-            yield from page.values
-
-    def batch(self, requests_: list[dict[str, Any]]) -> dict[str, gj.BatchResponse]:
-        """Run requests in JSON batches of 20; throttled members are retried after the largest
-        Retry-After of the round, the others are returned as answered."""
-        results: dict[str, gj.BatchResponse] = {}
-        for start in range(0, len(requests_), 20):
-            pending = requests_[start:start + 20]
-            for attempt in range(1, self.max_attempts + 1):
-                response = self.send("POST", "$batch", json=gj.batch_request(pending))
-                answers = gj.parse_batch_response(response.content)
-                throttled = [r for r in pending
-                             if answers.get(r["id"]) and answers[r["id"]].status in
-                             THROTTLE_STATUSES]
-                results.update({key: value for key, value in answers.items()
-                                if value.status not in THROTTLE_STATUSES})
-                if not throttled:
-                    break
-                if attempt == self.max_attempts:
-                    raise ConnectionFailed("Microsoft Graph is still throttling batched "
-                                           f"requests after {self.max_attempts} attempts")
-                waits = [retry_after_seconds(answers[r["id"]].headers.get("retry-after"))
-                         for r in throttled]
-                self.sleep(max([w for w in waits if w is not None] or [2.0 ** attempt]))
-                pending = throttled
-        return results
-
-    def check_batch(self, answers: dict[str, gj.BatchResponse], method: str,
-                    ignore_not_found: bool = False) -> None:
-        for answer in answers.values():
-            if answer.status < 400 or (ignore_not_found and answer.status == 404):
-                continue
-            raise self.error(method, f"$batch#{answer.id}", answer.status, answer.body)
-
-
-def _short(url: str) -> str:
-    """A URL for messages: path only, no query (which may be long), never a token."""
-    path = url.split("?", 1)[0]
-    return path.replace(GRAPH_URL, "") or path
-
-
-def _host(url: str) -> str:
-    return url.split("/")[2] if "://" in url else url
-
-
-def user_path(user: str) -> str:
-    return f"users/{quote(user, safe='@')}"
-
-
-# --- the UID map --------------------------------------------------------------------------------
-GRAPH_MIGRATIONS = Migrations("cutover.step_graph")
-
-
-@GRAPH_MIGRATIONS()
-def m001_uid_map(db: Any) -> None:
-    db["graph_folders"].create({"id": int, "mailbox": str, "folder_id": str}, pk="id")
-    db["graph_folders"].create_index(["mailbox", "folder_id"], unique=True)
-    db["graph_uids"].create({"folder": int, "uid": int, "message_id": str},
-                            pk=("folder", "uid"))
-    db["graph_uids"].create_index(["folder", "message_id"], unique=True)
-
-
-class UidMap:
-    """Graph ids <-> (UIDVALIDITY, UID), persisted in the workspace state DB."""
-
-    def __init__(self, path: Path, mailbox: str):
-        from cutover.state import State
-
-        state = State.open(path)  # checks the file is ours, WAL, migrations
-        try:
-            state.migrate(GRAPH_MIGRATIONS)
-        finally:
-            state.close()
-        # The sync engine's session pool hands a session from thread to thread (one at a
-        # time), so this connection must not be tied to the thread that opened it.
-        self.conn: sqlite3.Connection = sqlite3.connect(
-            str(path), timeout=10, isolation_level=None, check_same_thread=False)
-        self.mailbox = mailbox.lower()
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def uidvalidity(self, folder_id: str) -> int:
-        row = self.conn.execute("SELECT id FROM graph_folders WHERE mailbox = ? AND folder_id = ?",
-                                (self.mailbox, folder_id)).fetchone()
-        if row:
-            return int(row[0])
-        cursor = self.conn.execute("INSERT OR IGNORE INTO graph_folders (mailbox, folder_id) "
-                                   "VALUES (?, ?)", (self.mailbox, folder_id))
-        if cursor.lastrowid and cursor.rowcount:
-            return int(cursor.lastrowid)
-        return self.uidvalidity(folder_id)
-
-    def uidnext(self, folder_id: str) -> int:
-        row = self.conn.execute("SELECT MAX(uid) FROM graph_uids WHERE folder = ?",
-                                (self.uidvalidity(folder_id),)).fetchone()
-        return int(row[0] or 0) + 1
-
-    def uids(self, folder_id: str, message_ids: Sequence[str]) -> dict[str, int]:
-        """The UID of each id, giving new ids the next UIDs in the order given."""
-        folder = self.uidvalidity(folder_id)
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            known = dict(self.conn.execute(
-                "SELECT message_id, uid FROM graph_uids WHERE folder = ?", (folder,)).fetchall())
-            row = self.conn.execute("SELECT MAX(uid) FROM graph_uids WHERE folder = ?",
-                                    (folder,)).fetchone()
-            next_uid = int(row[0] or 0) + 1
-            for message_id in message_ids:
-                if message_id not in known:
-                    known[message_id] = next_uid
-                    self.conn.execute("INSERT INTO graph_uids (folder, uid, message_id) "
-                                      "VALUES (?, ?, ?)", (folder, next_uid, message_id))
-                    next_uid += 1
-            self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        return {message_id: known[message_id] for message_id in message_ids}
-
-    def message_ids(self, folder_id: str, uids: Sequence[int]) -> dict[int, str]:
-        folder = self.uidvalidity(folder_id)
-        rows = self.conn.execute("SELECT uid, message_id FROM graph_uids WHERE folder = ?",
-                                 (folder,)).fetchall()
-        wanted = set(uids)
-        return {int(uid): str(mid) for uid, mid in rows if uid in wanted}
-
-    def forget(self, folder_id: str, uids: Iterable[int]) -> None:
-        folder = self.uidvalidity(folder_id)
-        self.conn.executemany("DELETE FROM graph_uids WHERE folder = ? AND uid = ?",
-                              [(folder, uid) for uid in uids])
+from cutover.connectors.m365.graph_client import (  # noqa: F401 - re-exported
+    GRAPH_URL,
+    LOGIN_URL,
+    PAGE_SIZE,
+    UPLOAD_CHUNK,
+    GraphClient,
+    GraphCredentials,
+    GraphRequestFailed,
+    retry_after_seconds,
+    user_path,
+)
+from cutover.connectors.m365.uid_map import GRAPH_MIGRATIONS, UidMap  # noqa: F401
 
 
 # --- the store and its sessions ---------------------------------------------------------------
-@connector("graph")
+@connector("graph", role="mail-store")
 class GraphMailStore:
     """Exchange Online mailboxes through Microsoft Graph; `open(user)` gives a session."""
 
     capabilities = frozenset({"SPECIAL-USE", "KEYWORDS", "INTERNALDATE"})
 
-    def __init__(self, client: GraphClient, uid_map_path: Path, import_mode: str = "received"):
+    def __init__(self, client: GraphClient, uid_state: State | Path | None,
+                 import_mode: str = "received"):
+        """`uid_state`: the State that keeps the UID map (the workspace's, handed by the
+        runner), or the path of a file of the connector's own (`uid_map:` in cutover.yaml)."""
         if import_mode not in ("received", "draft"):
             raise ConfigInvalid(f"graph import must be received or draft, not {import_mode!r}")
         self.client = client
-        self.uid_map_path = uid_map_path
+        self._uid_state = uid_state
         self.import_mode = import_mode
+        self.workspace: Workspace | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Workspace) -> GraphMailStore:
         credentials = GraphCredentials.from_config(config, workspace, "mailstores (graph)")
         client = GraphClient(credentials, graph_url=config.get("graph_url", GRAPH_URL),
                              login_url=config.get("login_url", LOGIN_URL))
-        uid_map = workspace.path(config["uid_map"]) if config.get("uid_map") \
-            else workspace.state_path
-        return cls(client, uid_map, str(config.get("import", "received")))
+        own = workspace.path(config["uid_map"]) if config.get("uid_map") else None
+        store = cls(client, own, str(config.get("import", "received")))
+        store.workspace = workspace
+        return store
+
+    def uid_state(self) -> State:
+        """Where the UID map lives: a file of this connector's own, else the State the runner
+        handed the workspace (a connector never opens the workspace's database)."""
+        if isinstance(self._uid_state, Path):
+            self._uid_state = State.open(self._uid_state)
+        if self._uid_state is None and self.workspace is not None:
+            self._uid_state = self.workspace.state
+        if self._uid_state is None:
+            raise UsageError("the graph mail store keeps its UID map in the workspace state: "
+                             "use it through a plan step (or set uid_map: FILE)")
+        return self._uid_state
 
     def open(self, user: str) -> GraphSession:
         self.client.connect()
@@ -483,7 +160,7 @@ class GraphSession(SessionBase):
     @property
     def uid_map(self) -> UidMap:
         if self._uid_map is None:
-            self._uid_map = UidMap(self.store.uid_map_path, self.user)
+            self._uid_map = UidMap(self.store.uid_state(), self.user)
         return self._uid_map
 
     def close(self) -> None:
@@ -705,3 +382,4 @@ class GraphSession(SessionBase):
             for uid, message_id in ids.items()])
         self.client.check_batch(answers, "POST", ignore_not_found=True)
         self.uid_map.forget(target.id, ids)
+

@@ -6,16 +6,24 @@
         path: postfix/                 # the map sources, one file per map
         postmap: auto                  # auto | true | false
         reload: false                  # run `postfix reload` after an edit
-        postfix_config_dir: /etc/postfix   # optional: main.cf (content_filter), `-c` for postmap
+        config_directory: /etc/postfix # the instance's main.cf: `-c` for postmap, postconf and
+                                       # postfix, and where content_filter is read
 
 With `postmap: true` (or `auto` when /usr/sbin/postmap exists) every edit is compiled with
 `postmap type:file` and lookups go through `postmap -q`, so verification sees what Postfix sees.
 With `postmap: false` (or `auto` without the binary) the source text is the truth: that is the
 file-backed twin used by the demo. Only `_run` starts Postfix programs.
+
+Without `config_directory` nothing reads the host's /etc/postfix: postmap runs with a private
+empty main.cf (Postfix's built-in defaults), which is all compiling and querying a map needs, so
+a machine whose Postfix was installed with "No configuration" works too. A real mail host names
+its config directory, so that postmap sees its main.cf and the routing model its content_filter.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import subprocess
@@ -26,6 +34,7 @@ from typing import Any
 
 from cutover.connectors.base import connector
 from cutover.errors import CapabilityMissing, ConfigInvalid, UsageError
+from cutover.files import atomic_write
 from cutover.parsers.postfix_map import MapFile, parse_main_cf, parse_map
 
 POSTMAP_MODES = ("auto", "true", "false")
@@ -79,7 +88,7 @@ def _bool_option(config: dict[str, Any], key: str, where: str) -> bool:
     return value
 
 
-@connector("postfix-maps")
+@connector("postfix", role="mta-maps", aliases=("postfix-maps",))
 class PostfixMapDirectory:
     """Map sources in one directory, compiled with postmap when available or required."""
 
@@ -114,7 +123,10 @@ class PostfixMapDirectory:
         postfix = _find_program("postfix", config.get("postfix_command")) if reload else None
         if reload and postfix is None:
             raise CapabilityMissing("reload: true but the postfix program is not installed")
-        config_dir = config.get("postfix_config_dir")
+        # `postfix_config_dir` is the name this setting had before
+        config_dir = config.get("config_directory", config.get("postfix_config_dir"))
+        if config_dir is not None and not isinstance(config_dir, str):
+            raise ConfigInvalid(f"cutover.yaml: {where}: config_directory must be a path")
         return cls(workspace.path(config.get("path", "postfix/")), postmap=postmap,
                    postfix=postfix, reload=reload,
                    config_dir=workspace.path(config_dir) if config_dir else None,
@@ -122,7 +134,7 @@ class PostfixMapDirectory:
 
     # --- the one seam that runs Postfix programs ----------------------------------------------
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        config = ["-c", str(self.config_dir)] if self.config_dir else []
+        config = ["-c", str(self._config_directory_for(program))]
         try:
             result = subprocess.run([program, *config, *args], capture_output=True, text=True,
                                     timeout=60, check=False)
@@ -133,6 +145,15 @@ class PostfixMapDirectory:
             message = (result.stderr.strip().splitlines() or [fallback])[-1]
             raise PostfixCommandFailed(f"{Path(program).name} {' '.join(args)}: {message}")
         return result
+
+    def _config_directory_for(self, program: str) -> Path:
+        """The named instance; else postmap gets Postfix's defaults, and `postfix reload` the
+        default instance (/etc/postfix), the one a host without config_directory runs."""
+        if self.config_dir is not None:
+            return self.config_dir
+        if Path(program).name == "postfix":
+            return Path("/etc/postfix")
+        return defaults_config_directory()
 
     # --- map sources ----------------------------------------------------------------------------
     @property
@@ -208,7 +229,7 @@ class PostfixMapDirectory:
         return result.stdout.rstrip("\n")
 
     def content_filter(self) -> str | None:
-        """The global content_filter of main.cf (None without postfix_config_dir or when unset)."""
+        """The global content_filter of main.cf (None without config_directory or when unset)."""
         if self.config_dir is None:
             return None
         main_cf = self.config_dir / "main.cf"
@@ -217,6 +238,47 @@ class PostfixMapDirectory:
         except OSError:
             return None
         return parse_main_cf(text).get("content_filter") or None
+
+    # --- main.cf parameters ---------------------------------------------------------------------
+    @property
+    def main_cf(self) -> Path:
+        if self.config_dir is None:
+            raise UsageError("cutover.yaml: this postfix-maps entry has no config_directory, "
+                             "so its main.cf is unknown")
+        return self.config_dir / "main.cf"
+
+    def parameter(self, name: str) -> str | None:
+        """A parameter as main.cf writes it (None when main.cf does not set it)."""
+        try:
+            text = self.main_cf.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"cannot read {self.main_cf}: {exc.strerror}") from None
+        return parse_main_cf(text).get(name)
+
+    def set_parameter(self, name: str, value: str | None) -> None:
+        """Set (or, with None, remove) one main.cf parameter: `postconf -e` / `postconf -X`
+        when Postfix is installed, else the same edit on the text (the twin); then reload."""
+        if not name.replace("_", "").isalnum():
+            raise UsageError(f"not a Postfix parameter name: {name!r}")
+        postconf = _find_program("postconf", None) if self.compiles else None
+        if postconf is not None and self.main_cf.exists():
+            if value is None:
+                self._run(postconf, "-X", name)
+            else:
+                self._run(postconf, "-e", f"{name} = {value}")
+        else:
+            text = self.main_cf.read_text() if self.main_cf.exists() else ""
+            edited = set_main_cf_parameter(text, name, value)
+            if not edited and not text:
+                return  # nothing set, nothing to remove: no empty main.cf left behind
+            self.main_cf.parent.mkdir(parents=True, exist_ok=True)
+            if edited:
+                atomic_write(self.main_cf, edited)
+            else:
+                self.main_cf.unlink()  # the twin's main.cf held only what cutover set
+        self.reload()
 
     def transport_for(self, destination: str) -> str | None:
         """The transport(5) entry Postfix uses for an address or domain: the address, then the
@@ -240,6 +302,42 @@ class PostfixMapDirectory:
                       and not p.name.endswith(suffixes) and not p.name.endswith(".cf"))
 
 
+@functools.cache
+def defaults_config_directory() -> Path:
+    """A private config directory holding an empty main.cf: Postfix programs run with it use
+    the built-in defaults instead of whatever the host's /etc/postfix holds (or lacks)."""
+    directory = Path(tempfile.mkdtemp(prefix="cutover-postfix-defaults-"))
+    (directory / "main.cf").write_text("# Postfix built-in defaults (cutover)\n")
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
+def set_main_cf_parameter(text: str, name: str, value: str | None) -> str:
+    """main.cf text with `name` set in place (continuation lines replaced), appended when new,
+    or removed; every other line as it was (what `postconf -e` / `-X` do)."""
+    lines = text.splitlines(keepends=True)
+    result: list[str] = []
+    skipping = False
+    done = False
+    for line in lines:
+        if skipping and line[:1] in (" ", "\t") and line.strip():
+            continue
+        skipping = False
+        left, equals, _ = line.partition("=")
+        if equals and not line.startswith(("#", " ", "\t")) and left.strip() == name:
+            skipping = True
+            if value is not None and not done:
+                result.append(f"{name} = {value}\n")
+            done = True
+            continue
+        result.append(line)
+    if value is not None and not done:
+        if result and not result[-1].endswith("\n"):
+            result[-1] += "\n"
+        result.append(f"{name} = {value}\n")
+    return "".join(result)
+
+
 def transport_keys(destination: str) -> list[str]:
     _, at, domain = destination.lower().rpartition("@")
     domain = domain.rstrip(".")
@@ -252,20 +350,10 @@ def transport_keys(destination: str) -> list[str]:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, keeping the old file's mode, so Postfix never
-    reads half a map."""
+    """Postfix never reads half a map (cutover.files.atomic_write: the old file's mode kept)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, new_file_mode=0o644)
 
 
 __all__ = ["PostfixCommandFailed", "PostfixMapDirectory", "Route",
-           "transport_keys"]
+           "defaults_config_directory", "set_main_cf_parameter", "transport_keys"]

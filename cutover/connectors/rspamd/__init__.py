@@ -1,0 +1,1 @@
+"""rspamd as Postfix's milter: per-domain settings and the quarantine Sieve script."""
