@@ -100,6 +100,7 @@ def test_sampling_reads_the_mailboxes_the_store_has_and_creates_none(tmp_path):
     workspace = Workspace(root)
     # as the account directory was written, in its own case (addresses are case-insensitive)
     with workspace.connector("mailstores", "exchange").open("DataRequest@example.org") as box:
+        box.create_folder("INBOX")
         box.append("INBOX", [NewMessage(b"From: station-7@example.net\r\nSubject: "
                                         b"DATA_REQUEST 7\r\n\r\nbody\r\n", frozenset(),
                                         NOW)])

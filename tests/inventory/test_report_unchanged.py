@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cutover.commands.report import FORMATS, write_inventory_report
 from cutover.inventory.collect import collect_and_store
+from cutover.operations import REPORT_FORMATS as FORMATS
+from cutover.operations import write_inventory_report
 from cutover.sample.writer import write_sample
 from cutover.state import State
 from cutover.workspace import Workspace
