@@ -112,11 +112,17 @@ class Rule:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_screen", _screen(self.match))
+        object.__setattr__(self, "_needs_sample", "automated_share_at_least" in self.match
+                           or "subject_share_at_least" in self.match)
 
     def may_match(self, recipient: dict[str, Any]) -> bool:
         """False when the rule's address/local/domain patterns cannot match: one compiled
         alternation per condition instead of fnmatch per pattern, so the rules a recipient
-        fails cost little. `_evidence` stays the one judge of the rules that pass."""
+        fails cost little; a share condition cannot hold without sampled mail.
+        `_evidence` stays the one judge of the rules that pass."""
+        if self._needs_sample and not (recipient.get("traits") or {}).get(  # type: ignore
+                "sampled"):
+            return False
         for key, patterns in self._screen:  # type: ignore[attr-defined]
             if not patterns.match((recipient.get(key) or "").lower()):
                 return False

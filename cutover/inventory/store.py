@@ -64,16 +64,24 @@ _ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # what json.dumps(sort
 
 def encode(recipient: dict[str, Any]) -> tuple[str, str]:
     """(data, stable): the recipient as stored (JSON, keys sorted) and the same without its
-    volatile keys, as digested. Encoded once: the keys before and after `origin` (the one
-    volatile key) are encoded apart and joined, with and without it."""
+    volatile key `origin`, as digested. Encoded once: `origin` is cut out of the stored text
+    where it occurs exactly once (always, but for a nested copy of the same member; then the
+    members around it are encoded apart)."""
+    data = _ENCODER.encode(recipient)
     if "origin" not in recipient:
-        data = _ENCODER.encode(recipient)
         return data, data
+    member = '"origin": ' + _ENCODER.encode(recipient["origin"])
+    if data.count(member) == 1:
+        start = data.index(member)
+        end = start + len(member)
+        if data[start - 2:start] == ", ":
+            return data, data[:start - 2] + data[end:]
+        if data[end:end + 2] == ", ":
+            return data, data[:start] + data[end + 2:]
+        return data, "{}"
     before = _ENCODER.encode({k: v for k, v in recipient.items() if k < "origin"})[1:-1]
     after = _ENCODER.encode({k: v for k, v in recipient.items() if k > "origin"})[1:-1]
-    origin = '"origin": ' + _ENCODER.encode(recipient["origin"])
-    return ("{" + ", ".join(p for p in (before, origin, after) if p) + "}",
-            "{" + ", ".join(p for p in (before, after) if p) + "}")
+    return data, "{" + ", ".join(p for p in (before, after) if p) + "}"
 
 
 def recipient_digest(recipient: dict[str, Any]) -> str:

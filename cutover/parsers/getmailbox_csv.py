@@ -99,6 +99,7 @@ _NON_DIGITS = re.compile(r"\D")
 _PROXY_SPLIT = re.compile(r"\s+(?=[A-Za-z0-9]{2,8}:)")
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SPACES = re.compile(r"[\s\u00a0\u202f]+")
+_WHITESPACE = re.compile(r"\s")
 
 #: Columns read as dates (DateTime.ToString() in the exporting session's culture).
 DATE_COLUMNS = ("LastLogonTime",)
@@ -281,7 +282,12 @@ def parse_proxy_addresses(text: str) -> ProxyAddresses:
     if text in PROXY_COLLECTION_PLACEHOLDERS:
         result.placeholder = True
         return result
-    values = text.split(";") if ";" in text else _PROXY_SPLIT.split(text)
+    if ";" in text:
+        values = text.split(";")
+    elif _WHITESPACE.search(text):
+        values = _PROXY_SPLIT.split(text)
+    else:
+        values = [text]  # one address (most contacts and groups)
     for value in (v.strip() for v in values):
         prefix, sep, rest = value.partition(":")
         if not sep:
@@ -438,6 +444,8 @@ def _record_from_row(row: dict[str, str], where: str, warn: list[str],
 
 
 def _forwarding(row: dict[str, str], warn: list[str]) -> list[dict[str, Any]]:
+    if not row.get("ForwardingSmtpAddress") and not row.get("ForwardingAddress"):
+        return []
     result = []
     for column in ("ForwardingSmtpAddress", "ForwardingAddress"):
         target = forwarding_target(row.get(column, ""))
@@ -458,24 +466,30 @@ def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[st
                       dates: DateReader) -> None:
     """Copy TotalItemSize/ItemCount/LastLogonTime from a row (of either export) into record;
     an unreadable cell is a warning and leaves the value unknown."""
-    try:
-        size = parse_size(row.get("TotalItemSize", ""))
-        if size is not None:
-            record["size_bytes"] = size
-    except ValueError as exc:
-        warn.append(f"TotalItemSize: {exc}")
-    try:
-        items = parse_count(row.get("ItemCount", ""))
-        if items is not None:
-            record["items"] = items
-    except ValueError as exc:
-        warn.append(f"ItemCount: {exc}")
-    try:
-        logon = dates.parse(row.get("LastLogonTime", ""))
-        if logon:
-            record["last_logon"] = logon
-    except ValueError as exc:
-        warn.append(f"LastLogonTime: {exc}: last logon unknown")
+    text = row.get("TotalItemSize")
+    if text:
+        try:
+            size = parse_size(text)
+            if size is not None:
+                record["size_bytes"] = size
+        except ValueError as exc:
+            warn.append(f"TotalItemSize: {exc}")
+    text = row.get("ItemCount")
+    if text:
+        try:
+            items = parse_count(text)
+            if items is not None:
+                record["items"] = items
+        except ValueError as exc:
+            warn.append(f"ItemCount: {exc}")
+    text = row.get("LastLogonTime")
+    if text:
+        try:
+            logon = dates.parse(text)
+            if logon:
+                record["last_logon"] = logon
+        except ValueError as exc:
+            warn.append(f"LastLogonTime: {exc}: last logon unknown")
 
 
 def _assumed_date_order(file: str, dates: DateReader, report: ImportReport) -> None:
@@ -509,7 +523,8 @@ def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
             continue
         warnings: list[str] = []
         record, unusable = _record_from_row(row, f"{file}:{line}", warnings, dates)
-        report.warnings.extend(Problem(file, line, text) for text in warnings)
+        if warnings:
+            report.warnings.extend(Problem(file, line, text) for text in warnings)
         if unusable:
             report.warnings.append(Problem(file, line, f"{unusable}: row skipped"))
             continue

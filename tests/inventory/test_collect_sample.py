@@ -103,6 +103,7 @@ def test_sampling_reads_the_mailboxes_the_store_has_and_creates_none(tmp_path):
     for sub in ("cur", "new", "tmp"):
         (root / "mail" / "exchange" / "DataRequest@example.org" / sub).mkdir(parents=True)
     with workspace.connector("mailstores", "exchange").open("DataRequest@example.org") as box:
+        box.create_folder("INBOX")
         box.append("INBOX", [NewMessage(b"From: station-7@example.net\r\nSubject: "
                                         b"DATA_REQUEST 7\r\n\r\nbody\r\n", frozenset(),
                                         NOW)])

@@ -80,3 +80,7 @@ def test_one_encoding_gives_the_stored_json_and_the_digested_one():
                                 default=str)
     assert store.encode({"address": "a@x.org"}) == ('{"address": "a@x.org"}',) * 2
     assert store.encode({"origin": "f:1"})[1] == "{}"
+    assert store.encode({"origin": "f:1", "z": 1})[1] == '{"z": 1}'
+    nested = {"address": "a", "forwarding": [{"origin": "f:1"}], "origin": "f:1", "z": [1]}
+    assert store.encode(nested)[1] == json.dumps(
+        {"address": "a", "forwarding": [{"origin": "f:1"}], "z": [1]}, sort_keys=True)

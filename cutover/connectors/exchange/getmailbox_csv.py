@@ -84,8 +84,9 @@ class GetMailboxCsvSource:
                     if statistics is not None and record["type"] not in ("contact", "group") \
                             and not parser.join_statistics(record, statistics):
                         unmatched += 1
-                    warnings.extend(str(p) for p in report.warnings)
-                    report.warnings.clear()
+                    if report.warnings:
+                        warnings.extend(str(p) for p in report.warnings)
+                        report.warnings.clear()
                     yield record
         warnings.extend(str(p) for p in report.warnings)
         if unmatched:
