@@ -60,8 +60,14 @@ def locked(state: State, command: str) -> Iterator[State]:
 
 
 def _load(workspace: Workspace, plan_argument: str | Path) -> Plan:
-    plan = load_plan(workspace.resolve_plan(plan_argument))
-    workspace.validate()  # the whole environment, before any step previews or applies
+    """The plan, once the whole environment it runs in is checked: cutover.yaml as a whole,
+    every connector a step names, every entry against its role (before any step previews)."""
+    from cutover.environment import check_for_plan
+
+    path = workspace.resolve_plan(plan_argument)
+    plan = load_plan(path)
+    check_for_plan(workspace, plan, str(path))
+    workspace.validate()
     return plan
 
 

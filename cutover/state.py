@@ -190,9 +190,9 @@ class State:
                                        isolation_level=None, check_same_thread=False)
                 if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                     raise StateUnusable(f"{path} is not a cutover state database")
+                _check_integrity(conn, path)
             except sqlite3.DatabaseError as exc:
-                raise StateUnusable(f"{path} is not a usable state database ({exc}): restore "
-                                    "it from a backup, or move it aside to start afresh") from None
+                raise _unusable(path, exc) from None
             state = cls(sqlite_utils.Database(conn), path)
             state.read_only = True
             return state
@@ -210,12 +210,12 @@ class State:
                             and source.execute("SELECT count(*) FROM sqlite_master"
                                                ).fetchone()[0]:
                         raise StateUnusable(f"{path} is not a cutover state database")
+                    _check_integrity(source, path)
                     source.backup(memory)
                 finally:
                     source.close()
             except sqlite3.DatabaseError as exc:
-                raise StateUnusable(f"{path} is not a usable state database ({exc}): restore "
-                                    "it from a backup, or move it aside to start afresh") from None
+                raise _unusable(path, exc) from None
         state = cls(sqlite_utils.Database(memory), path)
         state.read_only = True
         state.migrate(STATE_MIGRATIONS)  # in memory only: an older file still reads

@@ -24,8 +24,8 @@ def check(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file.")
     workspace = workspace_of(ctx)
     path = workspace.resolve_plan(plan)
     loaded = load_plan(path)
-    workspace.validate()  # every connector entry serves its role
-    check_for_plan(workspace, loaded, str(path))  # and the plan's steps name ones that exist
+    check_for_plan(workspace, loaded, str(path))  # the plan's steps name connectors that exist
+    workspace.validate()  # and every connector entry serves its role
     console.print(f"plan {loaded.name}: {len(loaded.steps)} step(s), valid")
 
 

@@ -85,7 +85,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
      "cutover.yaml:1: clock: Input should be 'simulated' or 'real'"),
     (b"name: t\nmailstore:\n  linux: {kind: maildir, path: mail}\n",
      "cutover.yaml:2: mailstore: unknown section (known: name, clock, inventory, providers, "
-     "mailstores, forwarding, sieve, postfix, accounts, directory, management)"),
+     "mailstores, forwarding, sieve, postfix, accounts, directory, management, spamfilter)"),
     (b"sieve:\n  linux: {kind: managesieve, host: h, password: hunter2}\n",
      "cutover.yaml:2: sieve.linux.password: write a reference (env/NAME or file/PATH), not the "
      "secret itself"),
@@ -192,8 +192,6 @@ def test_plan_check_refuses_a_credential_file_others_can_read(ws, capsys):
     assert "hunter2" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="run must call environment.check_for_plan before the "
-                   "first step (commands/run.py, moving to operations.run)")
 def test_run_refuses_before_any_step_when_a_later_step_lacks_its_connector(ws, capsys):
     (ws / "plans" / "dns.yaml").write_text(textwrap.dedent(DNS_PLAN))
     code, _, err = cutover(ws, "run", "plans/dns.yaml", "--yes", capsys=capsys)

@@ -48,7 +48,7 @@ def connect_cmdlets(uri: str, username: str, authentication: str) -> list[Cmdlet
                       pipe=(Cmdlet.of("Out-Null"),))]
 
 
-@connector("exchange-shell")
+@connector("exchange-shell", role="exchange-management")
 class ExchangeShell(CmdletManagement):
     """The Exchange Management Shell's remote PowerShell endpoint."""
 

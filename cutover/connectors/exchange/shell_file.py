@@ -61,7 +61,7 @@ def by_address(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(items, key=lambda item: str(item.get("PrimarySmtpAddress", "")).lower())
 
 
-@connector("exchange-file")
+@connector("exchange-file", role="exchange-management")
 class ExchangeShellFile:
     """Exchange Management Shell answers from JSON files and a mail store."""
 

@@ -70,7 +70,7 @@ def _reference(config: dict[str, Any], key: str) -> str:
     return value
 
 
-@connector("exo")
+@connector("exo", role="exchange-management")
 class ExchangeOnline(CmdletManagement):
     """Exchange Online through the ExchangeOnlineManagement module (app-only sign-in)."""
 

@@ -73,7 +73,7 @@ def _not_found(cmdlet: str, identity: str, what: str) -> CmdletFailed:
                         "ManagementObjectNotFoundException", "ObjectNotFound")
 
 
-@connector("exo-file")
+@connector("exo-file", role="exchange-management")
 class ExchangeOnlineFile:
     """Exchange Online answers from JSON files, MRS simulated over the runner's clock."""
 
