@@ -9,7 +9,7 @@ from cutover.connectors.postfix.maps import (
     PostfixMapDirectory,
     transport_keys,
 )
-from cutover.errors import CapabilityMissing, ConfigInvalid
+from cutover.errors import CapabilityMissing, ValidationFailed
 from cutover.workspace import Workspace
 
 POSTMAP = "/usr/sbin/postmap"
@@ -60,8 +60,9 @@ def test_postmap_true_without_the_binary_names_the_package(tmp_path):
         maps(tmp_path, postmap=True, postmap_command=str(tmp_path / "no-postmap"))
 
 
-def test_unknown_postmap_mode_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigInvalid, match="postmap must be auto, true or false"):
+def test_unknown_postmap_mode_is_a_located_config_error(tmp_path):
+    # cutover.yaml is checked as a whole before any connector is built
+    with pytest.raises(ValidationFailed, match=r"cutover.yaml:\d+: postfix.linux-mx.postmap"):
         maps(tmp_path, postmap="sometimes")
 
 
