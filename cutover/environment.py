@@ -246,6 +246,8 @@ class _Environment(BaseModel):
     directory: dict[str, Any] | None = None
     management: dict[str, Any] | None = None
     spamfilter: dict[str, Any] | None = None
+    #: routes the workspace declares where it cannot read them (cutover.routes.facts)
+    routes: dict[str, Any] | None = None
 
 
 def parse(raw: bytes, file: str = FILE) -> dict[str, Any]:

@@ -85,7 +85,8 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
      "cutover.yaml:1: clock: Input should be 'simulated' or 'real'"),
     (b"name: t\nmailstore:\n  linux: {kind: maildir, path: mail}\n",
      "cutover.yaml:2: mailstore: unknown section (known: name, clock, inventory, providers, "
-     "mailstores, forwarding, sieve, postfix, accounts, directory, management, spamfilter)"),
+     "mailstores, forwarding, sieve, postfix, accounts, directory, management, spamfilter, "
+     "routes)"),
     (b"sieve:\n  linux: {kind: managesieve, host: h, password: hunter2}\n",
      "cutover.yaml:2: sieve.linux.password: write a reference (env/NAME or file/PATH), not the "
      "secret itself"),

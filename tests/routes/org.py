@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cutover.connectors.base import CONNECTOR_KINDS
+from cutover.connectors.base import CONNECTORS, load_all
 from cutover.connectors.m365.tenant_model import AcceptedDomain, MailConnector, TenantRecipient
 
 
@@ -148,8 +148,9 @@ class Org:
 
 @contextlib.contextmanager
 def tenant_json_kind() -> Iterator[None]:
-    CONNECTOR_KINDS["tenant-json"] = TenantJson
+    load_all()  # the product's kinds first, so the registry is complete when this one goes
+    CONNECTORS[("exchange-management", "tenant-json")] = TenantJson
     try:
         yield
     finally:
-        CONNECTOR_KINDS.pop("tenant-json", None)
+        CONNECTORS.pop(("exchange-management", "tenant-json"), None)
