@@ -93,6 +93,8 @@ def measure(rc: Path, messages: Path, scratch: Path) -> FileResult:
     result.strict = strict.returncode == 0
     if strict.returncode == 2:
         for line in strict.stderr.splitlines():
+            if line.startswith("warning: "):
+                continue  # what procmail skips too, or reads as empty: not a refusal
             located = _LOCATED.match(line)
             if located and int(located["line"]) > 0:
                 result.refusals.append((Path(located["file"]).name, int(located["line"]),

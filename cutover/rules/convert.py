@@ -372,6 +372,12 @@ class _Converter:
             return self.gap(file, node.line, "TRAP runs a command when procmail ends", indent)
         if node.name == "HOST":
             return self.host(env, file, node.line, indent)
+        if node.value is not None and "`" in node.value and not node.quoted:
+            env[node.name] = UNKNOWN
+            if node.name == "DEFAULT":
+                self.default_line = (file, node.line)
+            return self.gap(file, node.line, f"{node.name}=`...` runs a command when procmail "
+                                             "reads this line; Sieve runs none", indent)
         before = env.get("MAILDIR")
         lines = self.assign(node, env)
         if node.name == "MAILDIR" and isinstance(env.get("MAILDIR"), str):
@@ -534,9 +540,8 @@ class _Converter:
         program = posixpath.basename(words[0])
         if program == "formail" and (cache := _duplicate_cache(words[1:])):
             return self.duplicate(recipe, action, own, cache)
-        if program == "formail" and "f" in flags and (edits := header_edits(words[1:])):
-            if _part(flags) == "body":
-                raise Untranslatable(action.line, "formail on the body alone edits nothing")
+        if program == "formail" and "f" in flags and _part(flags) != "body" and \
+                (edits := header_edits(words[1:])):
             if own.failed:
                 raise Untranslatable(action.line, "the next recipe (flag e) runs when formail "
                                                   "fails; editheader does not fail that way")
@@ -639,6 +644,8 @@ class _Converter:
                 if capturing is not None:
                     raise Untranslatable(condition.line, "two \\/ captures in one recipe")
                 capturing = (test, capture)
+                # the next conditions see this MATCH, known only when the message arrives
+                env["MATCH"] = _runtime(MATCH_VARIABLE)
             else:
                 tests.append(test)
         if weighted:

@@ -524,7 +524,7 @@ def sieve_sandbox(user: tuple[int, int] | None) -> Path:
             directory = Path(tempfile.mkdtemp(prefix="cutover-sieve-", dir=base))
             os.chown(directory, *user)
             return directory
-    raise UsageError("sieve-test runs as nobody and nobody can reach none of "
+    raise UsageError("sieve-test runs as nobody, who can enter none of "
                      f"{', '.join(str(c) for c in candidates)}: make one of them traversable")
 
 

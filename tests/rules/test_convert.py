@@ -80,8 +80,10 @@ def test_maildir_set_in_an_includerc_file_counts(tmp_path: Path):
 def test_default_refusal_names_the_line_that_set_it(tmp_path: Path):
     rc = write_rc(tmp_path, "MAILDIR=$HOME/Mail\n:0\n* ^Subject:.*x\n{\n"
                             "  DEFAULT=`pick-default`\n}\n")
-    [gap] = convert(rc, allow_partial=True).gaps
-    assert (gap.line, gap.message.split(" ")[0]) == (5, "DEFAULT")
+    gaps = convert(rc, allow_partial=True).gaps
+    assert [(gap.line, gap.message.split(" ")[0]) for gap in gaps] == [
+        (5, "DEFAULT=`...`"), (5, "DEFAULT")]
+    assert gaps[1].message.startswith("DEFAULT is unknown at the end")
 
 
 def test_case_sensitive_flag_uses_the_octet_comparator(tmp_path: Path):
@@ -103,7 +105,7 @@ def test_untranslatable_recipes_are_gaps_with_lines(tmp_path: Path):
                                      ":0\n* 1^1 ^Received:\n.Z/\nCODE=$?\n:0\n* CODE ?? 1\n.V/\n")
     conversion = convert(rc, allow_partial=True)
     assert [(gap.line, gap.message.split(" ")[0]) for gap in conversion.gaps] == [
-        (4, "a"), (6, "a"), (10, "$V"), (13, "a"), (17, "tests")]
+        (4, "a"), (6, "a"), (8, "V=`...`"), (10, "$V"), (13, "a"), (17, "tests")]
     assert f"# UNTRANSLATED {rc}:4: a shell pipeline" in conversion.script
 
 
@@ -131,7 +133,10 @@ rc_lines = st.sampled_from([
     ":0", ":0c", ":0 A", ":0 E", ":0 B", ":0 D", "* ^Subject:.*x", "* ! ^From: *y",
     "* 10^0 ^Subject:.*z", "* > 10", "* B ?? body", "{", "}", ".Folder/", "! a@b.example",
     "| prog arg", "/dev/null", "MAILDIR=$HOME/Maildir", "DEFAULT=$MAILDIR/.X/", "X=`cmd`",
-    "* $ ^Subject:.*$X", "INCLUDERC=$HOME/missing.rc", "garbage ((", "* ^Subject:[", ""])
+    "* $ ^Subject:.*$X", "INCLUDERC=$HOME/missing.rc", "garbage ((", "* ^Subject:[", "",
+    ":0 fhw", ":0 Wh:", "| formail -D 8192 cache", "| formail -A 'X: y'", "* ^From.*\\/[a-z]+",
+    ".lists.$MATCH/", "{ HOST }", "EXITCODE=75", ":0 e", ":O:", "* ^(To|CC):.*x", "* .*",
+    "* ^^rom[ ]", "LINES=| wc -l", "NL=\"", "\"", "HOST", "* X-Spam: Yes"])
 
 
 @settings(max_examples=150, deadline=None)

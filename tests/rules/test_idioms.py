@@ -198,3 +198,26 @@ def test_part_programs_hand_on_what_procmail_handed_on(tmp_path: Path):
 
 def _without_date(text: str) -> str:
     return re.sub(r"^(From \S+  ).*", r"\1<date>", text, count=1)
+
+
+def test_tolerated_syntax_and_host_as_procmail_reads_them(tmp_path: Path):
+    conversion, outcomes = converted_and_agreed(tmp_path, """\
+MAILDIR=$HOME/Maildir
+NL="
+"
+ Stray text that procmail skips
+:O:
+* ^Subject:.*sobig
+{ HOST }
+:0
+* ^Subject:.*keep
+{
+  :0
+  .Kept/
+  |/dev/null
+}
+""", {"1-sobig": mail("sobig worm"), "2-keep": mail("keep me"), "3-plain": mail("plain")})
+    assert outcomes == {"1-sobig": "discarded", "2-keep": "folder:Kept",
+                        "3-plain": "folder:INBOX"}
+    assert [warning.line for warning in conversion.warnings] == [4, 5, 13]
+    assert "discard;\n    stop;" in conversion.script
