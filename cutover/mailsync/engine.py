@@ -45,7 +45,7 @@ from cutover.connectors.mailstore import (
 )
 from cutover.errors import NotFound, VerificationFailed
 from cutover.mailsync.folders import FolderRules, plan_folders
-from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
+from cutover.mailsync.identity import FolderRecord, IdentityMap, Row, counters_key
 from cutover.mailsync.locks import target_locks
 
 COPY_BATCH_BYTES = 1024 * 1024
@@ -102,9 +102,12 @@ class AccountResult:
     rematched: int = 0
     to_copy: dict[str, int] = field(default_factory=dict)  # dry run: folder -> messages
     to_copy_bytes: int = 0
+    #: per source folder found unchanged since the last sync: its target folder and both
+    #: sides' counters as seen (what a verification moments later may rely on)
+    unchanged: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "unchanged"}
 
 
 class Progress:
@@ -316,6 +319,8 @@ class MailSync:
             elif (src_name in records and src_name not in pending
                   and _unchanged(records[src_name], info, existing[dst_name], dst_name)):
                 result.unchanged_folders += 1  # the no-op fast path: LIST + STATUS only
+                result.unchanged[src_name] = (dst_name,
+                                              counters_key(info, existing[dst_name]))
                 continue
             tasks.append(_FolderTask(account, info, dst_name, result))
         # Largest first, so the big folders do not start last and finish alone.
