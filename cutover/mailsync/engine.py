@@ -179,34 +179,23 @@ class Sessions:
         with self.lock:
             self.idle[key].append(session)
 
-    @contextmanager
-    def logging_in(self, *accounts: tuple[MailStore, str]) -> Iterator[None]:
-        """Log in to each (store, user) in the background while the body runs, the sessions
-        going to the idle pool: a login mostly waits for the server, so the source's, the
-        target's and the body's work overlap. Login failures are raised in the order given."""
-        with self.lock:
-            wanted = [(store, user) for store, user in accounts if not self.idle[(id(store), user)]]
-        with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
-            logins = [pool.submit(self._open_idle, store, user) for store, user in wanted]
-            yield
-        for login in logins:
-            login.result()
-
-    def _open_idle(self, store: MailStore, user: str) -> None:
-        session = store.open(user)
-        with self.lock:
-            self.opened.append(session)
-            self.idle[(id(store), user)].append(session)
-
     def close(self) -> None:
         with self.lock:
             opened, self.opened = self.opened, []
             self.idle.clear()
-        for session in opened:
-            try:
-                session.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+        if len(opened) > 1:  # each LOGOUT waits for its server: wait for them all at once
+            with ThreadPoolExecutor(max_workers=len(opened)) as pool:
+                list(pool.map(_close_quietly, opened))
+        else:
+            for session in opened:
+                _close_quietly(session)
+
+
+def _close_quietly(session: MailboxSession) -> None:
+    try:
+        session.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
 
 
 def _return_freed_memory() -> None:
@@ -261,9 +250,6 @@ class MailSync:
         for account in accounts:
             result = AccountResult(account.label)
             results.append(result)
-            with self.sessions.logging_in((account.source, account.source_user),
-                                          (account.target, account.target_user)):
-                self.identity()
             tasks.extend(self._prepare_account(account, result))
         if not self.map.can_share:  # a connection of this thread only: no workers
             for task in tasks:
@@ -276,9 +262,23 @@ class MailSync:
 
     # --- account level ----------------------------------------------------------------------
     def _prepare_account(self, account: Account, result: AccountResult) -> list[_FolderTask]:
+        # Both sides log in and list their folders at once: an up-to-date account then costs
+        # one login and one listing of wall time, not two of each.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            target_listing = pool.submit(self._listing, account.target, account.target_user,
+                                         True)
+            try:
+                src_folders = self._listing(account.source, account.source_user, False)
+            finally:
+                dst_folders = target_listing.result()
         with self.sessions.lease(account.source, account.source_user) as src, \
                 self.sessions.lease(account.target, account.target_user) as dst:
-            return self._plan_account(account, result, src, dst)
+            return self._plan_account(account, result, src, dst, src_folders, dst_folders)
+
+    def _listing(self, store: MailStore, user: str, target: bool) -> list[FolderInfo]:
+        with self.sessions.lease(store, user) as session:
+            # a source that does not exist raises NotFound: never read as "empty"
+            return self._target_folders(session) if target else session.folders()
 
     def _target_folders(self, dst: MailboxSession) -> list[FolderInfo]:
         """The target's folders; a target account that does not exist yet (a new Maildir) is
@@ -292,10 +292,9 @@ class MailSync:
             return dst.folders()
 
     def _plan_account(self, account: Account, result: AccountResult, src: MailboxSession,
-                      dst: MailboxSession) -> list[_FolderTask]:
-        src_folders = src.folders()  # NotFound for a source that does not exist: never "empty"
+                      dst: MailboxSession, src_folders: list[FolderInfo],
+                      dst_folders: list[FolderInfo]) -> list[_FolderTask]:
         self._check_named_folders(src_folders, account)
-        dst_folders = self._target_folders(dst)
         mapping = plan_folders(src_folders, dst_folders, self.options.rules)
         by_name = {f.name: f for f in src_folders}
         if not self.options.dry_run:
