@@ -48,8 +48,11 @@ from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row, counters_key
 from cutover.mailsync.locks import target_locks
 
-COPY_BATCH_BYTES = 1024 * 1024
+COPY_BATCH_BYTES = 1024 * 1024  # read from the source at once (and held: one batch ahead)
 COPY_BATCH_COUNT = 100
+#: appended in one APPEND command, one transaction on the target; streamed, so not held
+COPY_TRANSACTION_BYTES = 32 * 1024 * 1024
+COPY_TRANSACTION_COUNT = 2000
 FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
 EXACT_CONTENT = "EXACT-CONTENT"  # as normalised.EXACT_CONTENT (not imported: ~10 ms)
 
@@ -617,49 +620,77 @@ class MailSync:
         """Append `new` to the target, except messages the target already holds (matched by
         content among `unclaimed`, same INTERNALDATE): those are recorded, not copied again.
         Returns the rows of the messages found so."""
-        label, pair = task.account.label, task.account.pair
-        identity, made_by = self.identity(), self.options.made_by
         refs = {m.uid: m for m in new}
         already = _existing_copies(src, dst, task.target_name, new, dst_msgs, unclaimed)
+        self.progress.planned(task.account.label, len(new), sum(m.size for m in new))
+        batches = _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new])))
         adopted: list[Row] = []
-        self.progress.planned(label, len(new), sum(m.size for m in new))
-        for batch in _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new]))):
-            size = sum(len(content) for _, content in batch)
-            # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT seen
-            # when the folder task started.
-            uidnext = dst_info.uidnext
-            rows, found = [], []
-            for uid, content in batch:
-                digest = content_digest(content)
-                match = already(content, digest, refs[uid]) if already else None
-                row = Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
-                          dst_info.uidvalidity, match, digest, "done" if match else "pending",
-                          uidnext, "" if match else made_by)
-                (found if match else rows).append(row)
-            if found:
-                identity.put(pair, found)
-                adopted += found
-                task.result.rematched += len(found)
-            if not rows:
-                continue
-            batch = [(uid, content) for uid, content in batch if uid not in
-                     {r.src_uid for r in found}] if found else batch
-            appended = sum(len(content) for _, content in batch)
-            self.throttle.take(len(batch), appended)
-            identity.put(pair, rows)
-            _crash_point("before-append")
-            uids = dst.append(task.target_name, [
-                NewMessage(content, refs[uid].flags, refs[uid].internaldate)
-                for uid, content in batch])
-            _crash_point("after-append")
-            for row, uid in zip(rows, uids, strict=True):
-                row.dst_uid, row.state = uid, "done"
-            identity.put(pair, rows)
-            _crash_point("after-record")
-            task.result.copied += len(batch)
-            task.result.copied_bytes += appended
-            self.progress.copied(label, len(batch), size)
+        try:
+            while not self._copy_transaction(task, dst, src_info, dst_info, refs, batches,
+                                             already, adopted):
+                pass
+        finally:
+            batches.close()  # stops the prefetching thread
         return adopted
+
+    def _copy_transaction(self, task: _FolderTask, dst: MailboxSession, src_info: FolderInfo,
+                          dst_info: FolderInfo, refs: dict[int, MessageRef],
+                          batches: Iterator[list[tuple[int, bytes]]],
+                          already: Callable[[bytes, str, MessageRef], int | None] | None,
+                          adopted: list[Row]) -> bool:
+        """Append the next messages, up to COPY_TRANSACTION_BYTES, in one (MULTI)APPEND that
+        the target streams; True once the source has nothing more. Every message's pending
+        row is committed before its bytes are sent, and marked done with its UID after."""
+        identity, pair, made_by = self.identity(), task.account.pair, self.options.made_by
+        rows: list[Row] = []
+        sent = [0, False]  # bytes, source exhausted
+
+        def messages() -> Iterator[NewMessage]:
+            for batch in batches:
+                # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT
+                # seen when the folder task started.
+                pending, found = [], []
+                for uid, content in batch:
+                    digest = content_digest(content)
+                    match = already(content, digest, refs[uid]) if already else None
+                    (found if match else pending).append(Row(
+                        task.source.name, src_info.uidvalidity, uid, task.target_name,
+                        dst_info.uidvalidity, match, digest, "done" if match else "pending",
+                        dst_info.uidnext, "" if match else made_by))
+                if found:
+                    identity.put(pair, found)
+                    adopted.extend(found)
+                    task.result.rematched += len(found)
+                if not pending:
+                    continue
+                size = sum(len(content) for uid, content in batch if uid in
+                           {r.src_uid for r in pending})
+                self.throttle.take(len(pending), size)
+                identity.put(pair, pending)
+                _crash_point("before-append")
+                rows.extend(pending)
+                contents = dict(batch)
+                for row in pending:
+                    ref = refs[row.src_uid]
+                    yield NewMessage(contents[row.src_uid], ref.flags, ref.internaldate)
+                del contents
+                sent[0] += size
+                if sent[0] >= COPY_TRANSACTION_BYTES or len(rows) >= COPY_TRANSACTION_COUNT:
+                    return
+            sent[1] = True
+
+        uids = dst.append(task.target_name, messages())
+        if not rows:
+            return bool(sent[1])
+        _crash_point("after-append")
+        for row, uid in zip(rows, uids, strict=True):
+            row.dst_uid, row.state = uid, "done"
+        identity.put(pair, rows)
+        _crash_point("after-record")
+        task.result.copied += len(rows)
+        task.result.copied_bytes += sent[0]
+        self.progress.copied(task.account.label, len(rows), sent[0])
+        return bool(sent[1])
 
     def _fix_flags(self, task: _FolderTask, dst: MailboxSession, done: dict[int, Row],
                    src_by_uid: dict[int, MessageRef], dst_msgs: dict[int, MessageRef]) -> None:
