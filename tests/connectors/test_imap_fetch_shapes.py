@@ -35,6 +35,7 @@ def test_bodies_are_read_from_their_literals_and_flag_updates_are_skipped():
     data = [(b"1 (UID 5 BODY[] {5}", b"hello"), b")", b"2 (FLAGS (\\Seen))",
             (b"3 (UID 9 BODY[] {0}", b""), b")"]
     assert fetched_bodies(data) == {5: b"hello", 9: b""}
+    assert fetched_bodies([None]) == {} and listing_refs([None]) == []  # nothing matched
 
 
 def test_bodies_sent_another_way_are_left_to_the_general_parser():

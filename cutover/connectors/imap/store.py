@@ -642,6 +642,8 @@ def listing_refs(data: list[Any]) -> list[MessageRef] | None:
     [MODSEQ])` responses, or None when one is not in the usual one-line shape."""
     refs = []
     for line in data:
+        if line is None:  # imaplib's "no FETCH response at all"
+            continue
         if not isinstance(line, bytes):
             return None
         uid, size, flags, date = (_UID.search(line), _SIZE.search(line), _FLAGS.search(line),
@@ -664,6 +666,8 @@ def fetched_bodies(data: list[Any]) -> dict[int, bytes] | None:
     {size}` + the literal, then `)`), or None when one is shaped otherwise."""
     bodies = {}
     for item in data:
+        if item is None:  # imaplib's "no FETCH response at all" (UIDs expunged meanwhile)
+            continue
         if isinstance(item, tuple):
             head, content = item
             uid = _UID.search(head)
