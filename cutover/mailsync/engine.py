@@ -44,11 +44,14 @@ from cutover.connectors.mailstore import (
 from cutover.errors import NotFound, VerificationFailed
 from cutover.faults import crash_if_asked
 from cutover.mailsync.folders import FolderRules, plan_folders
-from cutover.mailsync.identity import FolderRecord, IdentityMap, Row
+from cutover.mailsync.identity import FolderRecord, IdentityMap, Row, counters_key
 from cutover.mailsync.locks import target_locks
 
-COPY_BATCH_BYTES = 1024 * 1024
+COPY_BATCH_BYTES = 1024 * 1024  # read from the source at once (and held: one batch ahead)
 COPY_BATCH_COUNT = 100
+#: appended in one APPEND command, one transaction on the target; streamed, so not held
+COPY_TRANSACTION_BYTES = 32 * 1024 * 1024
+COPY_TRANSACTION_COUNT = 2000
 FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
 EXACT_CONTENT = "EXACT-CONTENT"  # as normalised.EXACT_CONTENT (not imported: ~10 ms)
 
@@ -102,9 +105,12 @@ class AccountResult:
     to_copy: dict[str, int] = field(default_factory=dict)  # dry run: folder -> messages
     to_copy_bytes: int = 0
     notes: list[str] = field(default_factory=list)  # e.g. a folder the target stores renamed
+    #: per source folder found unchanged since the last sync: its target folder and both
+    #: sides' counters as seen (what a verification moments later may rely on)
+    unchanged: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "unchanged"}
 
 
 class Progress:
@@ -176,34 +182,23 @@ class Sessions:
         with self.lock:
             self.idle[key].append(session)
 
-    @contextmanager
-    def logging_in(self, *accounts: tuple[MailStore, str]) -> Iterator[None]:
-        """Log in to each (store, user) in the background while the body runs, the sessions
-        going to the idle pool: a login mostly waits for the server, so the source's, the
-        target's and the body's work overlap. Login failures are raised in the order given."""
-        with self.lock:
-            wanted = [(store, user) for store, user in accounts if not self.idle[(id(store), user)]]
-        with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
-            logins = [pool.submit(self._open_idle, store, user) for store, user in wanted]
-            yield
-        for login in logins:
-            login.result()
-
-    def _open_idle(self, store: MailStore, user: str) -> None:
-        session = store.open(user)
-        with self.lock:
-            self.opened.append(session)
-            self.idle[(id(store), user)].append(session)
-
     def close(self) -> None:
         with self.lock:
             opened, self.opened = self.opened, []
             self.idle.clear()
-        for session in opened:
-            try:
-                session.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
+        if len(opened) > 1:  # each LOGOUT waits for its server: wait for them all at once
+            with ThreadPoolExecutor(max_workers=len(opened)) as pool:
+                list(pool.map(_close_quietly, opened))
+        else:
+            for session in opened:
+                _close_quietly(session)
+
+
+def _close_quietly(session: MailboxSession) -> None:
+    try:
+        session.close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        pass
 
 
 def _return_freed_memory() -> None:
@@ -258,9 +253,6 @@ class MailSync:
         for account in accounts:
             result = AccountResult(account.label)
             results.append(result)
-            with self.sessions.logging_in((account.source, account.source_user),
-                                          (account.target, account.target_user)):
-                self.identity()
             tasks.extend(self._prepare_account(account, result))
         if not self.map.can_share:  # a connection of this thread only: no workers
             for task in tasks:
@@ -273,9 +265,23 @@ class MailSync:
 
     # --- account level ----------------------------------------------------------------------
     def _prepare_account(self, account: Account, result: AccountResult) -> list[_FolderTask]:
+        # Both sides log in and list their folders at once: an up-to-date account then costs
+        # one login and one listing of wall time, not two of each.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            target_listing = pool.submit(self._listing, account.target, account.target_user,
+                                         True)
+            try:
+                src_folders = self._listing(account.source, account.source_user, False)
+            finally:
+                dst_folders = target_listing.result()
         with self.sessions.lease(account.source, account.source_user) as src, \
                 self.sessions.lease(account.target, account.target_user) as dst:
-            return self._plan_account(account, result, src, dst)
+            return self._plan_account(account, result, src, dst, src_folders, dst_folders)
+
+    def _listing(self, store: MailStore, user: str, target: bool) -> list[FolderInfo]:
+        with self.sessions.lease(store, user) as session:
+            # a source that does not exist raises NotFound: never read as "empty"
+            return self._target_folders(session) if target else session.folders()
 
     def _target_folders(self, dst: MailboxSession) -> list[FolderInfo]:
         """The target's folders; a target account that does not exist yet (a new Maildir) is
@@ -289,10 +295,9 @@ class MailSync:
             return dst.folders()
 
     def _plan_account(self, account: Account, result: AccountResult, src: MailboxSession,
-                      dst: MailboxSession) -> list[_FolderTask]:
-        src_folders = src.folders()  # NotFound for a source that does not exist: never "empty"
+                      dst: MailboxSession, src_folders: list[FolderInfo],
+                      dst_folders: list[FolderInfo]) -> list[_FolderTask]:
         self._check_named_folders(src_folders, account)
-        dst_folders = self._target_folders(dst)
         mapping = plan_folders(src_folders, dst_folders, self.options.rules)
         by_name = {f.name: f for f in src_folders}
         if not self.options.dry_run:
@@ -317,6 +322,8 @@ class MailSync:
             elif (src_name in records and src_name not in pending
                   and _unchanged(records[src_name], info, existing[dst_name], dst_name)):
                 result.unchanged_folders += 1  # the no-op fast path: LIST + STATUS only
+                result.unchanged[src_name] = (dst_name,
+                                              counters_key(info, existing[dst_name]))
                 continue
             tasks.append(_FolderTask(account, info, dst_name, result))
         # Largest first, so the big folders do not start last and finish alone.
@@ -614,49 +621,77 @@ class MailSync:
         """Append `new` to the target, except messages the target already holds (matched by
         content among `unclaimed`, same INTERNALDATE): those are recorded, not copied again.
         Returns the rows of the messages found so."""
-        label, pair = task.account.label, task.account.pair
-        identity, made_by = self.identity(), self.options.made_by
         refs = {m.uid: m for m in new}
         already = _existing_copies(src, dst, task.target_name, new, dst_msgs, unclaimed)
+        self.progress.planned(task.account.label, len(new), sum(m.size for m in new))
+        batches = _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new])))
         adopted: list[Row] = []
-        self.progress.planned(label, len(new), sum(m.size for m in new))
-        for batch in _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new]))):
-            size = sum(len(content) for _, content in batch)
-            # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT seen
-            # when the folder task started.
-            uidnext = dst_info.uidnext
-            rows, found = [], []
-            for uid, content in batch:
-                digest = content_digest(content)
-                match = already(content, digest, refs[uid]) if already else None
-                row = Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
-                          dst_info.uidvalidity, match, digest, "done" if match else "pending",
-                          uidnext, "" if match else made_by)
-                (found if match else rows).append(row)
-            if found:
-                identity.put(pair, found)
-                adopted += found
-                task.result.rematched += len(found)
-            if not rows:
-                continue
-            batch = [(uid, content) for uid, content in batch if uid not in
-                     {r.src_uid for r in found}] if found else batch
-            appended = sum(len(content) for _, content in batch)
-            self.throttle.take(len(batch), appended)
-            identity.put(pair, rows)
-            _crash_point("before-append")
-            uids = dst.append(task.target_name, [
-                NewMessage(content, refs[uid].flags, refs[uid].internaldate)
-                for uid, content in batch])
-            _crash_point("after-append")
-            for row, uid in zip(rows, uids, strict=True):
-                row.dst_uid, row.state = uid, "done"
-            identity.put(pair, rows)
-            _crash_point("after-record")
-            task.result.copied += len(batch)
-            task.result.copied_bytes += appended
-            self.progress.copied(label, len(batch), size)
+        try:
+            while not self._copy_transaction(task, dst, src_info, dst_info, refs, batches,
+                                             already, adopted):
+                pass
+        finally:
+            batches.close()  # stops the prefetching thread
         return adopted
+
+    def _copy_transaction(self, task: _FolderTask, dst: MailboxSession, src_info: FolderInfo,
+                          dst_info: FolderInfo, refs: dict[int, MessageRef],
+                          batches: Iterator[list[tuple[int, bytes]]],
+                          already: Callable[[bytes, str, MessageRef], int | None] | None,
+                          adopted: list[Row]) -> bool:
+        """Append the next messages, up to COPY_TRANSACTION_BYTES, in one (MULTI)APPEND that
+        the target streams; True once the source has nothing more. Every message's pending
+        row is committed before its bytes are sent, and marked done with its UID after."""
+        identity, pair, made_by = self.identity(), task.account.pair, self.options.made_by
+        rows: list[Row] = []
+        sent = [0, False]  # bytes, source exhausted
+
+        def messages() -> Iterator[NewMessage]:
+            for batch in batches:
+                # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT
+                # seen when the folder task started.
+                pending, found = [], []
+                for uid, content in batch:
+                    digest = content_digest(content)
+                    match = already(content, digest, refs[uid]) if already else None
+                    (found if match else pending).append(Row(
+                        task.source.name, src_info.uidvalidity, uid, task.target_name,
+                        dst_info.uidvalidity, match, digest, "done" if match else "pending",
+                        dst_info.uidnext, "" if match else made_by))
+                if found:
+                    identity.put(pair, found)
+                    adopted.extend(found)
+                    task.result.rematched += len(found)
+                if not pending:
+                    continue
+                size = sum(len(content) for uid, content in batch if uid in
+                           {r.src_uid for r in pending})
+                self.throttle.take(len(pending), size)
+                identity.put(pair, pending)
+                _crash_point("before-append")
+                rows.extend(pending)
+                contents = dict(batch)
+                for row in pending:
+                    ref = refs[row.src_uid]
+                    yield NewMessage(contents[row.src_uid], ref.flags, ref.internaldate)
+                del contents
+                sent[0] += size
+                if sent[0] >= COPY_TRANSACTION_BYTES or len(rows) >= COPY_TRANSACTION_COUNT:
+                    return
+            sent[1] = True
+
+        uids = dst.append(task.target_name, messages())
+        if not rows:
+            return bool(sent[1])
+        _crash_point("after-append")
+        for row, uid in zip(rows, uids, strict=True):
+            row.dst_uid, row.state = uid, "done"
+        identity.put(pair, rows)
+        _crash_point("after-record")
+        task.result.copied += len(rows)
+        task.result.copied_bytes += sent[0]
+        self.progress.copied(task.account.label, len(rows), sent[0])
+        return bool(sent[1])
 
     def _fix_flags(self, task: _FolderTask, dst: MailboxSession, done: dict[int, Row],
                    src_by_uid: dict[int, MessageRef], dst_msgs: dict[int, MessageRef]) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from cutover.connectors.mailstore import FolderInfo
     from cutover.state import State
 
 MIGRATION_SET = "cutover.mailsync"
@@ -64,7 +65,17 @@ def m002_made_by(db: Any) -> None:
         PRIMARY KEY (pair, dst_folder))""")
 
 
-MIGRATIONS = (m001_identity_map, m002_made_by)  # in order; a new one is appended here
+def m003_verified(db: Any) -> None:
+    # Per (pair, source folder): both sides' counters when a full comparison last found the
+    # folder equal. Unchanged counters since (IMAP messages are immutable; any flag change
+    # moves HIGHESTMODSEQ) mean the same comparison would find it equal again.
+    db.execute("""CREATE TABLE IF NOT EXISTS mailsync_verified (
+        pair TEXT NOT NULL, src_folder TEXT NOT NULL, dst_folder TEXT NOT NULL,
+        strict INTEGER NOT NULL, counters TEXT NOT NULL, verified_at TEXT,
+        PRIMARY KEY (pair, src_folder))""")
+
+
+MIGRATIONS = (m001_identity_map, m002_made_by, m003_verified)  # in order; new ones appended
 
 
 @cache
@@ -94,6 +105,16 @@ def _file_of(conn: sqlite3.Connection) -> Path | None:
         if name == "main":
             return Path(file) if file else None
     return None
+
+
+def counters_key(src: FolderInfo, dst: FolderInfo) -> str | None:
+    """Both folders' counters as one value; equal values mean neither folder changed. None
+    when a side cannot tell (no HIGHESTMODSEQ or change marker: a flag change would go
+    unseen)."""
+    if not (src.highestmodseq and dst.highestmodseq and src.uidnext and dst.uidnext):
+        return None
+    return (f"{src.uidvalidity}:{src.uidnext}:{src.messages}:{src.highestmodseq}|"
+            f"{dst.uidvalidity}:{dst.uidnext}:{dst.messages}:{dst.highestmodseq}")
 
 
 @dataclass
@@ -264,6 +285,23 @@ class IdentityMap:
     def forget_created(self, pair: str, dst_folders: Iterable[str]) -> None:
         self._many("DELETE FROM mailsync_created WHERE pair = ? AND dst_folder = ?",
                    [(pair, name) for name in dst_folders])
+
+    # --- verified comparisons -------------------------------------------------------------
+    def verified(self, pair: str) -> dict[str, tuple[str, bool, str]]:
+        """Per source folder: (target folder, strict, counters) of its last equal comparison."""
+        cursor = self.db.execute("SELECT src_folder, dst_folder, strict, counters FROM "
+                                 "mailsync_verified WHERE pair = ?", [pair])
+        return {row[0]: (row[1], bool(row[2]), row[3]) for row in cursor.fetchall()}
+
+    def save_verified(self, pair: str, entries: list[tuple[str, str, bool, str]],
+                      when: str) -> None:
+        """(source folder, target folder, strict, counters) of folders found equal."""
+        self._many("INSERT OR REPLACE INTO mailsync_verified VALUES (?, ?, ?, ?, ?, ?)",
+                   [(pair, src, dst, int(strict), counters, when)
+                    for src, dst, strict, counters in entries])
+
+    def forget_verified(self, pair: str) -> None:
+        self._write("DELETE FROM mailsync_verified WHERE pair = ?", [pair])
 
     # --- messages -------------------------------------------------------------------------
     def rows(self, pair: str, src_folder: str) -> list[Row]:

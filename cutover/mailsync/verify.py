@@ -17,6 +17,7 @@ from typing import Any
 
 from cutover.connectors.mailstore import MailboxSession, MessageRef, content_digest
 from cutover.mailsync.folders import FolderRules, plan_folders
+from cutover.mailsync.identity import counters_key
 from cutover.mailsync.normalised import (
     compared_flags,
     keeps_exact_content,
@@ -65,6 +66,10 @@ class Comparison:
     messages: int = 0
     differences: list[FolderDiff] = field(default_factory=list)
     method: str = BY_CONTENT  # BY_CONTENT or BY_IDENTITY
+    #: (source folder, target folder, strict, counters) of each folder found equal, to be
+    #: remembered; strict: extra target messages were not allowed
+    verified: list[tuple[str, str, bool, str]] = field(default_factory=list)
+    unchanged: int = 0  # folders found equal by their counters alone
 
     @property
     def equal(self) -> bool:
@@ -80,11 +85,21 @@ class Comparison:
                                 for d in self.differences]}
 
 
+#: per source folder: (target folder, strict, counters) of its last equal comparison
+Known = dict[str, tuple[str, bool, str]]
+
+
 def compare(src: MailboxSession, dst: MailboxSession, rules: FolderRules | None = None,
-            delete: bool = True) -> Comparison:
+            delete: bool = True, known: Known | None = None) -> Comparison:
     """`delete=False` accepts extra target messages (a sync without --delete keeps them), but
-    not more copies of a source message than the source holds: a sync never makes those."""
+    not more copies of a source message than the source holds: a sync never makes those.
+
+    `known`: folders an earlier comparison found equal, with both sides' counters then. A
+    folder whose counters have not moved since is equal without reading its messages (IMAP
+    messages never change; any flag change moves HIGHESTMODSEQ, and a Maildir's change marker
+    moves with any file); the others are compared message by message."""
     rules = rules or FolderRules()
+    known = known or {}
     src_folders, dst_folders = src.folders(), dst.folders()
     mapping = plan_folders(src_folders, dst_folders, rules)
     dst_by_name = {f.name: f for f in dst_folders}
@@ -105,10 +120,19 @@ def compare(src: MailboxSession, dst: MailboxSession, rules: FolderRules | None 
             result.differences.append(FolderDiff(info.name, target,
                                                  problem="not selectable on target"))
             continue
-        diff = _compare_folder(src, dst, info.name, target, delete, method)
         result.messages += info.messages
+        counters = counters_key(info, other)
+        earlier = known.get(info.name)
+        if counters and earlier and earlier[0] == target and earlier[2] == counters \
+                and (earlier[1] or not delete):
+            result.unchanged += 1
+            result.verified.append((info.name, target, earlier[1], counters))
+            continue
+        diff = _compare_folder(src, dst, info.name, target, delete, method)
         if not diff.equal:
             result.differences.append(diff)
+        elif counters:
+            result.verified.append((info.name, target, delete, counters))
     return result
 
 

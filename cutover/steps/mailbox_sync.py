@@ -23,6 +23,7 @@ there. `before` records the target's folders as they were before the step ever c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,34 @@ def _target_listing(account: Account) -> list[FolderInfo]:
             return []
 
 
+#: What a preview saw of an account that had nothing to copy: (when, per source folder its
+#: target folder and both sides' counters). The verification of that account moments later in
+#: the same run relies on it instead of logging in again (200 accounts: 400 logins saved).
+_observed: dict[tuple[int, str, str], tuple[float, dict[str, tuple[str, str | None]]]] = {}
+OBSERVATION_TTL_S = 300.0
+
+
+def _observation_key(ctx: Context, account: Account) -> tuple[int, str, str]:
+    return (id(ctx.state), made_by(ctx), account.pair)
+
+
+def _seen_equal_by_preview(ctx: Context, account: Account) -> bool:
+    """True when this run's preview, moments ago, saw every folder of the account unchanged
+    since a comparison that found it equal (same counters on both sides): the world then
+    held an exact copy, and nothing was applied to it since."""
+    seen = _observed.pop(_observation_key(ctx, account), None)
+    if seen is None or time.monotonic() - seen[0] > OBSERVATION_TTL_S or ctx.state is None:
+        return False
+    verified = IdentityMap.of(ctx.state).verified(account.pair)
+    strict_needed = ctx.params.delete
+    for src_folder, (dst_folder, counters) in seen[1].items():
+        earlier = verified.get(src_folder)
+        if counters is None or earlier is None or earlier[0] != dst_folder \
+                or earlier[2] != counters or (strict_needed and not earlier[1]):
+            return False
+    return bool(seen[1])
+
+
 @register
 class MailboxSync(Step):
     kind = "mailbox.sync"
@@ -118,6 +147,8 @@ class MailboxSync(Step):
         for note in result.notes:
             ctx.log(note)
         if not result.to_copy and not result.created_folders:
+            if result.unchanged_folders == result.folders:
+                _observed[_observation_key(ctx, account)] = (time.monotonic(), result.unchanged)
             return []
         # `before` is the target as it was before this step ever copied into it: copies an
         # interrupted apply of this step left (and folders it created) are not counted as
@@ -149,6 +180,8 @@ class MailboxSync(Step):
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
         if not changes:  # "nothing to copy" is a claim about the world too
             account = _account(ctx)
+            if _seen_equal_by_preview(ctx, account):
+                return []
             return self._compare(ctx, account, account.target_user)
         findings = []
         for change in changes:
@@ -161,9 +194,14 @@ class MailboxSync(Step):
 
     @staticmethod
     def _compare(ctx: Context, account: Account, item: str) -> list[Finding]:
+        """Compare both accounts; folders unchanged since an earlier equal comparison (the
+        identity map remembers their counters) are not read again."""
+        identity = IdentityMap.of(ctx.state) if ctx.state is not None else IdentityMap.empty()
         with account.source.open(account.source_user) as left, \
                 account.target.open(account.target_user) as right:
-            result = compare(left, right, _rules(ctx.params), delete=ctx.params.delete)
+            result = compare(left, right, _rules(ctx.params), delete=ctx.params.delete,
+                             known=identity.verified(account.pair))
+        identity.save_verified(account.pair, result.verified, ctx.now().isoformat())
         how = "" if result.method == BY_CONTENT else f" (compared by {result.method})"
         return [Finding(item, d.describe() + how) for d in result.differences]
 

@@ -291,3 +291,30 @@ def test_rollback_and_verify_finish_a_maildir_folder_whose_removal_was_cut_short
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     with target(workspace) as session:
         assert [f.name for f in session.folders()] == [INBOX] and count(session) == 0
+
+
+def _logins(dovecot, user: str) -> int:
+    return dovecot.log_text().count(f"Login: user=<{user}>")
+
+
+def test_an_up_to_date_account_is_verified_from_its_preview_without_logging_in_again(
+        workspace, request):
+    if workspace.connector("mailstores", "linux").connector_kind != "imap":
+        pytest.skip("logins are counted in Dovecot's log")
+    dovecot = request.getfixturevalue("dovecot")
+    step, first = MailboxSync(), context(workspace)
+    [copy] = step.preview(first)
+    step.apply(first, copy)
+    assert step.verify(first, [copy]) == []  # compared message by message, remembered
+    again = Context(workspace, "phase2", "final-sync", first.params, dict(ITEM),
+                    state=workspace.state)
+    assert step.preview(again) == []
+    logins = _logins(dovecot, workspace.target_user)
+    assert step.verify(again, []) == []
+    assert _logins(dovecot, workspace.target_user) == logins
+    with target(workspace) as session:  # the target changes: the next check reads it
+        uid = session.list_messages("Sent")[0].uid
+        session.set_flags("Sent", [uid], frozenset({"$Other"}))
+    assert step.preview(again) == []
+    [finding] = step.verify(again, [])
+    assert "Sent -> Sent: 1 with other flags" in finding.problem

@@ -52,7 +52,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -99,6 +99,10 @@ FETCH_BATCH_COUNT = 250
 #: How much one MULTIAPPEND may carry.
 APPEND_BATCH_BYTES = 1024 * 1024
 APPEND_BATCH_COUNT = 100
+#: ... when messages are streamed (LITERAL+): the server commits each APPEND command as one
+#: transaction, and fewer, larger ones cost it markedly less CPU; memory holds one message.
+STREAM_APPEND_BYTES = 32 * 1024 * 1024
+STREAM_APPEND_COUNT = 2000
 RECONNECT_ATTEMPTS = 6
 TIMEOUT_S = 60.0
 #: How many appended messages of each kind (see `message_kinds`) are read back and compared
@@ -519,12 +523,16 @@ class ImapSession(SessionBase):
 
     def _fetch_all(self, items: list[str], uids: str = "1:*") -> dict[int, dict]:
         """UID FETCH over a UID set string (imapclient's fetch() wants explicit ints)."""
+        return parse_fetch_response(self._fetch_raw(items, uids), False, True)
+
+    def _fetch_raw(self, items: list[str], uids: str = "1:*") -> list[Any]:
+        """The untagged FETCH responses of a UID FETCH, as imaplib read them."""
         imap = self._client._imap
         tag = imap._command("UID", "FETCH", uids, "(" + " ".join(items) + ")")
         typ, data = imap._command_complete("FETCH", tag)
         self._client._checkok("fetch", typ, data)
         typ, data = imap._untagged_response(typ, data, "FETCH")
-        return parse_fetch_response(data, False, True)
+        return data
 
     def folder(self, name: str) -> FolderInfo:
         def status() -> FolderInfo:
@@ -544,7 +552,13 @@ class ImapSession(SessionBase):
             items = ["UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
             if "CONDSTORE" in self.capabilities:
                 items.append("MODSEQ")
-            data = self._fetch_all(items)
+            raw = self._fetch_raw(items)
+            refs = listing_refs(raw)  # the usual shape, without a parser's per-token work
+            if refs is not None:
+                for ref in refs:
+                    self._sizes[(folder, ref.uid)] = ref.size
+                return refs
+            data = parse_fetch_response(raw, False, True)
             refs = []
             for uid, item in data.items():
                 self._sizes[(folder, uid)] = item[b"RFC822.SIZE"]
@@ -581,7 +595,11 @@ class ImapSession(SessionBase):
 
     def _fetch_batch(self, folder: str, batch: list[int]) -> dict[int, bytes]:
         self._select(folder, readonly=True)
-        data = self._fetch_all(["BODY.PEEK[]"], uid_set(batch))
+        raw = self._fetch_raw(["BODY.PEEK[]"], uid_set(batch))
+        bodies = fetched_bodies(raw)
+        if bodies is not None:
+            return bodies
+        data = parse_fetch_response(raw, False, True)
         return {uid: item[b"BODY[]"] for uid, item in data.items() if b"BODY[]" in item}
 
     # --- writing ----------------------------------------------------------------------------
@@ -629,6 +647,10 @@ class ImapSession(SessionBase):
         self._run(rename)
 
     def append(self, folder: str, items: Iterable[NewMessage]) -> list[int]:
+        if self._client is None:
+            self._run(lambda: None)
+        if {"LITERAL+", "MULTIAPPEND"} <= self.capabilities:
+            return self._append_streamed(folder, iter(items))
         uids: list[int] = []
         batch: list[NewMessage] = []
         size = 0
@@ -686,6 +708,48 @@ class ImapSession(SessionBase):
             if len(found) == len(batch):
                 return found
         return self._uids_after_append(folder, len(batch))
+
+    def _append_streamed(self, folder: str, items: Iterator[NewMessage]) -> list[int]:
+        """MULTIAPPEND with LITERAL+, each message sent as soon as `items` yields it (never
+        held with the others): a command carries up to STREAM_APPEND_BYTES, one transaction
+        on the server however large, while memory holds one message. The command stays open
+        while the caller produces the next message; if that fails, the connection is dropped
+        so the server discards the unfinished command (nothing of it is stored)."""
+        uids: list[int] = []
+        message = next(items, None)
+        while message is not None:
+            imap = self._client._imap
+            tag = imap._new_tag()
+            count = size = 0
+            try:
+                imap.send(tag + b" APPEND " + self._client._normalise_folder(self._wire(folder)))
+                while message is not None and (not count or (
+                        size + len(message.content) <= STREAM_APPEND_BYTES
+                        and count < STREAM_APPEND_COUNT)):
+                    imap.send(_append_header(message))
+                    imap.send(message.content)
+                    count += 1
+                    size += len(message.content)
+                    message = next(items, None)
+                imap.send(b"\r\n")
+                typ, data = imap._command_complete("APPEND", tag)
+            except _TRANSIENT as exc:
+                self._drop()
+                raise TransferInterrupted(f"connection lost during APPEND to {folder!r}: "
+                                          f"{exc or type(exc).__name__}") from None
+            except BaseException:
+                self._drop()  # a half-sent command: only a closed connection discards it
+                raise
+            text = b" ".join(d for d in data if isinstance(d, bytes))
+            if typ != "OK":
+                if b"TRYCREATE" in text.upper():
+                    raise NotFound(f"folder {folder!r} does not exist in {self.user}")
+                raise IMAPClientError(f"APPEND failed: {text.decode(errors='replace')}")
+            match = _APPENDUID.search(text)
+            found = _expand_uid_set(match.group(2)) if match else []
+            uids.extend(found if len(found) == count
+                        else self._uids_after_append(folder, count))
+        return uids
 
     def _append_literal_plus(self, folder: str, batch: list[NewMessage]) -> bytes:
         """One (MULTI)APPEND with LITERAL+: each message is sent as its own buffer, never
@@ -822,6 +886,103 @@ def _text(exc: BaseException) -> str:
     text = str(exc)
     match = re.search(r"\[b'(.*)'\]$|b'(.*)'", text)
     return (match.group(1) or match.group(2)) if match else text
+
+
+# --- FETCH responses in their usual shape, read without a general parser ----------------------
+# A copy lists every message of both accounts and reads every body: imapclient's parser works
+# token by token (~80 µs a message). These read the shape servers send for our own requests;
+# anything else (a literal where an atom was expected, an item missing) returns None and the
+# caller falls back to the general parser.
+_UID = re.compile(rb"[( ]UID (\d+)")
+_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
+_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
+_DATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+_MODSEQ = re.compile(rb"MODSEQ \((\d+)\)")
+_MONTHS = {m.encode(): n for n, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_flag_sets: dict[bytes, frozenset[str]] = {}
+_zones: dict[bytes, timezone] = {}
+
+
+def listing_refs(data: list[Any]) -> list[MessageRef] | None:
+    """MessageRefs (UID order) from `UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE
+    [MODSEQ])` responses, or None when one is not in the usual one-line shape."""
+    refs = []
+    for line in data:
+        if line is None:  # imaplib's "no FETCH response at all"
+            continue
+        if not isinstance(line, bytes):
+            return None
+        uid, size, flags, date = (_UID.search(line), _SIZE.search(line), _FLAGS.search(line),
+                                  _DATE.search(line))
+        if not (uid and size and flags and date):
+            return None
+        moment = internaldate(date.group(1))
+        if moment is None:
+            return None
+        modseq = _MODSEQ.search(line)
+        refs.append(MessageRef(int(uid.group(1)), int(size.group(1)),
+                               _flag_set(flags.group(1)), moment,
+                               int(modseq.group(1)) if modseq else 0))
+    refs.sort(key=lambda r: r.uid)
+    return refs
+
+
+def fetched_bodies(data: list[Any]) -> dict[int, bytes] | None:
+    """{uid: content} from `UID FETCH ... (BODY.PEEK[])` responses (`N FETCH (UID u BODY[]
+    {size}` + the literal, then `)`), or None when one is shaped otherwise."""
+    bodies = {}
+    for item in data:
+        if item is None:  # imaplib's "no FETCH response at all" (UIDs expunged meanwhile)
+            continue
+        if isinstance(item, tuple):
+            head, content = item
+            uid = _UID.search(head)
+            if uid is None or not head.endswith(b"}") or b"BODY[]" not in head:
+                return None
+            bodies[int(uid.group(1))] = content
+        elif item != b")":
+            if b"BODY[" in item:  # a body sent another way (quoted, NIL)
+                return None
+            # else an unsolicited update of another item (FLAGS): nothing to read here
+    return bodies
+
+
+def internaldate(text: bytes) -> datetime | None:
+    """`" 2-Jan-2020 03:04:05 -0700"` -> an aware datetime (None when it is not one)."""
+    try:
+        day, month, rest = text.strip().split(b"-", 2)
+        year, clock, zone = rest.split(b" ")
+        hours, minutes, seconds = clock.split(b":")
+        return datetime(int(year), _MONTHS[month], int(day), int(hours), int(minutes),
+                        int(seconds), tzinfo=_zone(zone))
+    except (ValueError, KeyError):
+        return None
+
+
+def _zone(text: bytes) -> timezone:
+    found = _zones.get(text)
+    if found is None:
+        if len(text) != 5 or text[:1] not in b"+-" or not text[1:].isdigit():
+            raise ValueError(text)
+        offset = timedelta(hours=int(text[1:3]), minutes=int(text[3:5]))
+        found = _zones[text] = timezone(-offset if text[:1] == b"-" else offset)
+    return found
+
+
+def _flag_set(text: bytes) -> frozenset[str]:
+    found = _flag_sets.get(text)
+    if found is None:
+        found = _flag_sets[text] = normalise_flags(text.split())
+    return found
+
+
+def _append_header(message: NewMessage) -> bytes:
+    """` (FLAGS) "INTERNALDATE" {SIZE+}` CRLF: what precedes a message in a LITERAL+ APPEND."""
+    flags = b" ".join(f.encode() for f in sorted(message.flags))
+    date = (b' "' + datetime_to_INTERNALDATE(message.internaldate).encode() + b'"'
+            if message.internaldate else b"")
+    return b" (" + flags + b")" + date + b" {%d+}\r\n" % len(message.content)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
