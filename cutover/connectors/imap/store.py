@@ -718,14 +718,22 @@ class ImapSession(SessionBase):
         uids: list[int] = []
         message = next(items, None)
         while message is not None:
+            refusal = self.store.stored_check.failure
+            if refusal:  # another session of this store found the server altering messages
+                raise ServerRewritesMessages(refusal)
             imap = self._client._imap
             tag = imap._new_tag()
             count = size = 0
+            # the few messages read back afterwards (the first of each kind): only these are
+            # kept once sent
+            to_check: list[tuple[int, bytes]] = []
             try:
                 imap.send(tag + b" APPEND " + self._client._normalise_folder(self._wire(folder)))
                 while message is not None and (not count or (
                         size + len(message.content) <= STREAM_APPEND_BYTES
                         and count < STREAM_APPEND_COUNT)):
+                    if self.store.stored_check.wanted(message.content):
+                        to_check.append((count, message.content))
                     imap.send(_append_header(message))
                     imap.send(message.content)
                     count += 1
@@ -747,8 +755,10 @@ class ImapSession(SessionBase):
                 raise IMAPClientError(f"APPEND failed: {text.decode(errors='replace')}")
             match = _APPENDUID.search(text)
             found = _expand_uid_set(match.group(2)) if match else []
-            uids.extend(found if len(found) == count
-                        else self._uids_after_append(folder, count))
+            appended = found if len(found) == count else self._uids_after_append(folder, count)
+            uids.extend(appended)
+            self._compare_stored(folder, {appended[index]: content
+                                          for index, content in to_check})
         return uids
 
     def _append_literal_plus(self, folder: str, batch: list[NewMessage]) -> bytes:
@@ -775,6 +785,10 @@ class ImapSession(SessionBase):
         byte; an altered copy is removed and the copy stops, naming the cause."""
         chosen = {uid: m.content for uid, m in zip(uids, batch, strict=True)
                   if self.store.stored_check.wanted(m.content)}
+        self._compare_stored(folder, chosen)
+
+    def _compare_stored(self, folder: str, chosen: dict[int, bytes]) -> None:
+        """Fetch `chosen` (uid -> what was sent) back and stop the copy if any differs."""
         if not chosen:
             return
         stored = dict(self.fetch(folder, sorted(chosen)))
