@@ -81,7 +81,12 @@ def convert_command(
         output.write_text(conversion.script)
         say(f"wrote {output}")
     if conversion.programs:
-        directory = programs or (output.parent if output else Path.cwd()) / "programs"
+        if programs is None and output is None:
+            say("warning: the script runs programs cutover writes ("
+                + ", ".join(conversion.programs) + "): pass --programs DIR (or -o FILE) to "
+                "write them")
+            return
+        directory = programs or output.parent / "programs"
         for path in write_programs(conversion, directory):
             say(f"wrote {path}")
 

@@ -62,11 +62,6 @@ _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-+])([^}]*))?\}"
 _START_ENV = {"SHELL": "/bin/sh", "SENDMAIL": "/usr/sbin/sendmail", "SENDMAILFLAGS": "-oi",
               "LOCKEXT": ".lock", "ORGMAIL": SYSTEM_MAILBOX, "DEFAULT": SYSTEM_MAILBOX,
               "SHELLMETAS": "&|<>~;?*[", "LINEBUF": "2048"}
-# assignments that change nothing a Sieve script does
-_QUIET = frozenset({"LOGFILE", "LOG", "LOGABSTRACT", "VERBOSE", "COMSAT", "LOCKFILE",
-                    "LOCKTIMEOUT", "LOCKSLEEP", "TIMEOUT", "SUSPEND", "NORESRETRY", "LINEBUF",
-                    "UMASK", "DROPPRIVS", "PATH", "SHELL", "SHELLFLAGS", "SHELLMETAS",
-                    "SENDMAIL", "SENDMAILFLAGS", "LOCKEXT", "DELIVERED", "PROCMAIL_OVERFLOW"})
 # what a delivery agent may put in procmail's environment (Postfix local(8), Exim, Sendmail,
 # procmail itself): a variable the rc never sets may come from there; any other is unset, which
 # procmail reads as empty

@@ -69,6 +69,9 @@ def test_convert_writes_the_part_programs_beside_the_script(tmp_path: Path):
     result = cutover("rules", "convert", str(rc), "-o", str(output), "--programs",
                      str(elsewhere))
     assert (elsewhere / "ingest-bulletin.body").is_file()
+    result = cutover("rules", "convert", str(rc), cwd=tmp_path)
+    assert "pass --programs DIR" in result.stderr
+    assert not (tmp_path / "programs").exists()
 
 
 def test_convert_reports_syntax_errors_with_lines_even_with_allow_partial(tmp_path: Path):
