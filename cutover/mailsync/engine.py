@@ -510,7 +510,7 @@ class MailSync:
         rows = identity.rows(account.pair, name)
         pending = [r for r in rows if r.state == "pending"]
         if record and not pending and _unchanged(record, src_info, dst_info, dst_name):
-            task.result.unchanged_folders += 1
+            _tally(task.result, unchanged_folders=1)
             return
         src_msgs = src.list_messages(name)
         dst_msgs = {m.uid: m for m in dst.list_messages(dst_name)}
@@ -540,7 +540,7 @@ class MailSync:
         new = [m for m in src.list_messages(task.source.name) if m.uid not in done]
         if new:
             task.result.to_copy[task.source.name] = len(new)
-            task.result.to_copy_bytes += sum(m.size for m in new)
+            _tally(task.result, to_copy_bytes=sum(m.size for m in new))
 
     def _rematch(self, task: _FolderTask, src: MailboxSession, dst: MailboxSession,
                  src_info: FolderInfo, dst_info: FolderInfo, record: FolderRecord | None,
@@ -573,7 +573,7 @@ class MailSync:
                     uid, dst_info.uidvalidity, dst_name)
                 row.state = "done"
                 updated.append(row)
-                task.result.rematched += 1
+                _tally(task.result, rematched=1)
         dropped_ids = {id(r) for r in dropped}
         live = [r for r in rows if r.state == "done" and id(r) not in dropped_ids]
         # The source got a new UIDVALIDITY: old UIDs are void, contents still match.
@@ -587,12 +587,12 @@ class MailSync:
                 if uid is not None:
                     row.src_uid, row.src_uidvalidity = uid, src_info.uidvalidity
                     updated.append(row)
-                    task.result.rematched += 1
+                    _tally(task.result, rematched=1)
                     continue
                 row.state = "gone"
                 if self.options.delete and row.dst_uid in dst_msgs:
                     dst.delete(dst_name, [row.dst_uid])
-                    task.result.deleted += 1
+                    _tally(task.result, deleted=1)
         # A copy the target lost is copied again.
         for row in live:
             if row.state == "done" and row.dst_uid not in dst_msgs:
@@ -661,7 +661,7 @@ class MailSync:
                 if found:
                     identity.put(pair, found)
                     adopted.extend(found)
-                    task.result.rematched += len(found)
+                    _tally(task.result, rematched=len(found))
                 if not pending:
                     continue
                 size = sum(len(content) for uid, content in batch if uid in
@@ -688,8 +688,7 @@ class MailSync:
             row.dst_uid, row.state = uid, "done"
         identity.put(pair, rows)
         _crash_point("after-record")
-        task.result.copied += len(rows)
-        task.result.copied_bytes += sent[0]
+        _tally(task.result, copied=len(rows), copied_bytes=sent[0])
         self.progress.copied(task.account.label, len(rows), sent[0])
         return bool(sent[1])
 
@@ -704,13 +703,23 @@ class MailSync:
                 wanted[source.flags].append(row.dst_uid)
         for flags, uids in wanted.items():
             dst.set_flags(task.target_name, uids, flags)
-            task.result.flags_updated += len(uids)
+            _tally(task.result, flags_updated=len(uids))
 
     def _expunge(self, task: _FolderTask, dst: MailboxSession, rows: list[Row]) -> None:
         if rows:
             dst.delete(task.target_name, [r.dst_uid for r in rows])
             self.identity().drop(task.account.pair, rows)
-            task.result.deleted += len(rows)
+            _tally(task.result, deleted=len(rows))
+
+
+_tally_lock = threading.Lock()
+
+
+def _tally(result: AccountResult, **amounts: int) -> None:
+    """Add to an account's counters: several workers count for one account at once."""
+    with _tally_lock:
+        for name, amount in amounts.items():
+            setattr(result, name, getattr(result, name) + amount)
 
 
 def _crash_point(phase: str) -> None:
