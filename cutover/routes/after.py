@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cutover.changes import Change
+from cutover.connectors.tenant_model import AcceptedDomain, MailConnector, TenantRecipient
 from cutover.routes.facts import (
     MAP_ROLES,
     DomainPolicy,
@@ -22,9 +23,11 @@ from cutover.routes.facts import (
     MailFacts,
     PostfixFacts,
     StoreFacts,
+    TenantFacts,
     infer_hosts,
 )
 from cutover.routes.sieve_actions import sieve_actions
+from cutover.routes.trace import twin_tenant
 
 
 @dataclass
@@ -146,6 +149,47 @@ def _spamfilter_domain(facts: MailFacts, change: Change) -> None:
         server.milters = list(change.after.get("milters", []))
 
 
+def _tenant(facts: MailFacts) -> TenantFacts:
+    if facts.tenant is None:  # the twins describe it until a step says more
+        facts.tenant = twin_tenant(facts)
+    return facts.tenant
+
+
+def _exo_accepted_domain(facts: MailFacts, change: Change) -> None:
+    if not change.after:
+        return
+    tenant = _tenant(facts)
+    name = change.after["domain"].lower()
+    known = tenant.accepted_domains.get(name)
+    tenant.accepted_domains[name] = AcceptedDomain(name, change.after["domain_type"],
+                                                   known.default if known else False)
+
+
+def _exo_connector(facts: MailFacts, change: Change) -> None:
+    tenant = _tenant(facts)
+    data = change.after or change.before
+    tenant.connectors = [c for c in tenant.connectors
+                         if (c.name, c.direction) != (data["name"], data["direction"])]
+    if change.after:
+        after = change.after
+        tenant.connectors.append(MailConnector(
+            after["name"], after["direction"], bool(after.get("enabled", True)),
+            tuple(d.lower() for d in after.get("domains") or ()), tuple(after.get("hosts") or ()),
+            after.get("connector_type", "OnPremises")))
+
+
+def _exo_mail_contact(facts: MailFacts, change: Change) -> None:
+    tenant = _tenant(facts)
+    for address in (change.before or {}).get("addresses", []):
+        tenant.recipients.pop(address.lower(), None)
+    if change.after:
+        addresses = tuple(a.lower() for a in change.after["addresses"])
+        for address in addresses:
+            tenant.recipients[address] = TenantRecipient(
+                address, "MailContact", external_address=change.after["external_address"],
+                proxy_addresses=addresses)
+
+
 APPLY: dict[str, Callable[[MailFacts, Change], None]] = {
     "dns.records": _dns_records,
     "postfix.maps": _postfix_maps,
@@ -153,6 +197,9 @@ APPLY: dict[str, Callable[[MailFacts, Change], None]] = {
     "linux.account": _linux_account,
     "cloud.mailbox": _cloud_mailbox,
     "spamfilter.domain": _spamfilter_domain,
+    "exo.accepted_domain": _exo_accepted_domain,
+    "exo.connector": _exo_connector,
+    "exo.mail_contact": _exo_mail_contact,
 }
 
 
