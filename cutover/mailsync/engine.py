@@ -47,7 +47,7 @@ from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row, counters_key
 from cutover.mailsync.locks import target_locks
 
-COPY_BATCH_BYTES = 1024 * 1024  # read from the source at once (and held: one batch ahead)
+COPY_BATCH_BYTES = 512 * 1024  # read from the source at once (and held: one batch ahead)
 COPY_BATCH_COUNT = 100
 #: appended in one APPEND command, one transaction on the target; streamed, so not held
 COPY_TRANSACTION_BYTES = 32 * 1024 * 1024

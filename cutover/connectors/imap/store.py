@@ -94,7 +94,7 @@ from cutover.errors import (
 )
 
 #: How much message content one FETCH may bring back (a message bigger than this comes alone).
-FETCH_BATCH_BYTES = 1024 * 1024
+FETCH_BATCH_BYTES = 512 * 1024  # held in memory per worker (twice: one read ahead)
 FETCH_BATCH_COUNT = 250
 #: How much one MULTIAPPEND may carry.
 APPEND_BATCH_BYTES = 1024 * 1024
