@@ -383,10 +383,27 @@ def tenant_facts(name: str, tenant: TenantRouting) -> TenantFacts:
         source=f"management {name}",
         accepted_domains={d.name.lower(): d for d in tenant.accepted_domains()},
         connectors=list(tenant.connectors()),
-        recipients={r.address.lower(): r for r in tenant.recipients()}
-        | {p.lower(): r for r in tenant.recipients() for p in r.proxy_addresses},
+        recipients=_recipients_by_address(tenant.recipients()),
         automatic_forwarding=tenant.automatic_forwarding_allowed(),
         authoritative_source=True)
+
+
+def _recipients_by_address(recipients: list[TenantRecipient]) -> dict[str, TenantRecipient]:
+    """Every SMTP address of every recipient; a contact's or mail user's external address is
+    where its mail goes, not an address of the tenant."""
+    found: dict[str, TenantRecipient] = {}
+    for recipient in recipients:
+        external = _bare(recipient.external_address)
+        for address in (recipient.address, *recipient.proxy_addresses):
+            address = _bare(address)
+            if address and address != external:
+                found.setdefault(address, recipient)
+    return found
+
+
+def _bare(address: str) -> str:
+    address = address.strip().lower()
+    return address[5:] if address.startswith("smtp:") else address
 
 
 def _read_declared_hosts(workspace: Workspace, facts: MailFacts) -> None:

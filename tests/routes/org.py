@@ -42,7 +42,8 @@ class TenantJson:
 
     def recipients(self) -> list[TenantRecipient]:
         return [TenantRecipient(r["address"], r["type"], r.get("external", ""),
-                                r.get("forward", "")) for r in self._data()["recipients"]]
+                                r.get("forward", ""), tuple(r.get("proxies", ())))
+                for r in self._data()["recipients"]]
 
     def automatic_forwarding_allowed(self) -> bool:
         return self._data().get("auto_forward", True)

@@ -197,3 +197,14 @@ def test_routes_declared_in_cutover_yaml_override_the_guess(tmp_path):
     path = trace(read_facts(Workspace(root)), "alice@example.org")
     assert path.ends.side == "nowhere"
     assert "retired" in path.reason
+
+
+def test_a_contact_listing_its_external_address_among_its_own_sends_mail_there(tmp_path):
+    # Get-Recipient lists a contact's ExternalEmailAddress among its EmailAddresses too
+    contact = {"address": "datarequest@example.org", "type": "MailContact",
+               "external": "SMTP:datarequest@verify.example.org",
+               "proxies": ["smtp:datarequest@example.org",
+                           "SMTP:datarequest@verify.example.org"]}
+    org = Org(mx=CLOUD_MXS, tenant=tenant(recipients=[contact]))
+    path = trace(facts_of(org, tmp_path), "datarequest@example.org")
+    assert path.ends == End("linux", "datarequest@verify.example.org", "linux-mx")
