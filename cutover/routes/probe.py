@@ -225,11 +225,13 @@ def _folders_for(end: End) -> list[str]:
     return [end.folder] if end.folder and end.folder != INBOX else [INBOX]
 
 
-def _wait_for(session: Any, folders: list[str], tag: str, deadline: float
-              ) -> tuple[str, int, bytes] | None:
+def _wait_for(session: Any, folders: list[str], tag: str, deadline: float,
+              gave_up: Any = None) -> tuple[str, int, bytes] | None:
+    """Poll until the canary is there, the deadline passes, or `gave_up()` says the mail
+    system has given up on it (a bounce in the log)."""
     while True:
         found = _find(session, folders, tag)
-        if found is not None or time.monotonic() >= deadline:
+        if found is not None or time.monotonic() >= deadline or (gave_up and gave_up()):
             return found
         time.sleep(POLL_S)  # polling a mailbox for the canary, not a timing assumption
 
@@ -273,7 +275,14 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
                                 f"{path.ends.describe()}" +
                                 (f" ({path.reason})" if path.reason else ""))
             return result
-    with mail_store.open(mailbox) as session:
+    try:
+        opened = mail_store.open(mailbox)
+    except CutoverError as exc:
+        if delivered is not None:
+            _twin_remove(workspace, delivered, tag)
+        result.last_seen = f"cannot open {mailbox} in {store_name} to look for it: {exc}"
+        return result
+    with opened as session:
         if not twin:
             endpoint = _entry_smtp(facts, path)
             if endpoint is None:
@@ -281,7 +290,9 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
                 return result
             queue_id, said = _send(endpoint, sender, address, message, timeout)
             result.last_seen = f"accepted by {endpoint[0]}:{endpoint[1]}: {said}"
-        found = _wait_for(session, folders, tag, started + timeout)
+        bounced = (lambda: "status=bounced" in _last_log_status(workspace, queue_id)) \
+            if queue_id else None
+        found = _wait_for(session, folders, tag, started + timeout, bounced)
         result.seconds = time.monotonic() - started
         if found is None:
             if delivered is not None:
@@ -290,8 +301,9 @@ def probe(workspace: Workspace, facts: MailFacts, address: str, *,
                                     f"through the twins it ends {path.ends.describe()}")
                 return result
             seen = _last_log_status(workspace, queue_id)
+            waited = time.monotonic() - started
             result.last_seen = (f"not in {store_name} {mailbox} {'/'.join(folders)} after "
-                                f"{timeout:g} s; last seen: {seen or result.last_seen}")
+                                f"{waited:.0f} s; last seen: {seen or result.last_seen}")
             return result
         folder, uid, content = found
         result.arrived = True

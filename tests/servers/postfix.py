@@ -143,7 +143,8 @@ milter_default_action = tempfail
 
 
 def postfix_instance(root: Path, lmtp: str, milter: str | None = None,
-                     mailboxes: tuple[str, ...] = ()) -> PostfixInstance:
+                     mailboxes: tuple[str, ...] = (),
+                     transport: dict[str, str] | None = None) -> PostfixInstance:
     """Write and start one instance; the caller stops it."""
     if os.geteuid() != 0:
         pytest.fail("the Postfix lab must run as root (Postfix's master needs it)",
@@ -158,7 +159,9 @@ def postfix_instance(root: Path, lmtp: str, milter: str | None = None,
     (instance.config_dir / "master.cf").write_text(MASTER_CF.format(port=instance.smtp_port))
     sources = {"virtual_mailbox_domains": "".join(f"{d} OK\n" for d in DOMAINS),
                "virtual_mailbox_maps": "".join(f"{m} {m}/\n" for m in mailboxes),
-               "virtual": "# old address -> new address\n", "transport": "# next hops\n",
+               "virtual": "# old address -> new address\n",
+               "transport": "# next hops\n" + "".join(f"{k} {v}\n"
+                                                      for k, v in (transport or {}).items()),
                "relay_domains": "# none\n"}
     for name, text in sources.items():
         (instance.maps_dir / name).write_text(text)
@@ -204,6 +207,8 @@ class MailLab:
 
 LAB_MAILBOXES = ("datarequest@verify.example.org", "datarequest@example.org",
                  "bulletin@verify.example.org", "station-log@verify.example.org")
+#: a mailbox whose transport leads to a port where nothing listens: Postfix defers its mail
+GHOST_MAILBOX = "ghost@verify.example.org"
 
 
 def _lab_dovecot(root: Path, quarantine: Path) -> DovecotServer:
@@ -232,6 +237,7 @@ def lab_workspace(lab_root: Path, instance: PostfixInstance, rspamd: RspamdServe
         "providers": {"dns": {"kind": "zonefile", "path": "zones/"}},
         "postfix": {"linux-mx": {
             "kind": "postfix-maps", "path": str(instance.maps_dir), "postmap": True,
+            "reload": True,  # `postfix -c DIR reload` after each edit, as on a real host
             "config_directory": str(instance.config_dir), "smtp":
             f"127.0.0.1:{instance.smtp_port}", "maillog": str(instance.maillog)}},
         "spamfilter": {"linux-mx": {
@@ -256,10 +262,11 @@ def mail_lab(rspamd: RspamdServer):
     dovecot = _lab_dovecot(root / "dovecot", quarantine)
     instance = None
     try:
-        for mailbox in LAB_MAILBOXES:
+        for mailbox in (*LAB_MAILBOXES, GHOST_MAILBOX):
             dovecot.add_user(mailbox)
         instance = postfix_instance(root / "postfix", f"lmtp:inet:127.0.0.1:{dovecot.lmtp_port}",
-                                    rspamd.milter, LAB_MAILBOXES)
+                                    rspamd.milter, (*LAB_MAILBOXES, GHOST_MAILBOX),
+                                    {GHOST_MAILBOX: f"smtp:[127.0.0.1]:{free_port()}"})
         workspace = lab_workspace(root, instance, rspamd, dovecot, quarantine)
         previous = os.environ.get("CUTOVER_LAB_IMAP_PASSWORD")
         os.environ["CUTOVER_LAB_IMAP_PASSWORD"] = PASSWORD

@@ -282,11 +282,14 @@ def test_plan_run_then_rollback_restores_maps_byte_for_byte(workspace, capsys):
     assert read(workspace, "transport") == TRANSPORT.encode()
 
 
-def test_plan_naming_an_unknown_server_exits_2_with_one_line(workspace, capsys):
+def test_plan_naming_an_unknown_server_exits_2_naming_each_step_s_line(workspace, capsys):
     (workspace.root / "plans").mkdir()
     (workspace.root / "plans" / "bad.yaml").write_text(PLAN.replace("linux-mx", "mx9"))
     code, err = cutover(capsys, workspace, "run", "plans/bad.yaml", "--yes")
-    assert (code, err) == (2, "error: cutover.yaml has no postfix.mx9 (configured: linux-mx)\n")
+    plan = workspace.root / "plans" / "bad.yaml"
+    missing = "server: cutover.yaml has no postfix.mx9 (configured: linux-mx)"
+    assert (code, err.splitlines()) == (2, [f"error: {plan}:3: step filter-hop: {missing}",
+                                            f"error: {plan}:10: step alias: {missing}"])
     assert read(workspace, "transport") == TRANSPORT.encode()
 
 
