@@ -352,6 +352,15 @@ STEP_CONNECTORS: dict[str, dict[str, str]] = {
     "postfix.maps": {"server": "postfix"},
     "rules.replace": {"sieve": "sieve", "mailstore": "mailstores"},
     "sieve.redirect": {"sieve": "sieve"},
+    "hybrid.preflight": {"tenant": "management", "onprem": "management"},
+    "cloud.migration_batch": {"tenant": "management", "onprem": "management",
+                              "mailstore": "mailstores"},
+    "exo.accepted_domain": {"tenant": "management", "onprem": "management"},
+    "exo.auto_forwarding": {"tenant": "management"},
+    "exo.connector": {"tenant": "management"},
+    "exo.mail_contact": {"tenant": "management", "accounts": "accounts"},
+    "spamfilter.domain": {"spamfilter": "spamfilter", "server": "postfix"},
+    "route.probe": {},  # the route's own hops name what it sends through
 }
 
 

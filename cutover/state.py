@@ -221,9 +221,11 @@ class State:
         state.migrate(STATE_MIGRATIONS)  # in memory only: an older file still reads
         return state
 
-    def migrate(self, migrations: Migrations) -> None:
+    def migrate(self, migrations: Migrations, db: sqlite_utils.Database | None = None) -> None:
+        """Apply `migrations` to this state (through `db`, a connection of `shared_connection`,
+        when the caller is not on the thread that opened it)."""
         try:
-            migrations.apply(self.db)
+            migrations.apply(db if db is not None else self.db)
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc):
                 raise StateUnusable(f"cannot write the state database at {self.path}") from None

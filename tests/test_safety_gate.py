@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -63,7 +64,22 @@ def workspace(applied_phase1: Path, tmp_path: Path) -> Path:
     for path in root.rglob("*"):  # absolute paths written by the sample point at the template
         if path.is_file() and path.name in ("users", "cutover.yaml"):
             path.write_text(path.read_text().replace(str(applied_phase1), str(root)))
+    moved_state(root / "state" / "cutover.db", str(applied_phase1), str(root))
     return root
+
+
+def moved_state(db: Path, old: str, new: str) -> None:
+    """The copy engine records each pair of mailboxes by its stores' absolute paths: point
+    them at the copy, as if the phase had run there."""
+    conn = sqlite3.connect(db)
+    with conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
+                                     " AND name NOT LIKE 'sqlite_%'").fetchall():
+            for column in conn.execute(f"PRAGMA table_info('{table}')").fetchall():
+                if column[2].upper() in ("TEXT", ""):
+                    conn.execute(f'UPDATE "{table}" SET "{column[1]}" = '
+                                 f'replace("{column[1]}", ?, ?)', (old, new))
+    conn.close()
 
 
 def edit_forwarding(root: Path) -> str:
@@ -163,7 +179,13 @@ def test_apply_refuses_an_item_changed_since_the_preview(workspace):
     assert json.loads(path.read_text())[last]["forwarding_smtp_address"] == "smtp:x@example.net"
 
 
-@pytest.mark.parametrize("kind", sorted(iter_kinds()))
+def shipped_kinds() -> list[str]:
+    """The kinds cutover ships (tests register kinds of their own in the same registry)."""
+    return sorted(kind for kind in iter_kinds()
+                  if STEP_KINDS[kind].__module__.startswith("cutover."))
+
+
+@pytest.mark.parametrize("kind", shipped_kinds())
 def test_every_kind_answers_the_gate(kind):
     """A kind either tells the gate how to observe its items, or says why it has nothing to
     observe; none checks safety on its own behind the gate's back."""

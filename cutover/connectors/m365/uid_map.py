@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from cutover.state import State
@@ -32,11 +33,12 @@ class UidMap:
     """Graph ids <-> (UIDVALIDITY, UID), persisted in the workspace state DB."""
 
     def __init__(self, state: State, mailbox: str):
-        state.migrate(GRAPH_MIGRATIONS)
         # The sync engine's session pool hands a session from thread to thread (one at a
-        # time), so this connection must not be tied to the thread that opened it.
+        # time), and may open it outside the runner's thread: neither this connection nor the
+        # migration may use the runner's thread-bound one.
         self.conn: sqlite3.Connection = state.shared_connection()
         self._owned = self.conn is not state.db.conn
+        state.migrate(GRAPH_MIGRATIONS, sqlite_utils.Database(self.conn))
         self.mailbox = mailbox.lower()
 
     def close(self) -> None:
