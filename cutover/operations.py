@@ -294,15 +294,19 @@ def demo(target: Path, output: Output | None = None) -> dict[str, Any]:
     from collections import Counter
 
     from cutover.inventory.store import latest_recipients
+    from cutover.routes.story import route_snapshot
+    from cutover.sample.org import DEMO_TRACED
     from cutover.sample.writer import PLAN_NAMES, write_sample
 
     write_sample(target)
     workspace = Workspace(target)
+    routes_before = route_snapshot(workspace, list(DEMO_TRACED))
     runs = []
     for name in PLAN_NAMES:
         result = run(workspace, f"plans/{name}", RunOptions(yes=True), output)
         runs.append({"plan": result.plan, "applied": len(result.done),
                      "already_done": len(result.skipped)})
+    routes_after = route_snapshot(Workspace(target), list(DEMO_TRACED))  # a fresh read
     state = State.open_snapshot(workspace.state_path)
     recipients = latest_recipients(state)
     moves = Counter((str(r.get("class")), str(r.get("destination"))) for r in recipients)
@@ -325,6 +329,7 @@ def demo(target: Path, output: Output | None = None) -> dict[str, Any]:
                    "changes_applied": changed.get((row["plan"], row["step_id"]), 0)}
                   for row in state.steps()],
         "reports": written,
+        "routes": {"before": routes_before, "after": routes_after},  # address -> Trace
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,8 +71,17 @@ def test_init_refuses_an_existing_workspace(sample):
 def test_demo_runs_both_phases_clean_under_warnings_as_errors(tmp_path):
     target = tmp_path / "demo"
     result = subprocess.run([sys.executable, "-W", "error", "-m", "cutover", "demo",
-                             str(target)], capture_output=True, text=True)
+                             str(target)], capture_output=True, text=True,
+                            env={**os.environ, "COLUMNS": "400"})  # one line a row
     assert result.returncode == 0, result.stderr[-3000:]
+    routes = result.stdout.split("Where mail goes, before and after", 1)[1]
+    [verification] = [line for line in routes.splitlines() if "│ datarequest@" in line]
+    [person] = [line for line in routes.splitlines() if "│ amira.haddad@" in line]
+    # a verification address moves from Exchange to the Linux side, a person's to the cloud
+    assert "ends onprem: datarequest@example.org" in verification
+    assert "ends linux: datarequest@verify.example.org" in verification
+    assert "ends onprem: amira.haddad@example.org" in person
+    assert "ends cloud: amira.haddad@example.org (Exchange Online)" in person
     passwords = [line.split(": ", 1)[1] for path in (target / "credentials").iterdir()
                  for line in path.read_text().splitlines() if line.startswith("password: ")]
     assert len(passwords) == 13  # one per verification account, handed to the operator

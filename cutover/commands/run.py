@@ -301,7 +301,7 @@ def _print_mailbox_locations(locations: list[dict[str, Any]]) -> None:
 
 
 def _print_demo_summary(summary: dict[str, Any]) -> None:
-    from cutover.commands.routes import domains_table
+    from cutover.commands.routes import before_after_table, domains_table
     from cutover.routes.domains import compute_routing
     from cutover.workspace import Workspace
 
@@ -324,6 +324,7 @@ def _print_demo_summary(summary: dict[str, Any]) -> None:
     routing = compute_routing(Workspace(summary["workspace"]))
     console.print(domains_table(routing))
     console.print(f"{len(routing.forwards)} forwarded addresses (cutover routes lists them)")
+    console.print(before_after_table(summary["routes"]["before"], summary["routes"]["after"]))
     console.print(f"\ninventory report: {summary['reports'][0]}")
     console.print(f"workspace: {summary['workspace']}\n"
                   f"next: cutover --workspace {summary['workspace']} status | log | routes")

@@ -75,6 +75,11 @@ class SampleRecipient:
         return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
+#: the addresses whose route `cutover demo` shows before and after the migration: one
+#: verification address (its old name) and one person's
+DEMO_TRACED = (f"datarequest@{OLD_DOMAIN}", f"amira.haddad@{OLD_DOMAIN}")
+
+
 def _person_local(name: str) -> str:
     import unicodedata
 
