@@ -254,6 +254,61 @@ def confined(command: list[str], sandbox: Path) -> list[str]:
     return [*prefix, "/bin/sh", "-c", _CONFINE, "confine", str(sandbox), *command]
 
 
+class ConfinedArea:
+    """One confined mount namespace for many procmail runs: `root` is the only place they can
+    write. Making every mount read-only costs dozens of processes, so a verify of hundreds of
+    messages builds the namespace once and enters it (`nsenter`) for each run. Where that is
+    not possible (no root, no nsenter), each run is confined on its own as before."""
+
+    def __init__(self) -> None:
+        self._temp = tempfile.TemporaryDirectory(prefix="cutover-procmail-")
+        self.root = Path(self._temp.name)
+        self._holder: subprocess.Popen[bytes] | None = None
+        prefix, nsenter = _confinement(), shutil.which("nsenter")
+        if prefix is None or nsenter is None or os.geteuid() != 0:
+            return
+        holder = subprocess.Popen(
+            [*prefix, "/bin/sh", "-c", _CONFINE, "confine", str(self.root), "/bin/sh", "-c",
+             "echo ready; exec cat >/dev/null"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        assert holder.stdout is not None
+        if holder.stdout.readline().strip() == b"ready":
+            self._holder = holder
+            self._nsenter = nsenter
+        else:
+            _stop(holder)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the runs share one namespace (else each is confined on its own)."""
+        return self._holder is not None
+
+    def command(self, command: list[str], sandbox: Path, cwd: Path) -> list[str]:
+        """`command` confined to `sandbox` (a directory under `root`), run in `cwd`."""
+        if self._holder is None:
+            return confined(command, sandbox)
+        return [self._nsenter, f"--mount=/proc/{self._holder.pid}/ns/mnt", f"--wd={cwd}", "--",
+                *command]
+
+    def __enter__(self) -> ConfinedArea:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._holder is not None:
+            _stop(self._holder)
+        self._temp.cleanup()
+
+
+def _stop(holder: subprocess.Popen[bytes]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.close()  # its `cat` sees end-of-file: the namespace's last process exits
+    try:
+        holder.wait(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        holder.kill()
+        holder.wait()
+
+
 # --- procmail --------------------------------------------------------------------------------
 
 def _walk(nodes: list[Node]) -> Iterator[Node]:
@@ -396,10 +451,13 @@ class ProcmailSandbox:
     that would leave it."""
 
     conversion: Conversion
+    area: ConfinedArea | None = None
 
     def run(self, message: bytes, sender: str) -> Outcome:
         procmail = require_tool("procmail", "procmail")
-        with tempfile.TemporaryDirectory(prefix="cutover-procmail-") as temp:
+        area = self.area
+        with tempfile.TemporaryDirectory(prefix="cutover-procmail-",
+                                         dir=area.root if area else None) as temp:
             sandbox = Path(temp)
             fs = sandbox / "fs"
             stubs = Stubs(sandbox / "stubs", sandbox / "records")
@@ -414,8 +472,9 @@ class ProcmailSandbox:
                        "COMSAT=no", f"SENDMAIL={stubs.path('sendmail')}",
                        f"DEFAULT={system_mailbox}", f"ORGMAIL={system_mailbox}",
                        f"LOGFILE={sandbox / 'procmail.log'}", str(rc)]
-            returncode, stderr = run_to_completion(confined(command, sandbox), message,
-                                                   environment, home)
+            command = area.command(command, sandbox, home) if area else \
+                confined(command, sandbox)
+            returncode, stderr = run_to_completion(command, message, environment, home)
             if returncode is None:
                 return Outcome(frozenset(), "procmail timed out")
             if returncode == _CONFINED_EXIT and _confinement() is not None:
@@ -681,9 +740,10 @@ def parse_sieve_test(output: str) -> Outcome:
 def verify(conversion: Conversion, messages: list[Path], script: str | None = None) -> Report:
     """Run every message through procmail (the rc files the conversion read) and the Sieve
     script (default: the converted one); one Case per message."""
-    sandbox = ProcmailSandbox(conversion)
     report = Report()
-    with SieveTester(conversion.script if script is None else script) as sieve:
+    with SieveTester(conversion.script if script is None else script) as sieve, \
+            ConfinedArea() as area:
+        sandbox = ProcmailSandbox(conversion, area)
         for path in messages:
             # an MTA hands procmail LF line ends; mail fetched over IMAP or EWS has CRLF, and
             # procmail would not even find the blank line ending the header in it

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -36,7 +37,7 @@ from cutover.errors import NotFound, UnsafeChange, UsageError
 from cutover.files import atomic_write
 from cutover.item_template import expand
 from cutover.rules.convert import Conversion, convert
-from cutover.rules.differential import Report, ToolMissing, message_files, require_tool, verify
+from cutover.rules.differential import ToolMissing, message_files, require_tool, verify
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 ASIDE_SUFFIX = ".replaced-by-sieve"
@@ -142,13 +143,12 @@ class RulesReplace(Step):
         missing = _missing_tool(ctx)
         if missing:
             ctx.log(f"{account.address}: {missing}; deploying without the differential proof")
-        report = _compare(ctx, files, rc_key, conversion.script)
+        proof = _agreement(ctx, files, rc_key, conversion.script)
         disagreement = None
-        if report is not None and report.disagreements:
-            first = report.disagreements[0]
-            disagreement = (f"{account.address}: {report.summary()}; e.g. {first.message}: "
-                            f"procmail {first.procmail.describe()}, sieve "
-                            f"{first.sieve.describe()}")
+        if proof is not None and proof["disagreements"]:
+            first = proof["disagreements"][0]
+            disagreement = (f"{account.address}: {proof['summary']}; e.g. {first['message']}: "
+                            f"procmail {first['procmail']}, sieve {first['sieve']}")
         common = {"account": account.address, "script_name": account.script,
                   "procmailrc": account.rc_relative, "rc_key": rc_key,
                   "maildir_root": conversion.maildir_root, "procmail_files": files}
@@ -158,6 +158,8 @@ class RulesReplace(Step):
                  "procmail_enabled": False}
         if disagreement:  # the runner's safety gate refuses it unless --force
             after["disagreement"] = disagreement
+        if proof is not None:  # verify reuses it while script and sample are unchanged
+            after["proof"] = proof
         digest = hashlib.sha256(conversion.script.encode()).hexdigest()[:12]
         return [Change(account.address, "update" if active or existing else "create", before,
                        after, f"{account.address}: activate Sieve script {account.script} "
@@ -277,13 +279,14 @@ def _check_agreement(ctx: Context, state: dict[str, Any], deployed: str) -> list
     if missing:
         return [Finding(state["account"], f"{missing}: procmail and Sieve were not compared",
                         "warning")]
-    report = _compare(ctx, state["procmail_files"], state["rc_key"], deployed)
-    if report is None:
+    proof = _agreement(ctx, state["procmail_files"], state["rc_key"], deployed,
+                       proven=state.get("proof"))
+    if proof is None:
         return [Finding(state["account"], "no sample messages: procmail and Sieve were not "
                                           "compared", "warning")]
-    return [Finding(state["account"], f"{case.message}: procmail {case.procmail.describe()}, "
-                                      f"sieve {case.sieve.describe()}")
-            for case in report.disagreements]
+    return [Finding(state["account"], f"{case['message']}: procmail {case['procmail']}, "
+                                      f"sieve {case['sieve']}")
+            for case in proof["disagreements"]]
 
 
 def _missing_tool(ctx: Context) -> str | None:
@@ -299,22 +302,38 @@ def _missing_tool(ctx: Context) -> str | None:
     return None
 
 
-def _compare(ctx: Context, files: dict[str, Any], rc_key: str, script: str) -> Report | None:
+def _agreement(ctx: Context, files: dict[str, Any], rc_key: str, script: str,
+               proven: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """Real procmail (fed the recorded procmail files, in a scratch HOME) against sieve-test
-    running `script`, over the sample; None when there is no sample or, when allowed, no
-    tools to compare with."""
+    running `script`, over the sample: the summary and the disagreements, keyed by a digest of
+    everything compared. None when there is no sample or, when allowed, no tools to compare
+    with. Both programs are deterministic, so `proven` (an earlier result for the same digest:
+    the preview's, kept in the checkpoint) is the answer without running them again."""
     if _missing_tool(ctx):
         return None
     with tempfile.TemporaryDirectory(prefix="cutover-rules-") as temp:
         messages = _sample(ctx, Path(temp) / "sample")
         if not messages:
             return None
+        digest = _inputs_digest(files, rc_key, script, messages)
+        if proven is not None and proven.get("inputs_sha256") == digest:
+            return proven
         home = Path(temp) / "home"
         for relative, entry in files.items():
             (home / relative).parent.mkdir(parents=True, exist_ok=True)
             (home / relative).write_bytes(_decode(entry))
         conversion = convert(home / rc_key, home, ctx.params.maildir_root)
-        return verify(conversion, messages, script)
+        report = verify(conversion, messages, script)
+        return {"inputs_sha256": digest, "summary": report.summary(),
+                "disagreements": [case.to_json() for case in report.disagreements]}
+
+
+def _inputs_digest(files: dict[str, Any], rc_key: str, script: str, messages: list[Path]
+                   ) -> str:
+    digest = hashlib.sha256(json.dumps([files, rc_key, script], sort_keys=True).encode())
+    for path in messages:
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _sample(ctx: Context, directory: Path) -> list[Path]:

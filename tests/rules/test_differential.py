@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from cutover.rules.convert import convert
-from cutover.rules.differential import _confinement, run_to_completion, sieve_sandbox, verify
+from cutover.rules.differential import (
+    ConfinedArea,
+    _confinement,
+    run_to_completion,
+    sieve_sandbox,
+    verify,
+)
 
 MESSAGE = """Return-Path: <owner-crypto@lists.example.net>
 From: Alice <alice@example.net>
@@ -95,6 +101,25 @@ def test_what_the_rewriting_misses_fails_read_only(tmp_path: Path, outside: Path
     report = verify(convert(rc, allow_partial=True), messages(tmp_path / "msgs", "one"))
     assert not Path(f"{outside}-dotdot").exists()
     assert report.cases[0].procmail.describe() == "folder:INBOX"  # the write failed: DEFAULT
+
+
+def test_one_namespace_serves_every_run_and_confines_each(tmp_path: Path, outside: Path):
+    """The verifier builds the read-only namespace once per verify and enters it per message:
+    a run still writes inside the area and nowhere else."""
+    if _confinement() is None or os.geteuid() != 0:
+        pytest.skip("a shared namespace needs root and unshare")
+    with ConfinedArea() as area:
+        assert area.shared
+        for number in range(3):
+            sandbox = area.root / f"run-{number}"
+            sandbox.mkdir()
+            script = f"touch {sandbox}/inside; touch {outside}-{number}"
+            status, _ = run_to_completion(area.command(["/bin/sh", "-c", script], sandbox,
+                                                       sandbox), b"", {"PATH": "/usr/bin:/bin"},
+                                          sandbox)
+            assert status != 0  # the write outside failed
+            assert (sandbox / "inside").exists()
+            assert not Path(f"{outside}-{number}").exists()
 
 
 def test_absolute_maildir_is_rebased_and_agrees_with_sieve(tmp_path: Path, outside: Path):

@@ -134,6 +134,23 @@ def test_verify_reports_a_script_changed_behind_its_back(workspace: Workspace):
     assert any(problem.startswith("01-ims-request.eml: procmail") for problem in problems)
 
 
+def test_verify_reuses_the_preview_s_proof_only_while_script_and_sample_are_unchanged(
+        workspace: Workspace):
+    rc_path(workspace).write_text("MAILDIR=$HOME/Maildir\n:0\n* ^Subject:.*DATA_REQUEST\n"
+                                  "Stations/AKS01\n")
+    ctx = context(workspace)
+    [change] = RulesReplace().preview(ctx)
+    assert change.after["proof"]["disagreements"] == []
+    RulesReplace().apply(ctx, change)
+    assert RulesReplace().verify(ctx, [change]) == []
+    # a message that arrived since the preview is compared for real, and disagrees
+    (workspace.root / "samples" / ITEM["address"] / "99-folded.eml").write_text(
+        "From: a@example.net\nSubject: =?utf-8?Q?DATA=5FREQUEST?=\n\nbody\n")
+    [finding] = RulesReplace().verify(ctx, [change])
+    assert finding.problem == ("99-folded.eml: procmail folder:INBOX, sieve "
+                               "folder:Stations/AKS01")
+
+
 def test_verify_without_sample_messages_warns(workspace: Workspace):
     ctx = context(workspace, messages="samples/none/")
     [change] = RulesReplace().preview(ctx)
