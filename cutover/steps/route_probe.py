@@ -29,7 +29,7 @@ from pydantic import field_validator
 from cutover.errors import UsageError
 from cutover.item_template import expand
 from cutover.routes.check import check, mx_findings, trace_findings
-from cutover.routes.facts import read_facts
+from cutover.routes.facts import MailFacts, read_facts
 from cutover.routes.probe import DEFAULT_TIMEOUT_S, ProbeFailed, probe
 from cutover.routes.trace import End, domain_of, trace
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
@@ -64,6 +64,24 @@ class RouteProbeParams(Params):
         if value <= 0:
             raise ValueError("timeout must be more than 0 seconds")
         return value
+
+
+#: the routing facts of the step being run: (workspace, state, step id, facts)
+_read_for: list[tuple[Any, Any, str, MailFacts]] = []
+
+
+def _facts(ctx: Context) -> MailFacts:
+    """The workspace's routing facts, read once per run of this step: a probe sends mail and
+    changes no routing, so its items need not read every zone, map and script again. (The
+    workspace and state are kept with the facts, so their ids cannot be reused meanwhile.)"""
+    if ctx.state is None:  # not run by the runner: nothing says which run this is
+        return read_facts(ctx.workspace)
+    for workspace, state, step_id, facts in _read_for:
+        if workspace is ctx.workspace and state is ctx.state and step_id == ctx.step_id:
+            return facts
+    facts = read_facts(ctx.workspace)
+    _read_for[:] = [(ctx.workspace, ctx.state, ctx.step_id, facts)]
+    return facts
 
 
 def expected_end(text: str | None) -> End | None:
@@ -107,7 +125,7 @@ class RouteProbe(Step):
 
     def apply(self, ctx: Context, change: Change) -> None:
         after = change.after
-        facts = read_facts(ctx.workspace)
+        facts = _facts(ctx)
         result = probe(ctx.workspace, facts, after["address"], timeout=ctx.params.timeout,
                        expect=expected_end(after["expect"]))
         if not result.arrived:
@@ -115,7 +133,7 @@ class RouteProbe(Step):
         ctx.log(result.describe())
 
     def verify(self, ctx: Context, changes: list[Change]) -> list[Finding]:
-        facts = read_facts(ctx.workspace)
+        facts = _facts(ctx)
         findings: list[Finding] = []
         addresses = []
         for change in changes:

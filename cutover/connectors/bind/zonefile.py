@@ -15,6 +15,7 @@ exclusive lock, so a file edited since the preview raises WorldChanged and is le
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,25 +92,29 @@ class ZoneFile:
 
     # --- reading -------------------------------------------------------------------------
     def _load(self, zone: str) -> dns.zone.Zone:
+        return _load_file(self.file_for(zone), zone)
+
+    def _read(self, zone: str) -> dns.zone.Zone:
+        """The zone for reading only: parsed once while the file stays the same (an edit
+        replaces the file: a new inode and mtime). Routing checks read each zone per address."""
         path = self.file_for(zone)
         try:
-            return dns.zone.from_file(str(path), origin=zone_origin(zone), relativize=True)
-        except dns.exception.DNSException as exc:
-            raise UsageError(f"{path}: not a valid zone file: {exc}") from None
-        except OSError as exc:
-            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+            info = path.stat()
+        except OSError:
+            return self._load(zone)  # let the load say what is wrong
+        return _parsed(zone, path, info.st_ino, info.st_mtime_ns, info.st_size)
 
     def read_zone(self, zone: str) -> dict[tuple[str, str], RRset]:
-        return _rrsets(zone, self._load(zone))
+        return _rrsets(zone, self._read(zone))
 
     def read_rrset(self, zone: str, name: str, rdtype: str) -> RRset | None:
-        return _rrset(zone, self._load(zone), name, rdtype)
+        return _rrset(zone, self._read(zone), name, rdtype)
 
     def views(self, zone: str, name: str, rdtype: str) -> dict[str, View]:
         return {str(self.file_for(zone)): self.read_rrset(zone, name, rdtype)}
 
     def serial(self, zone: str) -> int:
-        return _soa_serial(self._load(zone))
+        return _soa_serial(self._read(zone))
 
     def serials(self, zone: str) -> dict[str, int | ServerError]:
         return {str(self.file_for(zone)): self.serial(zone)}
@@ -124,6 +129,21 @@ class ZoneFile:
                 if not same_rrset(current, edit.before):
                     raise WorldChanged(changed_message(zone, edit, current, str(path)))
             _write(path, _edited_text(zone, path, loaded, edits))
+
+
+def _load_file(path: Path, zone: str) -> dns.zone.Zone:
+    try:
+        return dns.zone.from_file(str(path), origin=zone_origin(zone), relativize=True)
+    except dns.exception.DNSException as exc:
+        raise UsageError(f"{path}: not a valid zone file: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(zone: str, path: Path, inode: int, mtime_ns: int, size: int) -> dns.zone.Zone:
+    """One parse per (zone file, version of it); never edited (update() loads its own)."""
+    return _load_file(path, zone)
 
 
 def _edited_text(zone: str, path: Path, loaded: dns.zone.Zone, edits: list[Edit]) -> str:
