@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.workspace_fingerprint import fingerprint
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_STEPS = [(name, step.id) for name in PLAN_NAMES
                 for step in load_plan(REPO / "plans" / name).ordered()]
+LAST_STEP = {name: step for name, step in SAMPLE_STEPS}  # the last one of each plan wins
 
 
 def cutover(workspace: Path, *args: str, crash_at: str | None = None
@@ -32,32 +34,49 @@ def cutover(workspace: Path, *args: str, crash_at: str | None = None
                           capture_output=True, text=True, env=env)
 
 
+@dataclass
+class Baselines:
+    """Where each case runs (one directory per test worker, so the absolute paths the state
+    and the sample's files hold stay true), the workspace as it stood before each step of
+    each plan, and the fingerprint an uninterrupted run of each plan leaves."""
+
+    workspace: Path
+    before_step: dict[tuple[str, str], Path]
+    uninterrupted: dict[str, dict]
+
+    def restore(self, plan: str, step: str) -> Path:
+        if self.workspace.exists():
+            shutil.rmtree(self.workspace)
+        shutil.copytree(self.before_step[(plan, step)], self.workspace, symlinks=True)
+        return self.workspace
+
+
 @pytest.fixture(scope="module")
-def baselines(tmp_path_factory) -> dict[str, tuple[Path, dict, Path]]:
-    """Per plan: the workspace as it stands before the plan runs, and the fingerprint an
-    uninterrupted run of the plan leaves."""
-    root = tmp_path_factory.mktemp("baselines")
-    current = root / "start"
-    write_sample(current)
-    result: dict[str, tuple[Path, dict, Path]] = {}
-    for name in PLAN_NAMES:
-        before = root / f"before-{name}"
-        shutil.copytree(current, before)
-        ran = cutover(current, "run", f"plans/{name}", "--yes")
+def baselines(tmp_path_factory) -> Baselines:
+    """Run each plan a step at a time (`run --until`), keeping a copy of the workspace before
+    each step: a case then starts where its step starts, instead of running the whole plan
+    up to it again."""
+    root = tmp_path_factory.mktemp("crash")
+    workspace = root / "agency"
+    write_sample(workspace)
+    baselines = Baselines(workspace, {}, {})
+    for name, step in SAMPLE_STEPS:
+        snapshot = root / "before" / name / step
+        shutil.copytree(workspace, snapshot, symlinks=True)
+        baselines.before_step[(name, step)] = snapshot
+        ran = cutover(workspace, "run", f"plans/{name}", "--until", step, "--yes")
         assert ran.returncode == 0, ran.stderr
-        result[name] = (before, fingerprint(current), current)
-    return result
+        if step == LAST_STEP[name]:
+            baselines.uninterrupted[name] = fingerprint(workspace)
+    return baselines
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)
 @pytest.mark.parametrize("plan, step", SAMPLE_STEPS)
-def test_crash_then_resume_ends_as_an_uninterrupted_run(baselines, tmp_path, plan, step, point):
-    before, uninterrupted, origin = baselines[plan]
-    workspace = tmp_path / "agency"
-    shutil.copytree(before, workspace)
+def test_crash_then_resume_ends_as_an_uninterrupted_run(baselines, plan, step, point):
+    workspace = baselines.restore(plan, step)
     crashed = cutover(workspace, "run", f"plans/{plan}", "--yes", crash_at=f"{step}:{point}")
     assert crashed.returncode == 137, f"{step}:{point} was never reached: {crashed.stderr}"
     resumed = cutover(workspace, "resume", "--yes")
     assert resumed.returncode == 0, resumed.stderr
-    # a workspace copied after phase 1 keeps absolute paths of the original (mail homes)
-    assert fingerprint(workspace, copied_from=(origin,)) == uninterrupted
+    assert fingerprint(workspace) == baselines.uninterrupted[plan]

@@ -4,6 +4,7 @@ byte, zone files record for record, Maildirs message for message."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,30 @@ def runner(root: Path, plan_name: str) -> Runner:
                   load_plan(root / "plans" / plan_name))
 
 
+@pytest.fixture(scope="module")
+def before_plan(tmp_path_factory) -> Callable[[str], Path]:
+    """The workspace as each plan finds it (the earlier plans done), restored into one
+    directory per test worker, so that the absolute paths the state holds stay true."""
+    root = tmp_path_factory.mktemp("rollback")
+    workspace = root / "agency"
+    write_sample(workspace)
+    snapshots = {}
+    for name in PLAN_NAMES:
+        snapshots[name] = root / "before" / name
+        shutil.copytree(workspace, snapshots[name], symlinks=True)
+        runner(workspace, name).run(RunOptions(yes=True))
+
+    def restore(plan: str) -> Path:
+        shutil.rmtree(workspace)
+        shutil.copytree(snapshots[plan], workspace, symlinks=True)
+        return workspace
+
+    return restore
+
+
 @pytest.mark.parametrize("plan, step", SAMPLE_STEPS)
-def test_rollback_restores_what_the_step_changed(pristine, tmp_path, plan, step):
-    root = tmp_path / "agency"
-    shutil.copytree(pristine, root)
-    for earlier in PLAN_NAMES[:PLAN_NAMES.index(plan)]:
-        runner(root, earlier).run(RunOptions(yes=True))
+def test_rollback_restores_what_the_step_changed(before_plan, plan, step):
+    root = before_plan(plan)
     current = runner(root, plan)
     for ancestor in current.plan.graph.ancestors(step):
         current.run(RunOptions(yes=True, step=ancestor))

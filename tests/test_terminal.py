@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -32,7 +33,14 @@ def environment() -> dict[str, str]:
 def spawn(args: list[str], columns: int = 80, cwd: Path | None = None):
     return pexpect.spawn(sys.executable, ["-c", WITH_TEST_STEPS, *args], cwd=cwd,
                          env=environment(), dimensions=(40, columns), encoding="utf-8",
-                         timeout=120)
+                         timeout=120, preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """Ctrl-C reaches cutover as it does in a terminal, even when the suite itself was started
+    in the background (a shell without job control starts it with SIGINT ignored, and an
+    ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(child) -> tuple[int, str]:
