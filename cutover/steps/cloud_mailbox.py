@@ -21,10 +21,12 @@ before mail is copied:
 
 This is the gate of the Graph path (plans/phase2-cloud-graph.yaml, for tenants without Exchange
 hybrid). Its preview says, per mailbox, what that path does not carry, from the inventory item:
-calendars, contacts and tasks (only mail folders are copied), the inventoried rules, the X500
-addresses (replies to old mail and Outlook autocomplete), forwarding, delegates and
-FullAccess/SendAs permissions, and the Outlook profile (it keeps opening the old mailbox). The
-hybrid path (`cloud.migration_batch`) carries all of these.
+calendars and tasks (mail folders are copied by `mailbox.sync`, contacts and the inbox rules
+Graph can express by `cloud.carry`), the inventoried rules Graph cannot express as messageRules
+(and rules that are not Exchange inbox rules), the X500 addresses (replies to old mail and
+Outlook autocomplete), forwarding, delegates and FullAccess/SendAs permissions, and the Outlook
+profile (it keeps opening the old mailbox). The hybrid path (`cloud.migration_batch`) carries
+all of these.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 from cutover.connectors.m365.directory import has_mailbox
 from cutover.errors import StepFailed
 from cutover.item_template import expand
+from cutover.parsers import graph_carry
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 
@@ -44,11 +47,17 @@ class CloudMailboxParams(Params):
 
 def not_carried(item: dict[str, Any]) -> str:
     """What a Graph copy leaves behind for one inventoried mailbox, in words."""
-    left = ["calendars, contacts and tasks"]
-    rules = item.get("rules") or []
+    left = ["calendars and tasks (contacts and the inbox rules Graph can express are "
+            "carried by cloud.carry)"]
+    # a rule's folder is looked up when cloud.carry runs: here, assume the copy made it
+    rules = [(rule, why) for rule in item.get("rules") or []
+             for why in [graph_carry.message_rule(rule, lambda folder: folder)[1]] if why]
     if rules:
-        kinds = sorted({str(rule.get("kind", "rule")) for rule in rules})
-        left.append(f"{len(rules)} inventoried rule(s) ({', '.join(kinds)})")
+        kinds = sorted({str(rule.get("kind", "rule")) for rule, _ in rules})
+        names = ", ".join(graph_carry.rule_name(rule) or str(rule.get("path") or "?")
+                          for rule, _ in rules)
+        left.append(f"{len(rules)} inventoried rule(s) Graph cannot express ({', '.join(kinds)}"
+                    f": {names})")
     x500 = [a for a in item.get("other_addresses") or [] if str(a).lower().startswith("x500:")]
     if x500:
         left.append(f"{len(x500)} X500 address(es) (replies to old mail would bounce)")
