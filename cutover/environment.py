@@ -33,7 +33,7 @@ SECRET_KEYS = frozenset({"password", "token", "secret", "client_secret", "tsig_s
                          "oauth2_token", "private_key"})
 #: sections that map a name to a connector entry, as steps and commands name them
 CONNECTOR_SECTIONS = ("providers", "mailstores", "forwarding", "sieve", "postfix", "accounts",
-                      "directory", "management", "spamfilter")
+                      "directory", "management", "spamfilter", "personal")
 
 
 def _reference(value: str) -> str:
