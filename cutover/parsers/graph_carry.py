@@ -273,4 +273,6 @@ def contact_key(contact: dict[str, Any]) -> dict[str, Any]:
     key = dict(contact)
     if "emailAddresses" in key:  # Exchange fills a missing name with the address
         key["emailAddresses"] = sorted(contact_addresses(contact))
+    if key.get("birthday"):  # Exchange keeps a birthday at its own time of day (11:59)
+        key["birthday"] = str(key["birthday"])[:10]
     return key

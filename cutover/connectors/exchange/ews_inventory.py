@@ -368,7 +368,8 @@ def _rule_part(element: Any, folder_names: dict[str, str]) -> dict[str, Any]:
     part: dict[str, Any] = {}
     for field in element.FIELDS:
         value = getattr(element, field.name, None)
-        if value in (None, [], "", False):
+        # `in (None, [], ...)` would call an EWS element's __eq__, which hashes the list
+        if value is None or value is False or (isinstance(value, list | str) and not value):
             continue
         name = field.field_uri or getattr(value, "ELEMENT_NAME", field.name)
         part[name] = _rule_value(value, folder_names)
