@@ -40,6 +40,9 @@ from cutover.item_template import expand
 from cutover.parsers import graph_carry as gc
 from cutover.steps.base import Change, Context, Finding, JSONValue, Params, Step, register
 
+#: messageRule actions that send mail on to others (blocked by EOP's default outbound policy)
+FORWARDING_ACTIONS = ("forwardTo", "forwardAsAttachmentTo", "redirectTo")
+
 
 class CloudCarryParams(Params):
     source: str
@@ -124,6 +127,14 @@ class CloudCarry(Step):
         carried, left = carried_rules(ctx.item, lambda folder: target.folder_id(box, folder))
         for name, why in left:
             ctx.log(f"{box}: rule {name!r} not carried: {'; '.join(why)}")
+        for body in carried:
+            targets = sorted({r["emailAddress"]["address"] for key in FORWARDING_ACTIONS
+                              for r in body["actions"].get(key) or []})
+            if targets:
+                ctx.log(f"{box}: rule {body['displayName']!r} forwards to "
+                        f"{', '.join(targets)}: Exchange Online's outbound spam policy blocks "
+                        "automatic forwarding to other domains unless it allows it "
+                        "(exo.auto_forwarding checks the setting)")
         existing = target.message_rules(box)
         missing = []
         for body in carried:

@@ -5,11 +5,15 @@ cloud mail store for the folders rules move mail to."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
 from cutover.errors import UsageError
+from cutover.sample import write_sample
 from cutover.steps.base import Change, Context
 from cutover.steps.cloud_carry import CloudCarry, CloudCarryParams
 from cutover.workspace import Workspace
@@ -111,6 +115,21 @@ def test_unmappable_rules_are_listed_with_why(workspace):
     assert "action ServerReplyWithMessage" in holiday
     procmail = next(line for line in logged if "procmail/amira/.procmailrc" in line)
     assert "not an Exchange inbox rule" in procmail
+
+
+def test_a_carried_forwarding_rule_warns_of_the_outbound_forwarding_block(workspace):
+    rule = {**REPORTS_RULE, "actions": {
+        "RedirectToRecipients": [{"address": "amira@partner.example.net"}]}}
+    logged: list[str] = []
+    ctx = context(workspace, {**AMIRA, "rules": [rule]}, contacts=False)
+    ctx.log = logged.append
+
+    [change] = CloudCarry().preview(ctx)
+
+    assert change.after["rules"][0]["actions"] == {
+        "redirectTo": [{"emailAddress": {"address": "amira@partner.example.net"}}]}
+    assert any("forwards to amira@partner.example.net" in line and "exo.auto_forwarding"
+               in line for line in logged)
 
 
 def test_rule_whose_folder_is_not_in_the_cloud_mailbox_is_not_carried(workspace):
@@ -227,3 +246,29 @@ def test_nothing_to_carry_is_a_usage_error(workspace):
 def test_params_reject_unknown_keys():
     with pytest.raises(ValueError):
         CloudCarryParams(source="exchange", target="cloud", calendars=True)
+
+
+def cutover_cli(root, *args: str):
+    """Run cutover from inside the workspace, as an operator would."""
+    return subprocess.run([sys.executable, "-m", "cutover", *args], cwd=root,
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+
+
+def test_the_graph_plan_carries_the_sample_contacts_once_and_rolls_them_back(tmp_path):
+    root = tmp_path / "agency"
+    write_sample(root)
+    plan = "plans/phase2-cloud-graph.yaml"
+    carried = root / "cloud" / "personal" / f"{BOX}.json"
+
+    first = cutover_cli(root, "run", plan, "--until", "carry-contacts-and-rules", "--yes")
+    assert first.returncode == 0, first.stderr
+    assert sorted(c["displayName"] for c in json.loads(carried.read_text())["contacts"]) == [
+        "Erik Lund", "Front desk (Vienna)"]
+
+    again = cutover_cli(root, "run", plan, "--step", "carry-contacts-and-rules", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert len(json.loads(carried.read_text())["contacts"]) == 2
+
+    back = cutover_cli(root, "rollback", "carry-contacts-and-rules", "--yes")
+    assert back.returncode == 0, back.stderr
+    assert json.loads(carried.read_text())["contacts"] == []
