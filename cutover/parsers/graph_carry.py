@@ -122,7 +122,8 @@ def message_rule(rule: dict[str, Any], folder_id: FolderLookup
             graph_name, kind_of = ACTIONS[name]
             converted = _value(kind_of, value, folder_id)
             if converted is None and kind_of == "folder":
-                why.append(f"action {name}: folder {value!r} is not in the cloud mailbox")
+                why.append(f"action {name}: folder {value!r} is not in the cloud mailbox "
+                           "(the mail copy creates it: preview again after it)")
             elif converted is not None:
                 actions[graph_name] = converted
     if not actions and not why:

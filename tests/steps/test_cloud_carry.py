@@ -272,3 +272,14 @@ def test_the_graph_plan_carries_the_sample_contacts_once_and_rolls_them_back(tmp
     back = cutover_cli(root, "rollback", "carry-contacts-and-rules", "--yes")
     assert back.returncode == 0, back.stderr
     assert json.loads(carried.read_text())["contacts"] == []
+
+
+def test_before_the_copy_a_rule_folder_is_missing_and_the_rule_waits(workspace):
+    ctx = context(workspace, {**AMIRA, "address": "erik.lund@example.org"},
+                  target_mailbox="erik.lund@example.org", contacts=False)
+    logged: list[str] = []
+    ctx.log = logged.append
+
+    assert CloudCarry().preview(ctx) == []  # no cloud Maildir for him yet
+    assert any("'Station Reports' is not in the cloud mailbox (the mail copy creates it"
+               in line for line in logged)

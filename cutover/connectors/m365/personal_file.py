@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from cutover.connectors.base import connector
 from cutover.connectors.m365.graph_carry import match_folder
-from cutover.errors import ConfigInvalid, UsageError
+from cutover.errors import ConfigInvalid, NotFound, UsageError
 from cutover.files import atomic_write
 
 if TYPE_CHECKING:
@@ -107,6 +107,8 @@ class PersonalDataFile:
         session = self.workspace.connector("mail-store", self.mailstore).open(mailbox)
         try:
             folders = session.folders()
+        except NotFound:
+            return None  # no mailbox yet (the copy makes it): no folder either
         finally:
             session.close()
         use = SPECIAL_USE.get(folder.lower())
