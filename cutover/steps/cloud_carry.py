@@ -136,10 +136,14 @@ class CloudCarry(Step):
                         "automatic forwarding to other domains unless it allows it "
                         "(exo.auto_forwarding checks the setting)")
         existing = target.message_rules(box)
-        missing = []
+        missing: list[dict[str, Any]] = []
         for body in carried:
             there = _rule_named(existing, body["displayName"])
-            if there is None:
+            if _rule_named(missing, body["displayName"]) is not None:
+                ctx.log(f"{box}: rule {body['displayName']!r} not carried: another rule of that "
+                        "name is carried already (cutover tells rules apart by name: rename one "
+                        "on premises and collect the inventory again)")
+            elif there is None:
                 missing.append(body)
             elif gc.comparable_rule(there) != gc.comparable_rule(body):
                 ctx.log(f"{box}: rule {body['displayName']!r} not carried: a different rule "

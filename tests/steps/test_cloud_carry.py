@@ -283,3 +283,18 @@ def test_before_the_copy_a_rule_folder_is_missing_and_the_rule_waits(workspace):
     assert CloudCarry().preview(ctx) == []  # no cloud Maildir for him yet
     assert any("'Station Reports' is not in the cloud mailbox (the mail copy creates it"
                in line for line in logged)
+
+
+def test_two_rules_of_one_name_carry_the_first_only(workspace):
+    second = {**REPORTS_RULE, "priority": 5, "actions": {"MarkAsRead": True}}
+    logged: list[str] = []
+    ctx = context(workspace, {**AMIRA, "rules": [REPORTS_RULE, second]}, contacts=False)
+    ctx.log = logged.append
+    step = CloudCarry()
+
+    [change] = step.preview(ctx)
+    step.apply(ctx, change)
+
+    assert [r["sequence"] for r in change.after["rules"]] == [1]
+    assert any("another rule of that name" in line for line in logged)
+    assert step.verify(ctx, [change]) == []
