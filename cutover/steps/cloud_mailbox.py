@@ -35,37 +35,14 @@ from typing import Any
 
 from cutover.connectors.m365.directory import has_mailbox
 from cutover.errors import StepFailed
+from cutover.inventory.graph_path import not_carried
 from cutover.item_template import expand
-from cutover.parsers import graph_carry
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
 
 class CloudMailboxParams(Params):
     directory: str
     user: str = "{address}"
-
-
-def not_carried(item: dict[str, Any]) -> str:
-    """What a Graph copy leaves behind for one inventoried mailbox, in words."""
-    left = ["calendars and tasks (contacts and the inbox rules Graph can express are "
-            "carried by cloud.carry)"]
-    # a rule's folder is looked up when cloud.carry runs: here, assume the copy made it
-    rules = [(rule, why) for rule in item.get("rules") or []
-             for why in [graph_carry.message_rule(rule, lambda folder: folder)[1]] if why]
-    if rules:
-        kinds = sorted({str(rule.get("kind", "rule")) for rule, _ in rules})
-        names = ", ".join(graph_carry.rule_name(rule) or str(rule.get("path") or "?")
-                          for rule, _ in rules)
-        left.append(f"{len(rules)} inventoried rule(s) Graph cannot express ({', '.join(kinds)}"
-                    f": {names})")
-    x500 = [a for a in item.get("other_addresses") or [] if str(a).lower().startswith("x500:")]
-    if x500:
-        left.append(f"{len(x500)} X500 address(es) (replies to old mail would bounce)")
-    if item.get("forwarding"):
-        left.append("its forwarding")
-    left += ["delegates and FullAccess/SendAs", "the Outlook profile (it keeps opening the "
-             "on-premises mailbox)"]
-    return "; ".join(left)
 
 
 def _missing(address: str) -> str:
