@@ -298,3 +298,23 @@ def test_two_rules_of_one_name_carry_the_first_only(workspace):
     assert [r["sequence"] for r in change.after["rules"]] == [1]
     assert any("another rule of that name" in line for line in logged)
     assert step.verify(ctx, [change]) == []
+
+
+@pytest.mark.parametrize("point", ["after-checkpoint", "after-apply"])
+def test_a_crash_then_resume_creates_each_contact_once(tmp_path, point):
+    root = tmp_path / "agency"
+    write_sample(root)
+    plan = "plans/phase2-cloud-graph.yaml"
+    assert cutover_cli(root, "run", plan, "--until", "copy-to-cloud", "--yes").returncode == 0
+    crashed = subprocess.run(
+        [sys.executable, "-m", "cutover", "run", plan, "--step", "carry-contacts-and-rules",
+         "--yes"], cwd=root, capture_output=True, text=True,
+        env={**os.environ, "CUTOVER_CRASH_AT": f"carry-contacts-and-rules:{point}"})
+    assert crashed.returncode == 137
+
+    resumed = cutover_cli(root, "resume", "--yes")
+
+    assert resumed.returncode == 0, resumed.stderr
+    carried = json.loads((root / "cloud" / "personal" / f"{BOX}.json").read_text())
+    assert sorted(c["displayName"] for c in carried["contacts"]) == [
+        "Erik Lund", "Front desk (Vienna)"]
