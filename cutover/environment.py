@@ -33,7 +33,7 @@ SECRET_KEYS = frozenset({"password", "token", "secret", "client_secret", "tsig_s
                          "oauth2_token", "private_key"})
 #: sections that map a name to a connector entry, as steps and commands name them
 CONNECTOR_SECTIONS = ("providers", "mailstores", "forwarding", "sieve", "postfix", "accounts",
-                      "directory", "management", "spamfilter")
+                      "directory", "management", "spamfilter", "personal")
 
 
 def _reference(value: str) -> str:
@@ -104,6 +104,10 @@ class _EwsStore(_Settings):
 class _Graph(_GraphCredentials):
     uid_map: str | None = None
     import_: str | None = Field(default=None, alias="import")
+
+
+class _PersonalFile(_Path):
+    mailstore: str | None = None
 
 
 class _Rfc2136(_DnsSafety):
@@ -216,6 +220,9 @@ SETTINGS: dict[tuple[str, str], type[_Settings]] = {
     ("directory", "directory-file"): _Path,
     ("directory", "graph"): _GraphCredentials,
     ("directory", "graph-directory"): _GraphCredentials,
+    ("personal", "personal-file"): _PersonalFile,
+    ("personal", "graph"): _GraphCredentials,
+    ("personal", "ews"): _EwsStore,
 }
 DEFAULT_SETTINGS: dict[str, type[_Settings]] = {"inventory.sources": _InventorySource}
 
@@ -246,6 +253,7 @@ class _Environment(BaseModel):
     directory: dict[str, Any] | None = None
     management: dict[str, Any] | None = None
     spamfilter: dict[str, Any] | None = None
+    personal: dict[str, Any] | None = None
     #: routes the workspace declares where it cannot read them (cutover.routes.facts)
     routes: dict[str, Any] | None = None
 
@@ -360,6 +368,7 @@ STEP_CONNECTORS: dict[str, dict[str, str]] = {
     "exo.connector": {"tenant": "management"},
     "exo.mail_contact": {"tenant": "management", "accounts": "accounts"},
     "spamfilter.domain": {"spamfilter": "spamfilter", "server": "postfix"},
+    "cloud.carry": {"source": "personal", "target": "personal"},
     "route.probe": {},  # the route's own hops name what it sends through
 }
 

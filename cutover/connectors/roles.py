@@ -90,6 +90,29 @@ class SpamFilter(Protocol):
     def policies(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class PersonalData(Protocol):
+    """A mailbox's contacts and inbox rules, in Microsoft Graph's shapes (`contact`,
+    `messageRule`): what a copy of mail folders leaves behind. A source that can only be read
+    (on-premises EWS) raises CapabilityMissing on writes."""
+
+    def contacts(self, mailbox: str) -> list[dict[str, Any]]: ...
+
+    def create_contact(self, mailbox: str, contact: dict[str, Any]) -> dict[str, Any]: ...
+
+    def delete_contact(self, mailbox: str, contact_id: str) -> None: ...
+
+    def message_rules(self, mailbox: str) -> list[dict[str, Any]]: ...
+
+    def create_message_rule(self, mailbox: str, rule: dict[str, Any]) -> dict[str, Any]: ...
+
+    def delete_message_rule(self, mailbox: str, rule_id: str) -> None: ...
+
+    def folder_id(self, mailbox: str, folder: str) -> str | None: ...
+
+    def describe(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -108,6 +131,7 @@ ROLES: dict[str, Role] = {role.name: role for role in (
     Role("accounts", "accounts", Accounts),
     Role("directory", "directory", Directory),
     Role("spam-filter", "spamfilter", SpamFilter),
+    Role("personal-data", "personal", PersonalData),
     # the Exchange management shells (on premises and Exchange Online): cmdlets through pwsh
     Role("exchange-management", "management", None),
 )}

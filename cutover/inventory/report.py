@@ -1,7 +1,8 @@
 """Inventory reports: one summary, four renderings (Markdown, CSV, JSON, self-contained HTML).
 
 `summarize` walks the recipients once (a stream: memory stays flat) and keeps counts, sizes,
-the largest mailboxes and the lists an administrator acts on: forwarding, rules, unresolved.
+the largest mailboxes and the lists an administrator acts on: forwarding, rules, unresolved,
+and what the Graph copy path leaves behind per mailbox moving to the cloud.
 Renderers are pure: a summary (and for CSV the recipients again) in, text out.
 """
 
@@ -15,10 +16,11 @@ import json
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from cutover.inventory import graph_path
 from cutover.inventory.classify import CLASSES, DESTINATIONS
 
 LARGEST = 25
-LIST_LIMIT = 1000  # forwarding/rules/unresolved entries kept; the rest are only counted
+LIST_LIMIT = 1000  # entries kept of each list; the rest are only counted
 ASSUMED_THROUGHPUT_MB_S = 10.0
 PHASES = {"linux": "phase 1: verification accounts to Linux",
           "cloud": "phase 2: people, shared and resources to Microsoft 365"}
@@ -29,7 +31,7 @@ CSV_COLUMNS = ("address", "display_name", "type", "class", "destination", "rule"
 
 #: Bumped whenever what `SummaryBuilder.state` or `csv_line` holds changes: summaries and CSV
 #: lines stored with a snapshot by another version are then ignored and recomputed.
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 class SummaryBuilder:
@@ -48,9 +50,9 @@ class SummaryBuilder:
                                    for d in DESTINATIONS},
                 "matrix": {k: dict.fromkeys(DESTINATIONS, 0) for k in CLASSES},
                 "largest": [],
-                "lists": {"forwarding": [], "rules": [], "unresolved": []},
-                "totals": {"forwarding": 0, "rules": 0, "unresolved": 0, "recipients": 0,
-                           "size_bytes": 0},
+                "lists": {"forwarding": [], "rules": [], "unresolved": [], "graph": []},
+                "totals": {"forwarding": 0, "rules": 0, "unresolved": 0, "graph": 0,
+                           "recipients": 0, "size_bytes": 0},
                 "first_address": {},  # class or destination outside the known ones: first seen
             }
         self.by_class: dict[str, dict[str, Any]] = state["by_class"]
@@ -95,10 +97,11 @@ class SummaryBuilder:
             heapq.heappush(self.largest, entry)
         elif entry > self.largest[0]:
             heapq.heapreplace(self.largest, entry)
-        if r.get("forwarding") or r.get("rules") or r.get("routing") or klass == "unknown":
-            self._collect_lists(r, address)
+        if r.get("forwarding") or r.get("rules") or r.get("routing") or klass == "unknown" or (
+                destination == "cloud" and r.get("other_addresses")):
+            self._collect_lists(r, address, destination)
 
-    def _collect_lists(self, r: dict[str, Any], address: str) -> None:
+    def _collect_lists(self, r: dict[str, Any], address: str, destination: str) -> None:
         found = []
         for forward in r.get("forwarding") or []:
             found.append(("forwarding", {"address": address, "to": forward.get("to"),
@@ -111,6 +114,9 @@ class SummaryBuilder:
         if (r.get("class") or "unknown") == "unknown":
             found.append(("unresolved", {"address": address, "type": r.get("type"),
                                          "reason": r.get("reason")}))
+        left = graph_path.left_behind(r) if destination == "cloud" else []
+        if left:
+            found.append(("graph", {"address": address, "left": "; ".join(left)}))
         for index, (name, item) in enumerate(found):
             self.totals[name] += 1
             kept = self.lists[name]
@@ -297,11 +303,21 @@ def render_markdown(summary: dict[str, Any], out: TextIO) -> None:
     lines += _md_table(["address", "kind", "where", "forwards to"], (
         [r["address"], r["kind"], r["where"], r["forward_to"]] for r in summary["rules"]))
     lines += _more(summary, "rules")
+    lines += [f"## Graph path: left behind ({totals['graph']})", "", _graph_path_intro(), ""]
+    lines += _md_table(["address", "also left behind"], (
+        [g["address"], g["left"]] for g in summary["graph"]))
+    lines += _more(summary, "graph")
     lines += [f"## Unresolved class ({totals['unresolved']}): these stay where they are", ""]
     lines += _md_table(["address", "type", "reason"], (
         [u["address"], u["type"], u["reason"]] for u in summary["unresolved"]))
     lines += _more(summary, "unresolved")
     out.write("\n".join(lines))
+
+
+def _graph_path_intro() -> str:
+    return ("Without Exchange hybrid (plans/phase2-cloud-graph.yaml), every mailbox moving to "
+            f"the cloud leaves behind {graph_path.CARRIED}, "
+            f"{' and '.join(graph_path.COMMON)}. These leave more:")
 
 
 # --- HTML: one self-contained file, sortable tables, inline SVG charts -------------------------
@@ -430,6 +446,10 @@ def render_html(summary: dict[str, Any], out: TextIO) -> None:
         f"<h2>Rules and routing ({totals['rules']})</h2>",
         _html_table("rules", ["address", "kind", "where", "forwards to"], (
             [r["address"], r["kind"], r["where"], r["forward_to"]] for r in summary["rules"])),
+        f"<h2>Graph path: left behind ({totals['graph']})</h2>"
+        f"<p>{html.escape(_graph_path_intro())}</p>",
+        _html_table("graph", ["address", "also left behind"], (
+            [g["address"], g["left"]] for g in summary["graph"])),
         f"<h2>Unresolved class ({totals['unresolved']})</h2>"
         "<p>These are not moved until a rule or an override classifies them.</p>",
         _html_table("unresolved", ["address", "type", "reason"], (

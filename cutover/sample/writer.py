@@ -92,6 +92,10 @@ def _write_files(target: Path) -> None:
     (target / "exchange" / "forwarding.json").write_text("{}\n")
     (target / "cloud" / "forwarding.json").write_text("{}\n")
     (target / "cloud" / "users.json").write_text(json.dumps(cloud_users(org), indent=2) + "\n")
+    for address, data in personal_data().items():  # what the Graph path carries besides mail
+        (target / "exchange" / "personal").mkdir(exist_ok=True)
+        (target / "exchange" / "personal" / f"{address}.json").write_text(
+            json.dumps(data, indent=2) + "\n")
     (target / "dovecot" / "users").write_text("")
     write_exchange_management(target, org)
     _write_mailboxes(target, org)
@@ -104,6 +108,17 @@ def cloud_users(org: list[SampleRecipient]) -> list[dict[str, object]]:
              "displayName": r.display_name,
              "proxyAddresses": [f"SMTP:{r.address}"] + [f"smtp:{a}" for a in r.aliases]}
             for r in org if r.role in ("person", "shared", "resource")]
+
+
+def personal_data() -> dict[str, dict[str, object]]:
+    """On-premises contacts (the personal-file twin of EWS, in Graph's contact shape): a
+    person's own address book, which the Graph path (cloud.carry) carries to Exchange Online."""
+    return {f"amira.haddad@{OLD_DOMAIN}": {"contacts": [
+        {"displayName": "Erik Lund", "givenName": "Erik", "surname": "Lund",
+         "companyName": "Nordic Seismic Network", "jobTitle": "Station Manager",
+         "emailAddresses": [{"address": "erik.lund@example.net", "name": "Erik Lund"}],
+         "businessPhones": ["+47 22 00 12 34"]},
+        {"displayName": "Front desk (Vienna)", "businessPhones": ["+43 1 26060 0"]}]}}
 
 
 def _write_mailboxes(target: Path, org: list[SampleRecipient]) -> None:

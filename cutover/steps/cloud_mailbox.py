@@ -21,10 +21,12 @@ before mail is copied:
 
 This is the gate of the Graph path (plans/phase2-cloud-graph.yaml, for tenants without Exchange
 hybrid). Its preview says, per mailbox, what that path does not carry, from the inventory item:
-calendars, contacts and tasks (only mail folders are copied), the inventoried rules, the X500
-addresses (replies to old mail and Outlook autocomplete), forwarding, delegates and
-FullAccess/SendAs permissions, and the Outlook profile (it keeps opening the old mailbox). The
-hybrid path (`cloud.migration_batch`) carries all of these.
+calendars and tasks (mail folders are copied by `mailbox.sync`, contacts and the inbox rules
+Graph can express by `cloud.carry`), the inventoried rules Graph cannot express as messageRules
+(and rules that are not Exchange inbox rules), the X500 addresses (replies to old mail and
+Outlook autocomplete), forwarding, delegates and FullAccess/SendAs permissions, and the Outlook
+profile (it keeps opening the old mailbox). The hybrid path (`cloud.migration_batch`) carries
+all of these.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 from cutover.connectors.m365.directory import has_mailbox
 from cutover.errors import StepFailed
+from cutover.inventory.graph_path import not_carried
 from cutover.item_template import expand
 from cutover.steps.base import Change, Context, Finding, Params, Step, register
 
@@ -40,23 +43,6 @@ from cutover.steps.base import Change, Context, Finding, Params, Step, register
 class CloudMailboxParams(Params):
     directory: str
     user: str = "{address}"
-
-
-def not_carried(item: dict[str, Any]) -> str:
-    """What a Graph copy leaves behind for one inventoried mailbox, in words."""
-    left = ["calendars, contacts and tasks"]
-    rules = item.get("rules") or []
-    if rules:
-        kinds = sorted({str(rule.get("kind", "rule")) for rule in rules})
-        left.append(f"{len(rules)} inventoried rule(s) ({', '.join(kinds)})")
-    x500 = [a for a in item.get("other_addresses") or [] if str(a).lower().startswith("x500:")]
-    if x500:
-        left.append(f"{len(x500)} X500 address(es) (replies to old mail would bounce)")
-    if item.get("forwarding"):
-        left.append("its forwarding")
-    left += ["delegates and FullAccess/SendAs", "the Outlook profile (it keeps opening the "
-             "on-premises mailbox)"]
-    return "; ".join(left)
 
 
 def _missing(address: str) -> str:

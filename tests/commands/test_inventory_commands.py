@@ -154,7 +154,7 @@ def test_html_report_renders_in_headless_chromium(tmp_path, root, capsys):
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-2000:]
     dom = result.stdout
-    assert dom.count('data-sortable="ready"') == 7
+    assert dom.count('data-sortable="ready"') == 8  # every table, the Graph path's too
     assert dom.count("<svg") == 3 and 'id="chart-class-size"' in dom
     assert dom.count("<rect") >= 6
     largest = dom.split('id="largest"')[1].split("</table>")[0]

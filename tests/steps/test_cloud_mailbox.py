@@ -106,6 +106,19 @@ def test_preview_says_what_the_graph_copy_does_not_carry():
             "other_addresses": ["X500:/o=Agency/cn=Recipients/cn=amira.haddad"],
             "forwarding": []}
     said = not_carried(item)
-    assert said.startswith("calendars, contacts and tasks; 1 inventoried rule(s) (sieve); "
-                           "1 X500 address(es)")
+    assert said.startswith("calendars and tasks (contacts and the inbox rules Graph can "
+                           "express are carried by cloud.carry); 1 inventoried rule(s) Graph "
+                           "cannot express (sieve: ?); 1 X500 address(es)")
+
+
+def test_preview_no_longer_lists_rules_the_graph_path_carries():
+    from cutover.steps.cloud_mailbox import not_carried
+
+    carried = {"kind": "inbox-rule", "name": "Reports", "priority": 1,
+               "conditions": {"ContainsSubjectStrings": ["report"]}, "exceptions": {},
+               "actions": {"MoveToFolder": "Reports"}}
+    dated = {**carried, "name": "Holiday", "conditions": {"WithinDateRange": {}}}
+    said = not_carried({"address": "amira.haddad@example.org", "rules": [carried, dated]})
+    assert "1 inventoried rule(s) Graph cannot express (inbox-rule: Holiday)" in said
+    assert "Reports" not in said
     assert "the Outlook profile" in said

@@ -246,7 +246,8 @@ class EwsInventory:
                                    warnings) or []
         resolved = self._resolve(address, warnings)
         summaries = [folder_summary(f) for f in folders]
-        rule_summaries = [rule_summary(r) for r in rules]
+        folder_names = {f.id: _folder_label(f) for f in folders if getattr(f, "id", None)}
+        rule_summaries = [rule_summary(r, folder_names) for r in rules]
         local, _, domain = address.partition("@")
         return {
             "address": address, "local": local, "domain": domain,
@@ -338,18 +339,68 @@ def _addresses(recipients: Any) -> list[str]:
     return [r.email_address.lower() for r in recipients or [] if r.email_address]
 
 
-def rule_summary(rule: Any) -> dict[str, Any]:
+def rule_summary(rule: Any, folder_names: dict[str, str] | None = None) -> dict[str, Any]:
     """Name, state and where the rule sends mail; `delete`: the rule also removes the message
-    from the mailbox (Delete or PermanentDelete action)."""
+    from the mailbox (Delete or PermanentDelete action). `priority`, `conditions`,
+    `exceptions` and `actions` keep the whole rule under its EWS element names, so that the
+    Graph path can recreate it (cutover/parsers/graph_carry.py); a folder of a Move/Copy
+    action is named by its well-known name or display name (`folder_names`: id -> name)."""
     actions = rule.actions
     forward = _addresses(getattr(actions, "forward_to_recipients", None)) + _addresses(
         getattr(actions, "forward_as_attachment_to_recipients", None))
     redirect = _addresses(getattr(actions, "redirect_to_recipients", None))
     delete = bool(getattr(actions, "delete", None) or getattr(actions, "permanent_delete", None))
+    names = folder_names or {}
     return {"kind": "inbox-rule", "name": rule.display_name or "",
             "enabled": rule.is_enabled is not False,
             "forward_to": sorted(set(forward + redirect)), "redirect": bool(redirect),
-            "delete": delete}
+            "delete": delete, "priority": rule.priority,
+            "conditions": _rule_part(rule.conditions, names),
+            "exceptions": _rule_part(rule.exceptions, names),
+            "actions": _rule_part(actions, names)}
+
+
+def _rule_part(element: Any, folder_names: dict[str, str]) -> dict[str, Any]:
+    """A Conditions, Exceptions or Actions element as JSON, keyed by EWS element name; unset
+    and false values are left out (EWS treats them as absent)."""
+    if element is None:
+        return {}
+    part: dict[str, Any] = {}
+    for field in element.FIELDS:
+        value = getattr(element, field.name, None)
+        # `in (None, [], ...)` would call an EWS element's __eq__, which hashes the list
+        if value is None or value is False or (isinstance(value, list | str) and not value):
+            continue
+        name = field.field_uri or getattr(value, "ELEMENT_NAME", field.name)
+        part[name] = _rule_value(value, folder_names)
+    return part
+
+
+def _rule_value(value: Any, folder_names: dict[str, str]) -> Any:
+    from exchangelib.properties import CopyToFolder, WithinDateRange, WithinSizeRange
+
+    if isinstance(value, list):
+        return [{"address": (v.email_address or "").lower(), **(
+            {"name": v.name} if getattr(v, "name", None) else {})}
+            if hasattr(v, "email_address") else str(v) for v in value]
+    if isinstance(value, CopyToFolder):  # MoveToFolder too
+        if value.distinguished_folder_id is not None:
+            return value.distinguished_folder_id.id
+        folder_id = value.folder_id.id if value.folder_id is not None else ""
+        return folder_names.get(folder_id, folder_id)
+    if isinstance(value, WithinSizeRange):
+        return {"MinimumSize": value.minimum_size, "MaximumSize": value.maximum_size}
+    if isinstance(value, WithinDateRange):
+        return {"StartDateTime": value.start_date_time.isoformat(),
+                "EndDateTime": value.end_date_time.isoformat()}
+    if isinstance(value, bool | int | str):
+        return value
+    return True  # an item reference (ServerReplyWithMessage's template): present, not portable
+
+
+def _folder_label(folder: Any) -> str:
+    distinguished = getattr(folder, "_distinguished_id", None)
+    return getattr(distinguished, "id", None) or folder.name or ""
 
 
 def forwarding(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
