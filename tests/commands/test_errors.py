@@ -86,7 +86,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
     (b"name: t\nmailstore:\n  linux: {kind: maildir, path: mail}\n",
      "cutover.yaml:2: mailstore: unknown section (known: name, clock, inventory, providers, "
      "mailstores, forwarding, sieve, postfix, accounts, directory, management, spamfilter, "
-     "routes)"),
+     "personal, routes)"),
     (b"sieve:\n  linux: {kind: managesieve, host: h, password: hunter2}\n",
      "cutover.yaml:2: sieve.linux.password: write a reference (env/NAME or file/PATH), not the "
      "secret itself"),
