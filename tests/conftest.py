@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.servers.dovecot",
     "tests.servers.bind",
     "tests.servers.cyrus",
+    "tests.sample_snapshots",
 ]

@@ -4,7 +4,6 @@ byte, zone files record for record, Maildirs message for message."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,11 +14,10 @@ from cutover.sample import write_sample
 from cutover.sample.writer import PLAN_NAMES
 from cutover.state import State
 from cutover.workspace import Workspace
+from tests.sample_snapshots import SAMPLE_STEPS
 from tests.workspace_fingerprint import fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_STEPS = [(name, step.id) for name in PLAN_NAMES
-                for step in load_plan(REPO / "plans" / name).ordered()]
 
 
 @pytest.fixture(scope="module")
@@ -35,34 +33,11 @@ def runner(root: Path, plan_name: str) -> Runner:
                   load_plan(root / "plans" / plan_name))
 
 
-@pytest.fixture(scope="module")
-def before_plan(tmp_path_factory) -> Callable[[str], Path]:
-    """The workspace as each plan finds it (the earlier plans done), restored into one
-    directory per test worker, so that the absolute paths the state holds stay true."""
-    root = tmp_path_factory.mktemp("rollback")
-    workspace = root / "agency"
-    write_sample(workspace)
-    snapshots = {}
-    for name in PLAN_NAMES:
-        snapshots[name] = root / "before" / name
-        shutil.copytree(workspace, snapshots[name], symlinks=True)
-        runner(workspace, name).run(RunOptions(yes=True))
-
-    def restore(plan: str) -> Path:
-        shutil.rmtree(workspace)
-        shutil.copytree(snapshots[plan], workspace, symlinks=True)
-        return workspace
-
-    return restore
-
-
 @pytest.mark.parametrize("plan, step", SAMPLE_STEPS)
-def test_rollback_restores_what_the_step_changed(before_plan, plan, step):
-    root = before_plan(plan)
-    current = runner(root, plan)
-    for ancestor in current.plan.graph.ancestors(step):
-        current.run(RunOptions(yes=True, step=ancestor))
+def test_rollback_restores_what_the_step_changed(sample_snapshots, plan, step):
+    root = sample_snapshots.restore(plan, step)  # the plans ran up to this step
     before = fingerprint(root)
+    current = runner(root, plan)
     current.run(RunOptions(yes=True, step=step))
     assert current.rollback(step, yes=True) == [step]
     assert fingerprint(root) == before

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import msal
-import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from cutover.errors import (
@@ -30,7 +28,10 @@ from cutover.errors import (
 )
 from cutover.parsers import graph_json as gj
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # msal and requests load when a tenant is first reached
+    import msal
+    import requests
+
     from cutover.workspace import Workspace
 
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
@@ -130,6 +131,9 @@ class GraphClient:
 
     # The seam: the only place that opens the network session.
     def _create_session(self) -> tuple[requests.Session, msal.ConfidentialClientApplication]:
+        import msal
+        import requests
+
         http = requests.Session()
         http.headers["Prefer"] = 'IdType="ImmutableId"'
         tenant = self.credentials.tenant_id
@@ -159,6 +163,8 @@ class GraphClient:
         self._http = self._app = None
 
     def _token(self) -> str:
+        import requests
+
         assert self._app is not None
         try:
             result = self._app.acquire_token_for_client(scopes=SCOPES)
@@ -187,6 +193,8 @@ class GraphClient:
         return float(min(2 ** state.attempt_number, 60))
 
     def _send_once(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        import requests
+
         assert self._http is not None
         headers = dict(kwargs.pop("headers", None) or {})
         if url.startswith(self.graph_url):
