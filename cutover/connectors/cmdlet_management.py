@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cutover.connectors.pwsh import SWITCH, Cmdlet, Session, lookup
+from cutover.connectors.pwsh import SWITCH, Cmdlet, RenderedSession, Session, lookup
 from cutover.parsers import exchange_objects as xo
 
 
@@ -25,6 +25,12 @@ class CmdletManagement:
 
     def use_clock(self, clock: Any) -> None:
         return None  # the real service keeps its own time
+
+    def use_log(self, log: Any) -> None:
+        """Render mode shows each script it wants run, whole, where the run reports."""
+        if isinstance(self.session, RenderedSession):
+            self.session.show = lambda rendered: log(
+                f"run in PowerShell: {rendered.script}\n{rendered.text}")
 
     def close(self) -> None:
         self.session.close()

@@ -55,6 +55,10 @@ class ExchangeManagement(Protocol):
         """The runner's clock (a twin moves its simulated MRS along it; a shell ignores it)."""
         ...
 
+    def use_log(self, log: Callable[[str], None]) -> None:
+        """Where render mode shows each script it wants run (the console); others ignore it."""
+        ...
+
     def mailbox(self, identity: str) -> Recipient | None:
         """Get-Mailbox -Identity: None if there is no such mailbox here."""
         ...
@@ -137,9 +141,10 @@ class TenantManagement(ExchangeManagement, TenantRouting, Protocol):
 
 
 def management(ctx: Any, name: str) -> Any:
-    """The `management:` connector `name`, told the runner's clock (steps call this)."""
+    """The `management:` connector `name`, told the runner's clock and log (steps call this)."""
     connector = ctx.connector("management", name)
     connector.use_clock(ctx.now)
+    connector.use_log(ctx.log)
     return connector
 
 

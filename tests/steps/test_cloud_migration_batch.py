@@ -4,6 +4,7 @@ every point of the batch steps leaves one batch completed once."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -184,12 +185,14 @@ def test_render_mode_writes_the_cmdlet_then_reads_its_export_through_the_same_pa
     current = runner(agency)
     current.run(RunOptions(yes=True, step="inventory"))
     step = current.plan.step("prestage")
-    ctx = current.context(step, dry_run=True)
+    shown: list[str] = []
+    ctx = dataclasses.replace(current.context(step, dry_run=True), log=shown.append)
     with pytest.raises(OperatorActionRequired, match="Get-MigrationBatch phase2-people: run "):
         CloudMigrationBatch().preview(ctx)
     scripts = agency / "runbooks" / "powershell" / "tenant"
     [script] = scripts.glob("Get-MigrationBatch-*.ps1")
     text = script.read_text()
+    assert shown == [f"run in PowerShell: {script}\n{text}"]  # the console shows it whole
     assert "Connect-ExchangeOnline -AppId '6731de76-14a6-49ae-97bc-6eba6914391e'" in text
     assert "Get-MigrationBatch -Identity 'phase2-people' -IncludeReport" in text
     # what the script exports when the batch does not exist yet

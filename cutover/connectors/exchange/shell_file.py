@@ -83,6 +83,9 @@ class ExchangeShellFile:
     def use_clock(self, clock: Any) -> None:
         return None
 
+    def use_log(self, log: Any) -> None:
+        return None  # files: nothing for the operator to run
+
     def close(self) -> None:
         return None
 

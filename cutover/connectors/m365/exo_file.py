@@ -101,6 +101,9 @@ class ExchangeOnlineFile:
     def use_clock(self, clock: Callable[[], datetime]) -> None:
         self.clock = clock
 
+    def use_log(self, log: Any) -> None:
+        return None  # files: nothing for the operator to run
+
     def close(self) -> None:
         return None
 
