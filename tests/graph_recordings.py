@@ -41,3 +41,17 @@ def register_sign_in(mock) -> None:
               content_type="application/json")
     mock.get(f"{MAILBOX}/mailFolders/inbox", body=recorded("inbox-id.json"),
              content_type="application/json")
+
+
+#: one on-premises contact as the EWS source reads it and Graph stores it (the same fields)
+ERIK_CONTACT = {
+    "displayName": "Erik Lund", "givenName": "Erik", "surname": "Lund",
+    "fileAs": "Lund, Erik", "companyName": "Nordic Seismic Network",
+    "department": "Array Operations", "jobTitle": "Station Manager",
+    "emailAddresses": [{"address": "erik.lund@example.net", "name": "Erik Lund"},
+                       {"address": "elund@seismo.example.net", "name": "Erik Lund"}],
+    "businessPhones": ["+47 22 00 12 34"], "mobilePhone": "+47 900 12 345",
+    "businessAddress": {"street": "Solveien 12", "city": "Oslo",
+                        "countryOrRegion": "Norway", "postalCode": "0150"},
+    "birthday": "1979-04-02T00:00:00Z", "categories": ["Partners"],
+    "personalNotes": "Met at the Vienna workshop, 2024. Prefers mail in French."}

@@ -15,6 +15,7 @@ from cutover.connectors.exchange.ews_inventory import EwsInventory
 from cutover.connectors.exchange.ews_store import EwsMailStore
 from cutover.errors import CapabilityMissing, NotFound
 from cutover.parsers.graph_carry import message_rule
+from tests.graph_recordings import ERIK_CONTACT
 
 RECORDED = Path(__file__).resolve().parent.parent / "recorded"
 CARRY, INVENTORY = RECORDED / "ews-carry", RECORDED / "ews-inventory"
@@ -66,17 +67,7 @@ def contacts_source() -> EwsPersonalData:
 def test_contacts_are_read_in_graph_shape_and_personal_groups_skipped(exchange):
     erik, desk = contacts_source().contacts(AMIRA)
 
-    assert erik == {
-        "displayName": "Erik Lund", "givenName": "Erik", "surname": "Lund",
-        "fileAs": "Lund, Erik", "companyName": "Nordic Seismic Network",
-        "department": "Array Operations", "jobTitle": "Station Manager",
-        "emailAddresses": [{"address": "erik.lund@example.net", "name": "Erik Lund"},
-                           {"address": "elund@seismo.example.net", "name": "Erik Lund"}],
-        "businessPhones": ["+47 22 00 12 34"], "mobilePhone": "+47 900 12 345",
-        "businessAddress": {"street": "Solveien 12", "city": "Oslo",
-                            "countryOrRegion": "Norway", "postalCode": "0150"},
-        "birthday": "1979-04-02T00:00:00Z", "categories": ["Partners"],
-        "personalNotes": "Met at the Vienna workshop, 2024. Prefers mail in French."}
+    assert erik == ERIK_CONTACT
     assert desk == {"displayName": "Front desk (Vienna)", "fileAs": "Front desk (Vienna)",
                     "businessPhones": ["+43 1 26060 0", "+43 1 26060 5800"]}
     assert exchange.operations == ["GetFolder", "GetFolder", "FindItem", "GetItem"]

@@ -18,6 +18,7 @@ from cutover.steps.cloud_carry import CloudCarry, CloudCarryParams
 from cutover.workspace import Workspace
 from tests.graph_recordings import (
     CLIENT,
+    ERIK_CONTACT,
     IDS,
     MAILBOX,
     SECRET,
@@ -30,16 +31,7 @@ from tests.graph_recordings import recorded as recorded_graph
 RECORDED = Path(__file__).parent.parent / "recorded" / "graph-carry"
 CONTACTS = f"{MAILBOX}/contacts"
 RULES = f"{MAILBOX}/mailFolders/inbox/messageRules"
-ERIK = {"displayName": "Erik Lund", "givenName": "Erik", "surname": "Lund",
-        "fileAs": "Lund, Erik", "companyName": "Nordic Seismic Network",
-        "department": "Array Operations", "jobTitle": "Station Manager",
-        "emailAddresses": [{"address": "erik.lund@example.net", "name": "Erik Lund"},
-                           {"address": "elund@seismo.example.net", "name": "Erik Lund"}],
-        "businessPhones": ["+47 22 00 12 34"], "mobilePhone": "+47 900 12 345",
-        "businessAddress": {"street": "Solveien 12", "city": "Oslo",
-                            "countryOrRegion": "Norway", "postalCode": "0150"},
-        "birthday": "1979-04-02T00:00:00Z", "categories": ["Partners"],
-        "personalNotes": "Met at the Vienna workshop, 2024. Prefers mail in French."}
+ERIK = ERIK_CONTACT
 BEATRIZ = {"displayName": "Beatriz Santos",
            "emailAddresses": [{"address": "Beatriz.Santos@example.org"}]}
 SUPPLIER_RULE = {"kind": "inbox-rule", "name": "Supplier mail", "enabled": True, "priority": 2,
