@@ -201,6 +201,9 @@ def _kill_session(process: subprocess.Popen[bytes]) -> None:
     except ProcessLookupError:
         pass  # every process of the session is gone already
     process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 # --- confinement ---------------------------------------------------------------------------
@@ -272,7 +275,8 @@ class ConfinedArea:
              "echo ready; exec cat >/dev/null"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL)
         assert holder.stdout is not None
-        if holder.stdout.readline().strip() == b"ready":
+        started, _, _ = select.select([holder.stdout], [], [], TIMEOUT)
+        if started and holder.stdout.readline().strip() == b"ready":
             self._holder = holder
             self._nsenter = nsenter
         else:
@@ -307,6 +311,8 @@ def _stop(holder: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         holder.kill()
         holder.wait()
+    if holder.stdout is not None:
+        holder.stdout.close()
 
 
 # --- procmail --------------------------------------------------------------------------------
