@@ -53,6 +53,9 @@ class _Clockless:
     def now(self) -> Any:
         return self.state.now()
 
+    def log(self, message: str) -> None:
+        """Outside a run a report reads only: no script waits on an operator here."""
+
 
 def _messages(store: Any, address: str) -> int:
     with store.open(address) as session:
