@@ -11,10 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pexpect  # a test dependency (requirements-test.lock)
 import pytest
-
-pexpect = pytest.importorskip("pexpect", reason="pexpect is a test dependency: pip install "
-                                                 "-e '.[test]'")
 
 REPO = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -270,7 +270,8 @@ def small_disk(tmp_path):
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs",
                               str(mountpoint)], capture_output=True, text=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        pytest.fail(f"cannot mount a tmpfs here (the suite runs as root): "
+                    f"{mounted.stderr.strip()}", pytrace=False)
     yield mountpoint
     subprocess.run(["umount", str(mountpoint)], check=True)
 

@@ -162,8 +162,8 @@ def test_reload_runs_postfix_reload_after_postmap(tmp_path):
     program, calls = reload_recorder(tmp_path, 0)
     directory = maps(tmp_path, postmap=True, reload=True, postfix_command=str(program))
     directory.write_source("virtual", "a@example.org b@example.org\n")
-    # without config_directory, the host's default instance (never the private defaults)
-    assert calls.read_text() == "-c /etc/postfix reload\n"
+    # without config_directory, Postfix's own default instance (never the private defaults)
+    assert calls.read_text() == "reload\n"
     assert (tmp_path / "postfix" / "virtual.db").exists()
 
 

@@ -273,10 +273,10 @@ def test_a_misspelt_source_is_an_error_and_nothing_is_created(workspace, plan):
     assert _target_count(workspace) == 0
 
 
+@pytest.mark.parametrize("workspace", ["maildir"], indirect=True)  # a Maildir state
 def test_rollback_and_verify_finish_a_maildir_folder_whose_removal_was_cut_short(workspace,
                                                                                  plan):
-    if not isinstance(workspace.connector("mailstores", "linux"), MaildirMailStore):
-        pytest.skip("a half-removed folder is a Maildir state")
+    assert isinstance(workspace.connector("mailstores", "linux"), MaildirMailStore)
     assert cutover(workspace, "run", plan, "--yes").returncode == 0
     folder = workspace.root / "mail" / "linux" / workspace.target_user / "Archive" / "2024"
     shutil.rmtree(folder / "new")  # a removal cut short: cur/ and the uidlist still there
@@ -297,10 +297,10 @@ def _logins(dovecot, user: str) -> int:
     return dovecot.log_text().count(f"Login: user=<{user}>")
 
 
+@pytest.mark.parametrize("workspace", ["imap"], indirect=True)  # logins: Dovecot's log
 def test_an_up_to_date_account_is_verified_from_its_preview_without_logging_in_again(
         workspace, request):
-    if workspace.connector("mailstores", "linux").connector_kind != "imap":
-        pytest.skip("logins are counted in Dovecot's log")
+    assert workspace.connector("mailstores", "linux").connector_kind == "imap"
     dovecot = request.getfixturevalue("dovecot")
     step, first = MailboxSync(), context(workspace)
     [copy] = step.preview(first)

@@ -134,7 +134,8 @@ class PostfixMapDirectory:
 
     # --- the one seam that runs Postfix programs ----------------------------------------------
     def _run(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        config = ["-c", str(self._config_directory_for(program))]
+        directory = self._config_directory_for(program)
+        config = ["-c", str(directory)] if directory is not None else []
         try:
             result = subprocess.run([program, *config, *args], capture_output=True, text=True,
                                     timeout=60, check=False)
@@ -146,13 +147,14 @@ class PostfixMapDirectory:
             raise PostfixCommandFailed(f"{Path(program).name} {' '.join(args)}: {message}")
         return result
 
-    def _config_directory_for(self, program: str) -> Path:
-        """The named instance; else postmap gets Postfix's defaults, and `postfix reload` the
-        default instance (/etc/postfix), the one a host without config_directory runs."""
+    def _config_directory_for(self, program: str) -> Path | None:
+        """The named instance; else postmap gets Postfix's defaults, and `postfix reload` no
+        `-c` at all: the instance Postfix itself was built to run (`postconf -d
+        config_directory`), the one a host without config_directory runs."""
         if self.config_dir is not None:
             return self.config_dir
         if Path(program).name == "postfix":
-            return Path("/etc/postfix")
+            return None
         return defaults_config_directory()
 
     # --- map sources ----------------------------------------------------------------------------
