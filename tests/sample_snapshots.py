@@ -23,8 +23,9 @@ from cutover.sample.writer import PLAN_NAMES
 from tests.workspace_fingerprint import fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE_STEPS = [(name, step.id) for name in PLAN_NAMES
-                for step in load_plan(REPO / "plans" / name).ordered()]
+SAMPLE_KINDS = {(name, step.id): step.spec.kind for name in PLAN_NAMES
+                for step in load_plan(REPO / "plans" / name).ordered()}
+SAMPLE_STEPS = list(SAMPLE_KINDS)  # (plan file, step id) in the order the plans run
 
 
 def cutover(workspace: Path, *args: str, crash_at: str | None = None

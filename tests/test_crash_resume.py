@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from cutover.plan import load_plan
 from cutover.runner import CRASH_POINTS
-from tests.sample_snapshots import REPO, SAMPLE_STEPS, cutover
+from tests.sample_snapshots import SAMPLE_KINDS, SAMPLE_STEPS, cutover
 from tests.workspace_fingerprint import fingerprint
 
 #: kinds whose records later steps read (the inventory for_each selects from, the copy
 #: engine's identity map, a migration batch): a crash in them is resumed to the plan's end
 #: and compared there; any other step is compared once it has finished
 RECORDS_LATER_STEPS_READ = {"inventory.collect", "mailbox.sync", "cloud.migration_batch"}
-KIND = {(name, step.id): step.spec.kind for name, _ in SAMPLE_STEPS
-        for step in load_plan(REPO / "plans" / name).ordered()}
 LAST_STEP = {name: step for name, step in SAMPLE_STEPS}  # the last one of each plan wins
 
 
@@ -23,7 +20,7 @@ LAST_STEP = {name: step for name, step in SAMPLE_STEPS}  # the last one of each 
 @pytest.mark.parametrize("plan, step", SAMPLE_STEPS)
 def test_crash_then_resume_ends_as_an_uninterrupted_run(sample_snapshots, plan, step, point):
     workspace = sample_snapshots.restore(plan, step)
-    until = LAST_STEP[plan] if KIND[(plan, step)] in RECORDS_LATER_STEPS_READ else step
+    until = LAST_STEP[plan] if SAMPLE_KINDS[(plan, step)] in RECORDS_LATER_STEPS_READ else step
     crashed = cutover(workspace, "run", f"plans/{plan}", "--until", until, "--yes",
                       crash_at=f"{step}:{point}")
     assert crashed.returncode == 137, f"{step}:{point} was never reached: {crashed.stderr}"

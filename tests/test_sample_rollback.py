@@ -17,8 +17,6 @@ from cutover.workspace import Workspace
 from tests.sample_snapshots import SAMPLE_STEPS
 from tests.workspace_fingerprint import fingerprint
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:

@@ -466,30 +466,20 @@ def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[st
                       dates: DateReader) -> None:
     """Copy TotalItemSize/ItemCount/LastLogonTime from a row (of either export) into record;
     an unreadable cell is a warning and leaves the value unknown."""
-    text = row.get("TotalItemSize")
-    if text:
+    cells = (("TotalItemSize", "size_bytes", parse_size, ""),
+             ("ItemCount", "items", parse_count, ""),
+             ("LastLogonTime", "last_logon", dates.parse, ": last logon unknown"))
+    for column, key, parse, unknown in cells:
+        text = row.get(column)
+        if not text:
+            continue
         try:
-            size = parse_size(text)
-            if size is not None:
-                record["size_bytes"] = size
+            value = parse(text)
         except ValueError as exc:
-            warn.append(f"TotalItemSize: {exc}")
-    text = row.get("ItemCount")
-    if text:
-        try:
-            items = parse_count(text)
-            if items is not None:
-                record["items"] = items
-        except ValueError as exc:
-            warn.append(f"ItemCount: {exc}")
-    text = row.get("LastLogonTime")
-    if text:
-        try:
-            logon = dates.parse(text)
-            if logon:
-                record["last_logon"] = logon
-        except ValueError as exc:
-            warn.append(f"LastLogonTime: {exc}: last logon unknown")
+            warn.append(f"{column}: {exc}{unknown}")
+            continue
+        if value is not None and value != "":
+            record[key] = value
 
 
 def _assumed_date_order(file: str, dates: DateReader, report: ImportReport) -> None:
