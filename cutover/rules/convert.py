@@ -772,7 +772,10 @@ class _Converter:
             (captures.pop() if captures else 0)
 
     def header_test(self, text: str, case: str) -> tuple[str, int]:
-        matches = procmail_regex.header_match(text)
+        try:
+            matches = procmail_regex.header_match(text)
+        except procmail_regex.RegexUntranslatable as refusal:
+            return self.raw_header_test(text, case, refusal), 0
         if procmail_regex.ALWAYS in matches:
             return "true", 0
         if not matches:
@@ -784,7 +787,8 @@ class _Converter:
         tests = []
         for match in _merged(matches):
             if match.pattern is None:
-                tests.append(f"exists {sieve_list(match.headers)}")
+                # `exists` with several names wants them all (RFC 5228 5.5): one each, any of
+                tests += [f"exists {sieve_string(name)}" for name in match.headers]
                 continue
             self.requires.add("regex")
             if match.headers == [procmail_regex.ENVELOPE_FROM]:
@@ -795,6 +799,20 @@ class _Converter:
                              f"{sieve_string(match.pattern)}")
         test = tests[0] if len(tests) == 1 else "anyof(" + ", ".join(tests) + ")"
         return test, (captures.pop() if captures else 0)
+
+    def raw_header_test(self, text: str, case: str,
+                        refusal: procmail_regex.RegexUntranslatable) -> str:
+        """A condition Sieve's header tests would decide differently (encoded words, folding,
+        text right after the colon, a header name given as a prefix): the generated
+        `procmail-match` program decides it on the raw header, as procmail does."""
+        try:
+            pattern = procmail_regex.raw_header_pattern(text, case_sensitive=bool(case))
+        except procmail_regex.RegexUntranslatable:
+            raise refusal from None
+        self.requires.add("vnd.dovecot.execute")
+        self.programs[part_programs.MATCH_PROGRAM] = part_programs.match_program()
+        return (f"execute :pipe {sieve_string(part_programs.MATCH_PROGRAM)} "
+                f"[{sieve_string(pattern)}]")
 
     def finish(self, env: dict[str, object], file: str) -> list[str]:
         default = env.get("DEFAULT")
@@ -929,7 +947,7 @@ def convert(rcfile: Path, home: Path | None = None, maildir_root: str | None = N
     if converter.programs:
         header.append("# Programs it runs that cutover wrote: " +
                       ", ".join(sorted(converter.programs)) + " (install them in the "
-                      "sieve_pipe_bin_dir / sieve_filter_bin_dir).")
+                      "sieve_pipe_bin_dir / sieve_filter_bin_dir / sieve_execute_bin_dir).")
     if requires:
         header.append(f"require {sieve_list(requires)};")
     script = "\n".join(header + [""] + body) + "\n"

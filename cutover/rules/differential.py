@@ -24,8 +24,9 @@ sieve-test runs without -e against a private config enabling Pigeonhole's extpro
 editheader; its "Performed actions" and "Implicit keep" sections are read. Filters and
 `execute` run even so: the filter programs are pass-through stubs (and the generated
 `.head`/`.body` programs around a pass-through), the execute programs record a pipe as procmail's
-stub does. A pipe without `:copy` cancels the implicit keep once it succeeds (Pigeonhole does
-that at commit, so the printed result still lists the keep): the normaliser applies that rule.
+stub does, except `procmail-match`, which only decides a header condition: it runs as it is.
+A pipe without `:copy` cancels the implicit keep once it succeeds (Pigeonhole does that at
+commit, so the printed result still lists the keep): the normaliser applies that rule.
 Run as root, sieve-test works as nobody (Dovecot refuses mail access as root): its sandbox is a
 directory nobody owns, in TMPDIR when nobody can reach TMPDIR, else in the first of /tmp,
 /var/tmp, /dev/shm it can reach (a private 0700 TMPDIR, as libpam-tmpdir makes, is not
@@ -650,6 +651,9 @@ class SieveTester:
                 path = self.directory / "filter-bin" / name
                 text = part_programs.part_program(part, "filter", "cat", "the verifier") \
                     if part else "#!/bin/sh\nexec /bin/cat\n"
+            elif use == "execute :pipe" and name in part_programs.DECIDING_PROGRAMS:
+                path = self.directory / "execute-bin" / name
+                text = part_programs.match_program()  # decides, and does nothing else
             elif use == "execute :pipe":
                 path = self.directory / "execute-bin" / name
                 text = (f"#!/bin/sh\n/bin/cat > /dev/null\nprintf 'pipe:%s\\n' '{base}' >> "

@@ -242,28 +242,31 @@ def _bracket_end(text: str, start: int) -> int:
 
 def _bracket(regex: str, start: int) -> tuple[str, int]:
     """Copy a bracket expression, dropping procmail's backslash escapes inside it (an escaped
-    `-` is literal: it moves to the end, where ERE reads it so)."""
+    `-` is literal: it moves to the end, an escaped `]` to the start, where ERE reads them so)."""
     index = start + 1
+    negated = ""
     body: list[str] = []
-    literal_dash = False
+    literal_dash = literal_bracket = False
     if index < len(regex) and regex[index] == "^":
-        body.append("^")
+        negated = "^"
         index += 1
     if index < len(regex) and regex[index] == "]":
-        body.append("]")
+        literal_bracket = True
         index += 1
     while index < len(regex) and regex[index] != "]":
         if regex[index] == "\\" and index + 1 < len(regex):
             index += 1
-            if regex[index] == "-":
-                literal_dash = True
+            if regex[index] in "-]":
+                literal_dash = literal_dash or regex[index] == "-"
+                literal_bracket = literal_bracket or regex[index] == "]"
                 index += 1
                 continue
         body.append(regex[index])
         index += 1
     if index >= len(regex):
         raise RegexUntranslatable("unterminated '[' in regular expression")
-    return "[" + "".join(body) + ("-" if literal_dash else "") + "]", index + 1
+    return ("[" + negated + ("]" if literal_bracket else "") + "".join(body)
+            + ("-" if literal_dash else "") + "]"), index + 1
 
 
 _POSIX_CLASSES = {"alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
@@ -281,6 +284,81 @@ def python_regex(regex: str, case_sensitive: bool = False) -> re.Pattern[str]:
         return re.compile(ere, 0 if case_sensitive else re.IGNORECASE)
     except re.error as exc:
         raise RegexUntranslatable(f"cannot read the regular expression: {exc}") from None
+
+
+_STACKED_QUANTIFIER = re.compile(r"(?<!\\)[*+?][*+?]")
+# procmail substitutes these wherever they stand (procmailrc(5)); ^TO_ before ^TO
+_RECIPIENT_FIELD = "(^((Original-)?(Resent-)?(To|Cc|Bcc)|(X-Envelope|Apparently(-Resent)?)-To):"
+_TO_MACROS = (("^TO_", _RECIPIENT_FIELD + "(.*[^-a-zA-Z0-9_.])?)"),
+              ("^TO", _RECIPIENT_FIELD + "(.*[^a-zA-Z])?)"))
+
+
+def raw_header_pattern(regex: str, case_sensitive: bool = False) -> str:
+    """The procmail regex as a Perl pattern over the raw header text, for the generated
+    `procmail-match` program (programs.py): procmail's own view, line by line, with the
+    `From ` line first, folded lines, encoded words and the blanks after each colon as written.
+
+    `^` and `$` are line edges (Perl's `m`), `.` stops at a line end (no `s`), `^^` is the
+    start of the header; case folds as in procmail unless `case_sensitive` (flag D). Refused:
+    `\\/` (the program answers yes or no, it hands back no MATCH), procmail's `^FROM_` macros
+    (kept as Sieve tests) and stacked quantifiers, which Perl reads as lazy or possessive.
+    `^TO_` and `^TO` become procmail's own expansions."""
+    regex = re.sub(r"(?<!\\)\\:", ":", regex)
+    if "\\/" in regex:
+        raise RegexUntranslatable("\\/ in a condition only the raw header can decide: the "
+                                  "program deciding it hands back no MATCH")
+    if "^FROM_DAEMON" in regex or "^FROM_MAILER" in regex:
+        raise RegexUntranslatable("procmail's ^FROM_ macros in a condition only the raw "
+                                  "header can decide")
+    for macro, expansion in _TO_MACROS:
+        regex = regex.replace(macro, expansion)
+    if _STACKED_QUANTIFIER.search(re.sub(r"\[[^]]*\]", "", regex)):
+        raise RegexUntranslatable("stacked repetition operators (`*?`, `++`) mean other things "
+                                  "in the pattern language the raw-header program uses")
+    out: list[str] = []
+    index = 0
+    while index < len(regex):
+        char = regex[index]
+        if char == "\\" and index + 1 < len(regex):
+            following = regex[index + 1]
+            index += 2
+            if following == "<":
+                out.append(f"(?:^|[^{WORD_CHARS}])")
+            elif following == ">":
+                out.append(f"(?:[^{WORD_CHARS}]|$)")
+            elif following.isalnum():
+                out.append(following)  # `\\s`, `\\d`... are plain characters to procmail
+            else:
+                out.append("\\" + following)
+            continue
+        if char == "[":
+            bracket, index = _bracket(regex, index)
+            out.append(_perl_bracket(bracket))
+            continue
+        if regex.startswith("^^", index):
+            out.append("\\A")
+            index += 2
+            continue
+        out.append("\\" + char if char in "{}" else char)
+        index += 1
+    return ("(?m)" if case_sensitive else "(?mi)") + "".join(out)
+
+
+def _perl_bracket(bracket: str) -> str:
+    """An ERE bracket expression in Perl: a backslash or a `[` that opens no class is a
+    literal character there."""
+    inner = bracket[1:-1]
+    out: list[str] = []
+    index = 0
+    while index < len(inner):
+        if inner.startswith("[:", index) and (end := inner.find(":]", index + 2)) > 0:
+            out.append(inner[index:end + 2])
+            index = end + 2
+            continue
+        char = inner[index]
+        out.append("\\" + char if char in "\\[]" else char)
+        index += 1
+    return "[" + "".join(out) + "]"
 
 
 def matches_empty(regex: str) -> bool:
@@ -330,6 +408,11 @@ def _single(regex: str) -> list[HeaderMatch]:
         underscore = regex.startswith("^TO_")
         rest = regex[4 if underscore else 3:]
         boundary = "[^-a-zA-Z0-9_.]" if underscore else "[^a-zA-Z]"
+        if rest[:1] in tuple(". \t[(") or rest.startswith("\\ "):
+            # procmail's expansion ends in an optional `(.*X)?`, so the text after the macro
+            # may start right after the colon, on the blank Sieve's values never show
+            raise RegexUntranslatable("the text after ^TO may match the blank after the "
+                                      "colon, which Sieve never shows")
         value, capture = translate(rest)
         return [HeaderMatch(list(RECIPIENT_HEADERS), f"(^|{boundary}){value}",
                             capture + 1 if capture else 0)]

@@ -9,8 +9,11 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from cutover.rules.convert import convert
 from cutover.rules.differential import verify
+from cutover.rules.regex import RegexUntranslatable, raw_header_pattern
 
 
 def mail(subject: str, body: str = "hello\n", **headers: str) -> str:
@@ -221,3 +224,69 @@ NL="
                         "3-plain": "folder:INBOX"}
     assert [warning.line for warning in conversion.warnings] == [4, 5, 13]
     assert "discard;\n    stop;" in conversion.script
+
+
+def test_what_sieve_sees_otherwise_is_decided_on_the_raw_header(tmp_path: Path):
+    """Encoded words, a fold before `<`, text right after the colon, `^TO.` taking the blank
+    and a header name given as a prefix of names Sieve cannot list: Sieve's decoded, unfolded,
+    trimmed values would decide these differently, so the generated `procmail-match` decides
+    them on the header as written, as procmail does."""
+    conversion, outcomes = converted_and_agreed(tmp_path, """\
+MAILDIR=$HOME/Maildir
+:0
+* ^Subject: =\\?(iso-8859-1|windows-1251)\\?
+.Encoded/
+:0
+* ^List-Id: ActiveRDF users <activerdf.lists.deri.org>
+.Rdf/
+:0
+* ^To:chinese@lists
+.Glued/
+:0
+* ^TO.root@
+.Root/
+:0
+* ^X-Acme-.*
+.Acme/
+:0
+* ^X-Trac-.*
+.Trac/
+""", {
+        "1-encoded": mail("=?iso-8859-1?Q?gr=FC=DFe?="),
+        "2-decoded-alike": mail("=?utf-8?Q?gr=C3=BC=C3=9Fe?="),
+        "3-list": mail("rdf", List_Id="ActiveRDF users <activerdf.lists.deri.org>"),
+        "4-list-folded": mail("rdf", List_Id="ActiveRDF users\n\t<activerdf.lists.deri.org>"),
+        "5-glued": mail("zh").replace("To: account@", "To:chinese@lists.fedoraproject.org, "),
+        "6-blank": mail("zh", To="chinese@lists.fedoraproject.org"),
+        "7-root": mail("cron", To="root@host.example.org"),
+        "8-acme": mail("ticket", X_Acme_Ticket="42"),
+        "9-trac": mail("ticket", X_Trac_Project="cutover"),
+    })
+    assert outcomes == {"1-encoded": "folder:Encoded", "2-decoded-alike": "folder:INBOX",
+                        "3-list": "folder:Rdf", "4-list-folded": "folder:INBOX",
+                        "5-glued": "folder:Glued", "6-blank": "folder:INBOX",
+                        "7-root": "folder:Root", "8-acme": "folder:Acme",
+                        "9-trac": "folder:Trac"}
+    assert conversion.script.count('execute :pipe "procmail-match"') == 5
+    assert "vnd.dovecot.execute" in conversion.script.split("\n", 4)[3]
+    assert set(conversion.programs) == {"procmail-match"}
+    # the fields Sieve can name are tested natively; `exists` with two names wants both
+    assert 'anyof(exists "x-trac-project", exists "x-trac-version")' in conversion.script
+
+
+@pytest.mark.parametrize(("regex", "pattern"), [
+    ("^Subject:*MDP", "(?mi)^Subject:*MDP"),
+    ("^^From x", "(?mi)\\AFrom x"),
+    ("^X-[a\\]b]{2}", "(?mi)^X-[\\]ab]\\{2\\}"),
+    ("\\<foo\\.bar", "(?mi)(?:^|[^a-zA-Z0-9_])foo\\.bar"),
+    ("^TO_me@", "(?mi)(^((Original-)?(Resent-)?(To|Cc|Bcc)|(X-Envelope|Apparently(-Resent)?)-To):"
+                "(.*[^-a-zA-Z0-9_.])?)me@"),
+])
+def test_raw_header_patterns_keep_procmail_meaning_in_perl(regex: str, pattern: str):
+    assert raw_header_pattern(regex) == pattern
+
+
+@pytest.mark.parametrize("regex", ["^Subject:\\/.*", "^FROM_DAEMON x", "^Subject: a*?b"])
+def test_what_the_raw_header_program_cannot_say_is_refused(regex: str):
+    with pytest.raises(RegexUntranslatable):
+        raw_header_pattern(regex)
