@@ -26,7 +26,10 @@ Semantics kept (procmailrc(5) vs RFC 5228 and Pigeonhole):
 - Nested `{ }` blocks become `if` blocks; assignments inside a block that change MAILDIR or
   DEFAULT make them unknown afterwards (they depend on whether the block ran).
 - Weighted conditions with exponent 0 (`* w^0 re`) become the disjunction of the combinations
-  whose total weight is positive.
+  whose total weight is positive. The line-count idiom (`* -1^0`, `* 1^1 ^.*$` on the body,
+  `$=` in the action) runs the generated `procmail-lines` through `execute :pipe :output`.
+- Conditions Sieve's header tests would decide differently (RFC 2047 words, folding, text
+  right after the colon) run the generated `procmail-match` on the raw header.
 - `HOST` (procmail stops, the mail is gone) -> `discard; stop;`.
 
 Anything else that changes the outcome and has no Sieve equivalent is a `Gap` with its
@@ -54,6 +57,7 @@ UNKNOWN = object()  # a variable whose value the converter cannot know (backtick
 SYSTEM_SPOOLS = ("/var/mail", "/var/spool/mail")
 SYSTEM_MAILBOX = "/var/mail/$LOGNAME"
 MATCH_VARIABLE = "pm_match"
+LINES_VARIABLE = "pm_score"
 # a variable known only when the script runs, inside an expanded value: \0name\0 -> ${name}
 _RUNTIME = re.compile("\x00([A-Za-z_][A-Za-z0-9_]*)\x00")
 _SHELL_META = re.compile(r"[|;&<>`()]|\$\(")
@@ -173,7 +177,7 @@ class _Converter:
         def replace(match: re.Match[str]) -> str:
             name = match.group(1) or match.group(4)
             operator, default = match.group(2), match.group(3) or ""
-            if name in "?=$#" or name.isdigit():
+            if (name in "?=$#" and name not in env) or name.isdigit():
                 raise Untranslatable(line, f"${name} is only known when procmail runs")
             if name not in env and not operator:
                 if name == "MATCH":
@@ -448,6 +452,7 @@ class _Converter:
         else:
             body += self.action(recipe, env, own, f"{file}:{recipe.line}")
             body_lines = [pad + "    " + line for line in body]
+        env.pop("=", None)  # the line count is this recipe's; procmail's $= elsewhere is not
         header = f"{pad}# {file}:{recipe.line}: :0{flags}" + \
             (f":{recipe.lockfile}" if recipe.lockfile else "")
         condition = _combine(tests)
@@ -657,6 +662,8 @@ class _Converter:
         if len(conditions) > MAX_WEIGHTED:
             raise Untranslatable(conditions[0].line, f"more than {MAX_WEIGHTED} weighted "
                                                      "conditions")
+        if (count := self.line_count(conditions, flags, env)) is not None:
+            return count
         for condition in conditions:
             assert condition.weight is not None
             if condition.weight[1] != 0:
@@ -679,6 +686,30 @@ class _Converter:
             return "true"
         return alternatives[0] if len(alternatives) == 1 else \
             "anyof(" + ", ".join(alternatives) + ")"
+
+    def line_count(self, conditions: list[Condition], flags: str, env: dict[str, object]
+                   ) -> str | None:
+        """The line-count idiom, `:0 Bfh`, `* -1^0`, `* 1^1 ^.*$`, `| formail -A "Lines: $="`:
+        the score is the number of body lines plus the constant weights, which the generated
+        `procmail-lines` program computes as procmail does (the test succeeds when it is above
+        0, and its output is `$=`). None when the conditions are anything else."""
+        counting = [c for c in conditions if c.weight is not None and c.weight[1] != 0]
+        constants = [c for c in conditions if c.weight is not None and c.weight[1] == 0]
+        if len(counting) != 1 or "B" not in flags or "H" in flags:
+            return None
+        counter = counting[0]
+        if counter.weight != (1.0, 1.0) or counter.negated or counter.kind != "regex" or \
+                counter.text.strip() != "^.*$":
+            return None
+        if any(c.negated or c.kind != "regex" or not procmail_regex.matches_empty(c.text)
+               or c.weight is None or not c.weight[0].is_integer() for c in constants):
+            return None
+        offset = int(sum(c.weight[0] for c in constants if c.weight is not None))
+        self.requires.update({"vnd.dovecot.execute", "variables"})
+        self.programs[part_programs.LINES_PROGRAM] = part_programs.lines_program()
+        env["="] = _runtime(LINES_VARIABLE)
+        return (f"execute :pipe :output {sieve_string(LINES_VARIABLE)} "
+                f"{sieve_string(part_programs.LINES_PROGRAM)} [{sieve_string(str(offset))}]")
 
     def condition(self, condition: Condition, flags: str, env: dict[str, object],
                   ignore_negation: bool = False) -> tuple[str, int]:
@@ -890,7 +921,9 @@ def header_edits(arguments: list[str]) -> list[tuple[str, str, str]]:
         name, colon, value = field_text.partition(":")
         if not re.fullmatch(r"[!-9;-~]+", name) or (not colon and option[:2] != "-I"):
             return []
-        if _RUNTIME.search(value) or "$" in value:
+        # a value known only at delivery may hold anything; the line count is digits
+        if "$" in value or any(known.group(1) != LINES_VARIABLE
+                               for known in _RUNTIME.finditer(value)):
             return []
         edits.append((_HEADER_EDIT[option[:2]], name, value.strip()))
     return edits

@@ -24,7 +24,7 @@ sieve-test runs without -e against a private config enabling Pigeonhole's extpro
 editheader; its "Performed actions" and "Implicit keep" sections are read. Filters and
 `execute` run even so: the filter programs are pass-through stubs (and the generated
 `.head`/`.body` programs around a pass-through), the execute programs record a pipe as procmail's
-stub does, except `procmail-match`, which only decides a header condition: it runs as it is.
+stub does, except `procmail-match` and `procmail-lines`, which only decide: they run as they are.
 A pipe without `:copy` cancels the implicit keep once it succeeds (Pigeonhole does that at
 commit, so the printed result still lists the keep): the normaliser applies that rule.
 Run as root, sieve-test works as nobody (Dovecot refuses mail access as root): its sandbox is a
@@ -433,7 +433,9 @@ def _is_formail(program: str) -> bool:
 
 def _plain_header_edits(text: str) -> bool:
     """formail asked only to add, rename or remove header fields (nothing that runs or writes
-    elsewhere), with no variable in the fields."""
+    elsewhere), with no variable in the fields but the score `$=`, which procmail decides from
+    the message alone."""
+    text = text.replace("$=", "0")
     if re.search(r"[|;&<>`$()]", text.split(None, 1)[1] if " " in text.strip() else ""):
         return False
     try:
@@ -612,7 +614,8 @@ def _sieve_config(directory: Path, user: tuple[int, int] | None) -> Path:
     return config
 
 
-_PROGRAM_USE = re.compile(r'\b(filter|execute :pipe|pipe(?: :copy)?)\s+"([^"]+)"')
+_PROGRAM_USE = re.compile(r'\b(filter|execute :pipe(?: :output "[^"]+")?|pipe(?: :copy)?)\s+'
+                          r'"([^"]+)"')
 
 
 class SieveTester:
@@ -651,10 +654,10 @@ class SieveTester:
                 path = self.directory / "filter-bin" / name
                 text = part_programs.part_program(part, "filter", "cat", "the verifier") \
                     if part else "#!/bin/sh\nexec /bin/cat\n"
-            elif use == "execute :pipe" and name in part_programs.DECIDING_PROGRAMS:
+            elif use.startswith("execute") and name in part_programs.DECIDING_PROGRAMS:
                 path = self.directory / "execute-bin" / name
-                text = part_programs.match_program()  # decides, and does nothing else
-            elif use == "execute :pipe":
+                text = part_programs.DECIDING_PROGRAMS[name]()  # decides, does nothing else
+            elif use.startswith("execute"):
                 path = self.directory / "execute-bin" / name
                 text = (f"#!/bin/sh\n/bin/cat > /dev/null\nprintf 'pipe:%s\\n' '{base}' >> "
                         f"'{self.records}'\nexit 0\n")

@@ -290,3 +290,49 @@ def test_raw_header_patterns_keep_procmail_meaning_in_perl(regex: str, pattern: 
 def test_what_the_raw_header_program_cannot_say_is_refused(regex: str):
     with pytest.raises(RegexUntranslatable):
         raw_header_pattern(regex)
+
+
+def test_line_count_idiom_adds_the_lines_procmail_counts(tmp_path: Path):
+    """`* -1^0` and `* 1^1 ^.*$` on the body score one per line end: the generated
+    `procmail-lines` computes that score for `$=`, and the header it goes into is the one
+    procmail's formail would add (later recipes file by it)."""
+    conversion, outcomes = converted_and_agreed(tmp_path, """\
+MAILDIR=$HOME/Maildir
+:0 Bfh
+* H ?? !^Lines:
+* -1^0
+*  1^1 ^.*$
+| formail -A "Lines: $="
+:0
+* ^Lines: 1$
+.One/
+:0
+* ^Lines: 3$
+.Three/
+:0
+* ^Lines: 7$
+.Seven/
+:0
+* ^Lines:
+.Other/
+""", {
+        "1-one": mail("one", "a\n"),
+        "2-three": mail("three", "a\n\nb\n"),
+        "3-empty": mail("empty", ""),
+        "4-kept": mail("kept", "x\n", Lines="7"),
+        "5-two": mail("two", "a\nb\n"),
+        "6-unterminated": mail("unterminated", "a\nb"),
+    })
+    assert outcomes == {"1-one": "folder:One", "2-three": "folder:Three",
+                        "3-empty": "folder:INBOX", "4-kept": "folder:Seven",
+                        "5-two": "folder:Other", "6-unterminated": "folder:One"}
+    assert ('if allof(not exists "lines", execute :pipe :output "pm_score" "procmail-lines" '
+            '["-1"]) {\n    addheader :last "Lines" "${pm_score}";') in conversion.script
+    assert set(conversion.programs) == {"procmail-lines"}
+
+
+def test_other_scoring_with_an_exponent_is_still_refused(tmp_path: Path):
+    rc = tmp_path / ".procmailrc"
+    rc.write_text(":0 B\n* 2^1 ^.*$\n.Long/\n")
+    [gap] = convert(rc).gaps
+    assert gap.line == 2 and "exponent other than 0" in gap.message
