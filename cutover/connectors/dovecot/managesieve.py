@@ -9,10 +9,12 @@
         password: env/SIEVE_PASSWORD   # a reference (env/NAME or file/PATH), never the secret
         tls: auto                      # auto | starttls | implicit | none
         tls_verify: true               # false for a self-signed lab
-        pipe_bin_dir: /mnt/mail/sieve-pipe      # optional: Dovecot's sieve_pipe_bin_dir,
-        filter_bin_dir: /mnt/mail/sieve-filter  # sieve_filter_bin_dir and
-        execute_bin_dir: /mnt/mail/sieve-execute  # sieve_execute_bin_dir as this host
-                                                # writes them (local, or mounted)
+        # optional: Dovecot's sieve_pipe_bin_dir, sieve_filter_bin_dir and
+        # sieve_execute_bin_dir as this host writes them (local, or mounted), for the
+        # programs converted Procmail rules run (rules.replace installs them there)
+        pipe_bin_dir: /srv/dovecot/sieve-pipe
+        filter_bin_dir: /srv/dovecot/sieve-filter
+        execute_bin_dir: /srv/dovecot/sieve-execute
 
 The password never crosses the network in clear: `tls: auto` (the default) logs in after
 STARTTLS and refuses (exit 2, before AUTHENTICATE is sent) a server that does not offer it,
