@@ -187,8 +187,9 @@ def content_digest(data: bytes) -> str:
 
 class ProgramDirectory:
     """One of Pigeonhole's program directories as this host reaches it. Beside the programs
-    it keeps `.cutover-programs.json`, the digest of every content cutover wrote under each
-    name, so that a program someone else put there is recognised and never overwritten."""
+    it keeps `.cutover-programs.json`: for each name, the digest of every content cutover
+    wrote there and the account it wrote it for. A program someone else put there is
+    recognised, and so is one cutover installed for another account's rules."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -203,17 +204,19 @@ class ProgramDirectory:
             return None
         return path.read_bytes(), path.stat().st_mode & 0o7777
 
-    def written_by_cutover(self, name: str, data: bytes) -> bool:
-        return content_digest(data) in self._manifest().get(name, [])
+    def written_for(self, name: str, data: bytes) -> str | None:
+        """The account cutover wrote this content under this name for; None when cutover
+        did not write it."""
+        return self._manifest().get(name, {}).get(content_digest(data))
 
-    def install(self, name: str, data: bytes, mode: int = 0o755) -> None:
-        """Write the program atomically (a delivery never runs half a program) and record
-        that cutover wrote this content, before writing it."""
+    def install(self, name: str, data: bytes, account: str, mode: int = 0o755) -> None:
+        """Write the program atomically (a delivery never runs half a program), recording
+        first that cutover wrote this content for `account`."""
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = self._manifest()
         digest = content_digest(data)
-        if digest not in manifest.get(name, []):
-            manifest[name] = [*manifest.get(name, []), digest]
+        if manifest.get(name, {}).get(digest) != account:
+            manifest.setdefault(name, {})[digest] = account
             atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True)
                          + "\n", mode=0o644)
         atomic_write(self.file(name), data, mode=mode)
@@ -229,9 +232,11 @@ class ProgramDirectory:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write(path, data, mode=mode)
 
-    def _manifest(self) -> dict[str, list[str]]:
+    def _manifest(self) -> dict[str, dict[str, str]]:
         try:
             loaded = json.loads((self.path / MANIFEST).read_text())
         except (FileNotFoundError, ValueError):
             return {}
-        return loaded if isinstance(loaded, dict) else {}
+        if not isinstance(loaded, dict):
+            return {}
+        return {name: entry for name, entry in loaded.items() if isinstance(entry, dict)}

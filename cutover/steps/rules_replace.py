@@ -24,7 +24,8 @@ Preview also refuses, in one line each:
   `execute` while the sieve connector has no `pipe_bin_dir` / `filter_bin_dir` /
   `execute_bin_dir` (ManageSieve cannot upload programs; the twin has its own directory);
 - a program of the same name already in such a directory with other content that cutover
-  did not write (`.cutover-programs.json` there lists what it wrote): it is never overwritten.
+  did not write for this account (`.cutover-programs.json` there lists what it wrote, for
+  whom): someone else's program, or another account's, is never overwritten.
 A program goes into the directory of each way the script runs it (both, if two), written
 atomically with mode 0755 before the script that needs it is activated.
 
@@ -221,7 +222,7 @@ class RulesReplace(Step):
         # the programs first: the script that runs them is not active before they are there
         for entry, prior in zip(state.get("programs", []), change.before.get("programs", []),
                                 strict=True):
-            _install_program(ctx, entry, prior)
+            _install_program(ctx, address, entry, prior)
         if normalised(store.get(address, name)) != normalised(state["script"]):
             store.put(address, name, state["script"])
         if store.active(address) != name:
@@ -315,14 +316,24 @@ def _program_plan(ctx: Context, account: _Account, conversion: Conversion
         path = str(directory.file(name))
         data = text.encode()
         current = directory.read(name)
-        if current is not None and current[0] != data \
-                and not directory.written_by_cutover(name, current[0]):
-            raise SieveProgramClash(
-                f"{path} exists with other content that cutover did not write: refusing to "
-                f"overwrite it (the script for {account.address} runs its own {name} there)")
+        if current is not None and current[0] != data:
+            _refuse_clash(account.address, path, directory.written_for(name, current[0]))
         before.append(_program_entry(kind, name, path, current))
         after.append(_program_entry(kind, name, path, (data, PROGRAM_MODE)))
     return before, after
+
+
+def _refuse_clash(address: str, path: str, writer: str | None) -> None:
+    """Another content under the name: cutover replaces only what it wrote for this account
+    (an earlier conversion of the same rules)."""
+    if writer is None:
+        raise SieveProgramClash(f"{path} exists with other content that cutover did not write: "
+                                f"refusing to overwrite it (the script for {address} runs "
+                                "a program of that name)")
+    if writer != address:
+        raise SieveProgramClash(f"{path} holds the program cutover installed for {writer}, "
+                                f"and {address} needs another one of that name: refusing to "
+                                "overwrite it")
 
 
 def _program_entry(kind: str, name: str, path: str, content: tuple[bytes, int] | None
@@ -370,14 +381,15 @@ def _refuse_missing_extensions(account: _Account, script: str) -> None:
         "personal scripts)")
 
 
-def _install_program(ctx: Context, entry: dict[str, Any], prior: dict[str, Any]) -> None:
+def _install_program(ctx: Context, account: str, entry: dict[str, Any],
+                     prior: dict[str, Any]) -> None:
     """Write the program `entry` (an `after` entry) unless it is there already."""
     path = Path(entry["path"])
     directory = ProgramDirectory(path.parent)
-    wanted = _program_content(entry)
-    if _unchanged_or_refuse(ctx, directory, path, wanted, prior):
+    data, mode = _program_content(entry)
+    if _unchanged_or_refuse(ctx, directory, path, (data, mode), prior):
         return
-    directory.install(path.name, *wanted)
+    directory.install(path.name, data, account, mode)
 
 
 def _restore_program(ctx: Context, entry: dict[str, Any], applied: dict[str, Any]) -> None:

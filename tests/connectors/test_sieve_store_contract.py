@@ -185,13 +185,14 @@ def test_required_extensions_collect_every_require_and_skip_comments():
     assert required_extensions(script) == ["copy", "fileinto", "vnd.dovecot.filter"]
 
 
-def test_program_directory_knows_what_cutover_wrote(tmp_path: Path):
+def test_program_directory_knows_what_cutover_wrote_and_for_whom(tmp_path: Path):
     directory = ProgramDirectory(tmp_path / "pipe")
-    directory.install("a.body", b"#!/bin/sh\nexit 0\n")
+    directory.install("a.body", b"#!/bin/sh\nexit 0\n", "a@example.org")
     assert directory.read("a.body") == (b"#!/bin/sh\nexit 0\n", 0o755)
-    assert directory.written_by_cutover("a.body", b"#!/bin/sh\nexit 0\n")
+    assert directory.written_for("a.body", b"#!/bin/sh\nexit 0\n") == "a@example.org"
+    assert directory.written_for("a.body", b"#!/bin/sh\nexit 1\n") is None
     (tmp_path / "pipe" / "b").write_bytes(b"#!/bin/sh\n")
-    assert not directory.written_by_cutover("b", b"#!/bin/sh\n")
+    assert directory.written_for("b", b"#!/bin/sh\n") is None
     directory.restore("a.body", None, None)
     assert directory.read("a.body") is None
     with pytest.raises(UsageError):

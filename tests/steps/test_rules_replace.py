@@ -329,7 +329,8 @@ def test_twin_keeps_programs_in_its_own_directory_and_rollback_restores_prior_by
     use_rc(workspace, BULLETIN_RC)
     pipe_dir = workspace.root / "sieve" / ".programs" / "pipe"
     # a version cutover installed earlier (say before the rc file changed), since made 0700
-    ProgramDirectory(pipe_dir).install("ingest-bulletin.body", b"#!/bin/sh\nexit 0\n", 0o700)
+    ProgramDirectory(pipe_dir).install("ingest-bulletin.body", b"#!/bin/sh\nexit 0\n", ACCOUNT,
+                                       0o700)
     prior = program_files(pipe_dir)
     ctx = context(workspace)
     [change] = RulesReplace().preview(ctx)
@@ -357,6 +358,18 @@ def test_a_program_cutover_did_not_write_refuses_the_step_naming_the_file(worksp
                                          "did not write")
     assert "\n" not in str(refused.value)
     assert theirs.read_text() == "#!/bin/sh\nexec /opt/site/ingest\n"
+
+
+def test_a_program_cutover_installed_for_another_account_is_not_overwritten(
+        workspace: Workspace):
+    use_rc(workspace, BULLETIN_RC)
+    pipe_dir = workspace.root / "sieve" / ".programs" / "pipe"
+    ProgramDirectory(pipe_dir).install("ingest-bulletin.body", b"#!/bin/sh\nexec other\n",
+                                       "bulletin@verify.example.org")
+    with pytest.raises(SieveProgramClash, match="holds the program cutover installed for "
+                                                "bulletin@verify.example.org"):
+        RulesReplace().preview(context(workspace))
+    assert (pipe_dir / "ingest-bulletin.body").read_bytes() == b"#!/bin/sh\nexec other\n"
 
 
 def test_apply_refuses_a_program_put_there_since_the_preview(workspace: Workspace):
