@@ -188,8 +188,10 @@ def content_digest(data: bytes) -> str:
 class ProgramDirectory:
     """One of Pigeonhole's program directories as this host reaches it. Beside the programs
     it keeps `.cutover-programs.json`: for each name, the digest of every content cutover
-    wrote there and the account it wrote it for. A program someone else put there is
-    recognised, and so is one cutover installed for another account's rules."""
+    wrote there with the account it wrote it for (`written`), and the accounts whose deployed
+    scripts run it now (`users`). So a program someone else put there is recognised, one
+    cutover installed for another account's rules too, and a program two accounts share
+    stays until the last of them is rolled back."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -207,19 +209,36 @@ class ProgramDirectory:
     def written_for(self, name: str, data: bytes) -> str | None:
         """The account cutover wrote this content under this name for; None when cutover
         did not write it."""
-        return self._manifest().get(name, {}).get(content_digest(data))
+        return self._manifest()["written"].get(name, {}).get(content_digest(data))
+
+    def users(self, name: str) -> list[str]:
+        return list(self._manifest()["users"].get(name, []))
 
     def install(self, name: str, data: bytes, account: str, mode: int = 0o755) -> None:
         """Write the program atomically (a delivery never runs half a program), recording
-        first that cutover wrote this content for `account`."""
+        first that cutover wrote this content for `account`, which now runs it."""
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = self._manifest()
-        digest = content_digest(data)
-        if manifest.get(name, {}).get(digest) != account:
-            manifest.setdefault(name, {})[digest] = account
-            atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True)
-                         + "\n", mode=0o644)
+        manifest["written"].setdefault(name, {})[content_digest(data)] = account
+        self._add_user(manifest, name, account)
+        self._save(manifest)
         atomic_write(self.file(name), data, mode=mode)
+
+    def use(self, name: str, account: str) -> None:
+        """`account`'s script runs the program that is already there."""
+        manifest = self._manifest()
+        if account not in manifest["users"].get(name, []):
+            self._add_user(manifest, name, account)
+            self._save(manifest)
+
+    def release(self, name: str, account: str) -> list[str]:
+        """`account`'s script no longer runs the program: the accounts that still do."""
+        manifest = self._manifest()
+        users = manifest["users"].get(name, [])
+        if account in users:
+            users.remove(account)
+            self._save(manifest)
+        return list(users)
 
     def restore(self, name: str, data: bytes | None, mode: int | None) -> None:
         """Put back what was there: `data` None means no such file. Idempotent."""
@@ -232,11 +251,25 @@ class ProgramDirectory:
             self.path.mkdir(parents=True, exist_ok=True)
             atomic_write(path, data, mode=mode)
 
-    def _manifest(self) -> dict[str, dict[str, str]]:
+    @staticmethod
+    def _add_user(manifest: dict[str, Any], name: str, account: str) -> None:
+        users = manifest["users"].setdefault(name, [])
+        if account not in users:
+            users.append(account)
+            users.sort()
+
+    def _save(self, manifest: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True)
+                     + "\n", mode=0o644)
+
+    def _manifest(self) -> dict[str, Any]:
         try:
             loaded = json.loads((self.path / MANIFEST).read_text())
         except (FileNotFoundError, ValueError):
-            return {}
+            loaded = {}
         if not isinstance(loaded, dict):
-            return {}
-        return {name: entry for name, entry in loaded.items() if isinstance(entry, dict)}
+            loaded = {}
+        written, users = loaded.get("written"), loaded.get("users")
+        return {"written": written if isinstance(written, dict) else {},
+                "users": users if isinstance(users, dict) else {}}

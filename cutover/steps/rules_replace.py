@@ -25,7 +25,9 @@ Preview also refuses, in one line each:
   `execute_bin_dir` (ManageSieve cannot upload programs; the twin has its own directory);
 - a program of the same name already in such a directory with other content that cutover
   did not write for this account (`.cutover-programs.json` there lists what it wrote, for
-  whom): someone else's program, or another account's, is never overwritten.
+  whom, and whose scripts run it): someone else's program, or another account's, is never
+  overwritten. A program several accounts run with the same content is shared: rolling one
+  of them back leaves it to the others (the last one puts the directory back).
 A program goes into the directory of each way the script runs it (both, if two), written
 atomically with mode 0755 before the script that needs it is activated.
 
@@ -279,7 +281,7 @@ class RulesReplace(Step):
         # the script that ran them is no longer active: now the programs can go back
         for entry, applied in zip(state.get("programs", []), change.after.get("programs", []),
                                   strict=True):
-            _restore_program(ctx, entry, applied)
+            _restore_program(ctx, state["account"], entry, applied)
         if state["procmail_enabled"]:
             _restore_procmailrc(ctx, state)
 
@@ -388,14 +390,21 @@ def _install_program(ctx: Context, account: str, entry: dict[str, Any],
     directory = ProgramDirectory(path.parent)
     data, mode = _program_content(entry)
     if _unchanged_or_refuse(ctx, directory, path, (data, mode), prior):
+        directory.use(path.name, account)
         return
     directory.install(path.name, data, account, mode)
 
 
-def _restore_program(ctx: Context, entry: dict[str, Any], applied: dict[str, Any]) -> None:
-    """Put the program file back as `entry` (a `before` entry) recorded it."""
+def _restore_program(ctx: Context, account: str, entry: dict[str, Any],
+                     applied: dict[str, Any]) -> None:
+    """Put the program file back as `entry` (a `before` entry) recorded it; a program the
+    scripts of other accounts still run stays (the last of them puts it back)."""
     path = Path(entry["path"])
     directory = ProgramDirectory(path.parent)
+    others = directory.release(path.name, account)
+    if others:
+        ctx.log(f"{account}: {path} stays: the scripts of {', '.join(others)} run it too")
+        return
     wanted = _program_content(entry)
     if _unchanged_or_refuse(ctx, directory, path, wanted, applied):
         return
@@ -424,7 +433,8 @@ def _check_programs(state: dict[str, Any]) -> list[Finding]:
         current = ProgramDirectory(path.parent).read(path.name)
         wanted = _program_content(entry)
         if wanted is None:
-            if current is not None or path.is_symlink():
+            shared = ProgramDirectory(path.parent).users(path.name)
+            if (current is not None or path.is_symlink()) and not shared:
                 findings.append(Finding(state["account"], f"{path} exists; it was absent"))
         elif current is None:
             findings.append(Finding(state["account"], f"program {path} is missing"))

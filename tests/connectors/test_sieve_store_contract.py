@@ -193,6 +193,9 @@ def test_program_directory_knows_what_cutover_wrote_and_for_whom(tmp_path: Path)
     assert directory.written_for("a.body", b"#!/bin/sh\nexit 1\n") is None
     (tmp_path / "pipe" / "b").write_bytes(b"#!/bin/sh\n")
     assert directory.written_for("b", b"#!/bin/sh\n") is None
+    directory.use("a.body", "c@example.org")
+    assert directory.users("a.body") == ["a@example.org", "c@example.org"]
+    assert directory.release("a.body", "a@example.org") == ["c@example.org"]
     directory.restore("a.body", None, None)
     assert directory.read("a.body") is None
     with pytest.raises(UsageError):

@@ -407,3 +407,31 @@ def test_twin_declaring_its_extensions_refuses_what_it_lacks(tmp_path: Path):
     with pytest.raises(SieveExtensionsMissing, match=r"sieve_extensions = \+vnd\.dovecot\.pipe"
                                                      r" and sieve_plugins"):
         RulesReplace().preview(context(workspace))
+
+
+def test_a_program_two_accounts_run_stays_until_the_last_of_them_is_rolled_back(
+        workspace: Workspace):
+    # one rc file for two accounts: the same conversion, the same program bytes
+    use_rc(workspace, BULLETIN_RC)
+    second = {**ITEM, "address": "bulletin@example.org", "local": "bulletin"}
+    shared = {"procmailrc": f"procmail/{ITEM['address']}/.procmailrc",
+              "messages": f"samples/{ITEM['address']}/"}
+    first_ctx = context(workspace, **shared)
+    second_ctx = Context(workspace=workspace, plan_name="phase1", step_id="replace-procmail",
+                         params=RulesReplaceParams.model_validate({**PARAMS, **shared}),
+                         item=second)
+    [first] = RulesReplace().preview(first_ctx)
+    [other] = RulesReplace().preview(second_ctx)  # both previewed before either applies
+    RulesReplace().apply(first_ctx, first)
+    RulesReplace().apply(second_ctx, other)
+    installed = workspace.root / "sieve" / ".programs" / "pipe" / "ingest-bulletin.body"
+    assert RulesReplace().verify(second_ctx, [other]) == []
+    program = installed.read_bytes()
+    RulesReplace().rollback(first_ctx, first)  # not in reverse order: the other still runs it
+    assert (installed.read_bytes(), installed.stat().st_mode & 0o7777) == (program, 0o755)
+    assert workspace.connector("sieve", "linux").active("bulletin@verify.example.org") \
+        == "procmail"
+    RulesReplace().rollback(second_ctx, other)
+    assert not installed.exists()
+    assert RulesReplace().verify(first_ctx, [first.inverse()]) == []
+    assert rc_path(workspace).read_text() == BULLETIN_RC
