@@ -288,14 +288,10 @@ class RulesReplace(Step):
     def manual_checks(self, params: Any) -> list[str]:
         return [f"cutover rules verify {params.procmailrc} --messages <sample dir>",
                 "managesieve / sieve directory: the account's active script is "
-                f"{params.script!r}",
-                "the programs the script runs are in Dovecot's sieve_pipe_bin_dir / "
-                "sieve_filter_bin_dir / sieve_execute_bin_dir, mode 0755"]
+                f"{params.script!r}"]
 
     def manual_rollback(self, params: Any) -> list[str]:
         return [f"reactivate the previous Sieve script (or none) instead of {params.script!r}",
-                "put back (or remove) the programs the step installed, as its checkpoint "
-                "recorded them",
                 f"rename {params.procmailrc}{ASIDE_SUFFIX} back to {params.procmailrc}"]
 
 
