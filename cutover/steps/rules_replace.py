@@ -308,6 +308,7 @@ def _program_plan(ctx: Context, account: _Account, conversion: Conversion
         ctx.log(f"{account.address}: generated program(s) {', '.join(unused)} not run by the "
                 "script: not installed")
     _refuse_missing_directories(ctx, account, wanted)
+    _warn_of_absent_site_programs(ctx, account, uses, conversion.programs)
     before, after = [], []
     for kind, name, text in wanted:
         directory = ProgramDirectory(account.store.program_directory(kind))
@@ -319,6 +320,21 @@ def _program_plan(ctx: Context, account: _Account, conversion: Conversion
         before.append(_program_entry(kind, name, path, current))
         after.append(_program_entry(kind, name, path, (data, PROGRAM_MODE)))
     return before, after
+
+
+def _warn_of_absent_site_programs(ctx: Context, account: _Account, uses: dict[str, set[str]],
+                                  generated: dict[str, str]) -> None:
+    """The programs the rc file ran itself (`| spamc` -> `pipe "spamc"`) are the site's to
+    install; say so where a configured directory lacks one, as Pigeonhole would fail there."""
+    for name, kinds in sorted(uses.items()):
+        if name in generated:
+            continue
+        for kind in PROGRAM_KINDS:
+            directory = account.store.program_directory(kind) if kind in kinds else None
+            if directory is not None and not (directory / name).exists():
+                ctx.log(f"WARNING {account.address}: the script runs {name} through {kind}, "
+                        f"which is not in {directory}: install it there (cutover installs "
+                        "only the programs it generated)")
 
 
 def _refuse_clash(address: str, path: str, writer: str | None) -> None:

@@ -435,3 +435,18 @@ def test_a_program_two_accounts_run_stays_until_the_last_of_them_is_rolled_back(
     assert not installed.exists()
     assert RulesReplace().verify(first_ctx, [first.inverse()]) == []
     assert rc_path(workspace).read_text() == BULLETIN_RC
+
+
+def test_preview_warns_of_a_program_the_rc_file_runs_that_the_directory_lacks(
+        workspace: Workspace):
+    use_rc(workspace, "MAILDIR=$HOME/Maildir\n:0\n* ^Subject:.*spam\n| /usr/bin/spamc -c\n")
+    logged: list[str] = []
+    ctx = Context(workspace=workspace, plan_name="phase1", step_id="replace-procmail",
+                  params=RulesReplaceParams.model_validate(PARAMS), item=ITEM,
+                  log=logged.append)
+    [change] = RulesReplace().preview(ctx)
+    pipe_dir = workspace.root / "sieve" / ".programs" / "pipe"
+    assert change.after["programs"] == []  # not cutover's to install
+    assert logged == [f"WARNING {ACCOUNT}: the script runs spamc through pipe, which is not "
+                      f"in {pipe_dir}: install it there (cutover installs only the programs "
+                      "it generated)"]
