@@ -176,12 +176,28 @@ class _PostfixMaps(_Settings):
     reload: bool | None = None
 
 
-class _Managesieve(_Settings):
+class _SieveProgramDirs(_Settings):
+    """Where the programs a Sieve script runs through Pigeonhole's extprograms are written:
+    Dovecot's sieve_pipe_bin_dir / sieve_filter_bin_dir / sieve_execute_bin_dir, as the
+    cutover host reaches them."""
+
+    pipe_bin_dir: str | None = None
+    filter_bin_dir: str | None = None
+    execute_bin_dir: str | None = None
+
+
+class _Managesieve(_SieveProgramDirs):
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = None
     password: Reference | None = None
     starttls: bool | None = None
+
+
+class _SieveDirectory(_SieveProgramDirs):
+    path: str
+    #: the extensions the twin enables for personal scripts (unset: it does not say)
+    extensions: list[str] | None = None
 
 
 class _DovecotPasswd(_Settings):
@@ -214,7 +230,7 @@ SETTINGS: dict[tuple[str, str], type[_Settings]] = {
     ("inventory.sources", "mailstore"): _MailstoreInventory,
     ("postfix", "postfix"): _PostfixMaps,
     ("postfix", "postfix-maps"): _PostfixMaps,
-    ("sieve", "sievedir"): _Path,
+    ("sieve", "sievedir"): _SieveDirectory,
     ("sieve", "managesieve"): _Managesieve,
     ("accounts", "dovecot-passwd"): _DovecotPasswd,
     ("directory", "directory-file"): _Path,

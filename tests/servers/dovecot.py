@@ -14,6 +14,7 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,16 @@ class DovecotServer:
     @property
     def sieve_pipe_bin_dir(self) -> Path:
         return self.root / "sieve-pipe"
+
+    @property
+    def sieve_filter_bin_dir(self) -> Path:
+        """Configured only by `dovecot_extprograms`."""
+        return self.root / "sieve-filter"
+
+    @property
+    def sieve_execute_bin_dir(self) -> Path:
+        """Configured only by `dovecot_extprograms`."""
+        return self.root / "sieve-execute"
 
     @property
     def config_file(self) -> Path:
@@ -230,14 +241,18 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def _extra_dovecot(prefix: str, settings: str, certificate: bool = False):
-    """A Dovecot like the `dovecot` fixture's, with `settings` appended to its config (a later
-    setting overrides an earlier one) and, if asked, root/server.crt and root/server.key."""
+def _extra_dovecot(prefix: str, settings: str | Callable[[DovecotServer], str],
+                   certificate: bool = False):
+    """A Dovecot like the `dovecot` fixture's, with `settings` (or what it makes of the
+    server) appended to its config (a later setting overrides an earlier one) and, if asked,
+    root/server.crt and root/server.key."""
     binary = require_binary("dovecot", "dovecot-imapd dovecot-managesieved")
     root = Path(tempfile.mkdtemp(prefix=prefix))
     server = DovecotServer(root=root, imap_port=free_port(), lmtp_port=free_port(),
                            managesieve_port=free_port())
     _write_config(server)
+    if callable(settings):
+        settings = settings(server)
     if certificate:
         cert, key = _self_signed_certificate(root)
         settings += f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n"
@@ -248,6 +263,7 @@ def _extra_dovecot(prefix: str, settings: str, certificate: bool = False):
     try:
         wait_for_port(server.imap_port, server.process, root / "dovecot.log", b"* OK")
         wait_for_port(server.managesieve_port, server.process, root / "dovecot.log")
+        wait_for_port(server.lmtp_port, server.process, root / "dovecot.log")
         yield server
     finally:
         stop(server.process)
@@ -265,3 +281,27 @@ def dovecot_starttls():
     """Dovecot offering STARTTLS on IMAP and ManageSieve with a self-signed certificate
     (`.root / "server.crt"`), logging every authentication attempt."""
     yield from _extra_dovecot("cutover-dovecot-tls-", AUTH_LOGGING, certificate=True)
+
+
+# --- an instance with every extprograms extension a converted script may use ------------------
+
+def _extprograms_settings(server: DovecotServer) -> str:
+    for directory in (server.sieve_filter_bin_dir, server.sieve_execute_bin_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    return f"""\
+plugin {{
+  sieve_extensions = +vnd.dovecot.pipe +vnd.dovecot.filter +editheader
+  sieve_global_extensions = +vnd.dovecot.execute
+  sieve_filter_bin_dir = {server.sieve_filter_bin_dir}
+  sieve_execute_bin_dir = {server.sieve_execute_bin_dir}
+}}
+"""
+
+
+@pytest.fixture(scope="session")
+def dovecot_extprograms():
+    """Dovecot enabling vnd.dovecot.pipe, vnd.dovecot.filter and editheader for personal
+    scripts, with `sieve_filter_bin_dir` and `sieve_execute_bin_dir` (beside the usual
+    `sieve_pipe_bin_dir`); vnd.dovecot.execute only in sieve_global_extensions, which personal
+    scripts cannot use."""
+    yield from _extra_dovecot("cutover-dovecot-extprograms-", _extprograms_settings)

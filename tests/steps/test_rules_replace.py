@@ -12,10 +12,17 @@ import pytest
 import yaml
 
 from cutover.connectors.dovecot.managesieve import ManageSieveStore
+from cutover.connectors.sieve_store import ProgramDirectory
 from cutover.errors import UnsafeChange, UsageError
 from cutover.safety import raise_if_unsafe
 from cutover.steps.base import Change, Context
-from cutover.steps.rules_replace import RulesReplace, RulesReplaceParams
+from cutover.steps.rules_replace import (
+    RulesReplace,
+    RulesReplaceParams,
+    SieveExtensionsMissing,
+    SieveProgramClash,
+    SieveProgramDirMissing,
+)
 from cutover.workspace import Workspace
 
 CORPUS = Path(__file__).parent.parent / "rules" / "corpus"
@@ -27,6 +34,7 @@ PARAMS = {"procmailrc": "procmail/{address}/.procmailrc", "sieve": "linux",
 
 
 def make_workspace(root: Path, sieve_config: dict) -> Workspace:
+    root.mkdir(parents=True, exist_ok=True)
     (root / "cutover.yaml").write_text(yaml.safe_dump({"sieve": {"linux": sieve_config}}))
     home = root / "procmail" / ITEM["address"]
     home.mkdir(parents=True)
@@ -208,3 +216,237 @@ def test_preview_compares_for_real_with_a_private_tmpdir(workspace: Workspace, t
     [change] = RulesReplace().preview(context(workspace))
     assert change.after["procmail_enabled"] is False
     assert list(private.iterdir()) == []
+
+
+# --- programs generated beside the script, and the extensions the script requires ------------
+
+SHOUT_RC = ("MAILDIR=$HOME/Maildir\n"
+            ":0 fbw\n* ^Subject:.*shout\n| /usr/bin/tr a-z A-Z\n")      # filter "tr.body"
+BULLETIN_RC = ("MAILDIR=$HOME/Maildir\n"
+               ":0 b\n* ^Subject:.*bulletin\n| /usr/local/bin/ingest-bulletin\n")  # pipe
+NOTIFY_RC = ("MAILDIR=$HOME/Maildir\n"                                 # execute "notify.body"
+             ":0 b\n* ^Subject:.*alert\n| /usr/local/bin/notify\n:0 e\nfailed/\n")
+SHOUT_MESSAGE = b"From: a@example.net\nSubject: shout\n\nhello there\n"
+
+
+def use_rc(workspace: Workspace, text: str) -> None:
+    rc_path(workspace).write_text(text)
+    (workspace.root / "samples" / ITEM["address"] / "99-shout.eml").write_bytes(SHOUT_MESSAGE)
+
+
+def managesieve_config(server, **dirs) -> dict:
+    return {"kind": "managesieve", "host": server.host, "port": server.managesieve_port,
+            "user": "{address}", "password": "env/CUTOVER_TEST_SIEVE_PASSWORD",
+            **{key: str(value) for key, value in dirs.items()}}
+
+
+def program_files(directory: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of a program directory: name -> (bytes, mode)."""
+    if not directory.is_dir():
+        return {}
+    return {path.name: (path.read_bytes(), path.stat().st_mode & 0o7777)
+            for path in sorted(directory.iterdir())}
+
+
+def test_body_program_is_installed_runs_on_dovecot_and_rollback_restores_the_directory(
+        tmp_path: Path, dovecot_extprograms, monkeypatch):
+    server = dovecot_extprograms
+    user = server.add_user(ACCOUNT)
+    monkeypatch.setenv("CUTOVER_TEST_SIEVE_PASSWORD", "secret")
+    workspace = make_workspace(tmp_path, managesieve_config(
+        server, pipe_bin_dir=server.sieve_pipe_bin_dir,
+        filter_bin_dir=server.sieve_filter_bin_dir))
+    use_rc(workspace, SHOUT_RC)
+    neighbour = server.sieve_filter_bin_dir / "someone-elses-filter"
+    neighbour.write_text("#!/bin/sh\ncat\n")
+    neighbour.chmod(0o750)
+    prior = program_files(server.sieve_filter_bin_dir)
+    ctx = context(workspace)
+    [change] = RulesReplace().preview(ctx)
+    installed = server.sieve_filter_bin_dir / "tr.body"
+    [entry] = change.after["programs"]
+    assert (entry["kind"], entry["path"], entry["mode"]) == ("filter", str(installed), 0o755)
+    assert change.before["programs"][0]["base64"] is None  # absent before
+    assert f"install program(s) {installed}" in change.describe()
+    RulesReplace().apply(ctx, change)
+    assert installed.read_bytes().startswith(b"#!/bin/sh\n")
+    assert installed.stat().st_mode & 0o7777 == 0o755
+    assert RulesReplace().verify(ctx, [change]) == []
+    # Dovecot runs the installed program: procmail's `fbw` filtered only the body
+    server.deliver(user, SHOUT_MESSAGE.replace(b"\n", b"\r\n"))
+    [delivered] = (server.maildir(user) / "new").iterdir()
+    assert b"HELLO THERE" in delivered.read_bytes()
+    assert b"Subject: shout" in delivered.read_bytes()
+    checkpointed = Change.from_json(json.loads(json.dumps(change.to_json())))
+    RulesReplace().rollback(context(Workspace(tmp_path)), checkpointed)
+    assert not installed.exists()
+    assert {name: files for name, files in program_files(server.sieve_filter_bin_dir).items()
+            if name != ".cutover-programs.json"} == prior
+    store = ManageSieveStore(server.host, server.managesieve_port, "{address}", "secret")
+    assert (store.active(user), store.scripts(user)) == (None, [])
+    assert RulesReplace().verify(ctx, [checkpointed.inverse()]) == []
+
+
+@pytest.mark.parametrize(("server_fixture", "rc", "missing"), [
+    ("dovecot", SHOUT_RC, "vnd.dovecot.filter"),
+    # enabled in sieve_global_extensions only: personal scripts cannot use it
+    ("dovecot_extprograms", NOTIFY_RC, "vnd.dovecot.execute"),
+], ids=["filter-not-enabled", "execute-global-only"])
+def test_preview_refuses_an_extension_the_server_does_not_enable_for_personal_scripts(
+        request, tmp_path: Path, monkeypatch, server_fixture: str, rc: str, missing: str):
+    server = request.getfixturevalue(server_fixture)
+    user = server.add_user(ACCOUNT)
+    monkeypatch.setenv("CUTOVER_TEST_SIEVE_PASSWORD", "secret")
+    bins = {f"{kind}_bin_dir": tmp_path / f"{kind}-bin" for kind in ("pipe", "filter",
+                                                                      "execute")}
+    workspace = make_workspace(tmp_path / "ws", managesieve_config(server, **bins))
+    use_rc(workspace, rc)
+    with pytest.raises(SieveExtensionsMissing) as refused:
+        RulesReplace().preview(context(workspace))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"does not enable {missing} for personal scripts" in message
+    assert f"sieve_extensions = +{missing} and sieve_plugins = sieve_extprograms" in message
+    assert all(not directory.exists() for directory in bins.values())  # nothing written
+    store = ManageSieveStore(server.host, server.managesieve_port, "{address}", "secret")
+    assert store.scripts(user) == []
+
+
+def test_preview_refuses_programs_without_a_directory_naming_the_setting(
+        tmp_path: Path, dovecot, monkeypatch):
+    monkeypatch.setenv("CUTOVER_TEST_SIEVE_PASSWORD", "secret")
+    dovecot.add_user(ACCOUNT)
+    workspace = make_workspace(tmp_path, managesieve_config(
+        dovecot, pipe_bin_dir=dovecot.sieve_pipe_bin_dir))  # but no filter_bin_dir
+    use_rc(workspace, SHOUT_RC)
+    with pytest.raises(SieveProgramDirMissing, match=r"tr\.body through filter.*has no "
+                                                     r"filter_bin_dir: add filter_bin_dir"):
+        RulesReplace().preview(context(workspace))
+
+
+def test_twin_keeps_programs_in_its_own_directory_and_rollback_restores_prior_bytes_and_mode(
+        workspace: Workspace):
+    use_rc(workspace, BULLETIN_RC)
+    pipe_dir = workspace.root / "sieve" / ".programs" / "pipe"
+    # a version cutover installed earlier (say before the rc file changed), since made 0700
+    ProgramDirectory(pipe_dir).install("ingest-bulletin.body", b"#!/bin/sh\nexit 0\n", ACCOUNT,
+                                       0o700)
+    prior = program_files(pipe_dir)
+    ctx = context(workspace)
+    [change] = RulesReplace().preview(ctx)
+    RulesReplace().apply(ctx, change)
+    installed = pipe_dir / "ingest-bulletin.body"
+    assert installed.read_text().startswith("#!/bin/sh\n# Generated by cutover")
+    assert installed.stat().st_mode & 0o7777 == 0o755
+    assert RulesReplace().verify(ctx, [change]) == []
+    assert RulesReplace().preview(ctx) == []  # programs in place too: nothing left to do
+    RulesReplace().rollback(ctx, change)
+    RulesReplace().rollback(ctx, change)  # idempotent
+    after_rollback = program_files(pipe_dir)
+    assert after_rollback["ingest-bulletin.body"] == prior["ingest-bulletin.body"]
+    assert RulesReplace().verify(ctx, [change.inverse()]) == []
+
+
+def test_a_program_cutover_did_not_write_refuses_the_step_naming_the_file(workspace: Workspace):
+    use_rc(workspace, BULLETIN_RC)
+    theirs = workspace.root / "sieve" / ".programs" / "pipe" / "ingest-bulletin.body"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("#!/bin/sh\nexec /opt/site/ingest\n")
+    with pytest.raises(SieveProgramClash) as refused:
+        RulesReplace().preview(context(workspace))
+    assert str(refused.value).startswith(f"{theirs} exists with other content that cutover "
+                                         "did not write")
+    assert "\n" not in str(refused.value)
+    assert theirs.read_text() == "#!/bin/sh\nexec /opt/site/ingest\n"
+
+
+def test_a_program_cutover_installed_for_another_account_is_not_overwritten(
+        workspace: Workspace):
+    use_rc(workspace, BULLETIN_RC)
+    pipe_dir = workspace.root / "sieve" / ".programs" / "pipe"
+    ProgramDirectory(pipe_dir).install("ingest-bulletin.body", b"#!/bin/sh\nexec other\n",
+                                       "bulletin@verify.example.org")
+    with pytest.raises(SieveProgramClash, match="holds the program cutover installed for "
+                                                "bulletin@verify.example.org"):
+        RulesReplace().preview(context(workspace))
+    assert (pipe_dir / "ingest-bulletin.body").read_bytes() == b"#!/bin/sh\nexec other\n"
+
+
+def test_apply_refuses_a_program_put_there_since_the_preview(workspace: Workspace):
+    use_rc(workspace, BULLETIN_RC)
+    ctx = context(workspace)
+    [change] = RulesReplace().preview(ctx)
+    theirs = workspace.root / "sieve" / ".programs" / "pipe" / "ingest-bulletin.body"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("#!/bin/sh\nexec /opt/site/ingest\n")
+    with pytest.raises(SieveProgramClash, match="changed since cutover looked at it"):
+        RulesReplace().apply(ctx, change)
+    assert theirs.read_text() == "#!/bin/sh\nexec /opt/site/ingest\n"
+    assert workspace.connector("sieve", "linux").active(ACCOUNT) is None
+
+
+def test_a_program_that_cannot_be_installed_leaves_the_script_inactive(tmp_path: Path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    workspace = make_workspace(tmp_path / "ws", {"kind": "sievedir", "path": "sieve/",
+                                                 "pipe_bin_dir": str(blocker / "pipe")})
+    use_rc(workspace, BULLETIN_RC)
+    ctx = context(workspace)
+    [change] = RulesReplace().preview(ctx)
+    with pytest.raises(OSError):
+        RulesReplace().apply(ctx, change)
+    store = workspace.connector("sieve", "linux")
+    assert (store.active(ACCOUNT), store.scripts(ACCOUNT)) == (None, [])
+    assert rc_path(workspace).is_file()
+
+
+def test_twin_declaring_its_extensions_refuses_what_it_lacks(tmp_path: Path):
+    workspace = make_workspace(tmp_path, {"kind": "sievedir", "path": "sieve/",
+                                          "extensions": ["fileinto", "mailbox", "regex"]})
+    use_rc(workspace, BULLETIN_RC)
+    with pytest.raises(SieveExtensionsMissing, match=r"sieve_extensions = \+vnd\.dovecot\.pipe"
+                                                     r" and sieve_plugins"):
+        RulesReplace().preview(context(workspace))
+
+
+def test_a_program_two_accounts_run_stays_until_the_last_of_them_is_rolled_back(
+        workspace: Workspace):
+    # one rc file for two accounts: the same conversion, the same program bytes
+    use_rc(workspace, BULLETIN_RC)
+    second = {**ITEM, "address": "bulletin@example.org", "local": "bulletin"}
+    shared = {"procmailrc": f"procmail/{ITEM['address']}/.procmailrc",
+              "messages": f"samples/{ITEM['address']}/"}
+    first_ctx = context(workspace, **shared)
+    second_ctx = Context(workspace=workspace, plan_name="phase1", step_id="replace-procmail",
+                         params=RulesReplaceParams.model_validate({**PARAMS, **shared}),
+                         item=second)
+    [first] = RulesReplace().preview(first_ctx)
+    [other] = RulesReplace().preview(second_ctx)  # both previewed before either applies
+    RulesReplace().apply(first_ctx, first)
+    RulesReplace().apply(second_ctx, other)
+    installed = workspace.root / "sieve" / ".programs" / "pipe" / "ingest-bulletin.body"
+    assert RulesReplace().verify(second_ctx, [other]) == []
+    program = installed.read_bytes()
+    RulesReplace().rollback(first_ctx, first)  # not in reverse order: the other still runs it
+    assert (installed.read_bytes(), installed.stat().st_mode & 0o7777) == (program, 0o755)
+    assert workspace.connector("sieve", "linux").active("bulletin@verify.example.org") \
+        == "procmail"
+    RulesReplace().rollback(second_ctx, other)
+    assert not installed.exists()
+    assert RulesReplace().verify(first_ctx, [first.inverse()]) == []
+    assert rc_path(workspace).read_text() == BULLETIN_RC
+
+
+def test_preview_warns_of_a_program_the_rc_file_runs_that_the_directory_lacks(
+        workspace: Workspace):
+    use_rc(workspace, "MAILDIR=$HOME/Maildir\n:0\n* ^Subject:.*spam\n| /usr/bin/spamc -c\n")
+    logged: list[str] = []
+    ctx = Context(workspace=workspace, plan_name="phase1", step_id="replace-procmail",
+                  params=RulesReplaceParams.model_validate(PARAMS), item=ITEM,
+                  log=logged.append)
+    [change] = RulesReplace().preview(ctx)
+    pipe_dir = workspace.root / "sieve" / ".programs" / "pipe"
+    assert change.after["programs"] == []  # not cutover's to install
+    assert logged == [f"WARNING {ACCOUNT}: the script runs spamc through pipe, which is not "
+                      f"in {pipe_dir}: install it there (cutover installs only the programs "
+                      "it generated)"]

@@ -9,6 +9,12 @@
         password: env/SIEVE_PASSWORD   # a reference (env/NAME or file/PATH), never the secret
         tls: auto                      # auto | starttls | implicit | none
         tls_verify: true               # false for a self-signed lab
+        # optional: Dovecot's sieve_pipe_bin_dir, sieve_filter_bin_dir and
+        # sieve_execute_bin_dir as this host writes them (local, or mounted), for the
+        # programs converted Procmail rules run (rules.replace installs them there)
+        pipe_bin_dir: /srv/dovecot/sieve-pipe
+        filter_bin_dir: /srv/dovecot/sieve-filter
+        execute_bin_dir: /srv/dovecot/sieve-execute
 
 The password never crosses the network in clear: `tls: auto` (the default) logs in after
 STARTTLS and refuses (exit 2, before AUTHENTICATE is sent) a server that does not offer it,
@@ -16,6 +22,13 @@ except on loopback; `tls: starttls` requires it on loopback too, `tls: none` all
 login anywhere and every preview says so. Certificates are verified unless `tls_verify: false`
 (the rule is `cutover/connectors/imap/tls.py`, shared with IMAP). The older `starttls: true`
 means `tls: starttls`; `starttls: false` no longer allows a plain login off loopback.
+
+ManageSieve cannot upload programs: the programs a converted script runs through
+Pigeonhole's extprograms are written into the `*_bin_dir` directories (see
+`cutover.connectors.sieve_store.ProgramDirectory`); a script that needs one while its
+directory is not configured is refused at preview. `extensions` is the server's SIEVE
+capability: what Dovecot's `sieve_extensions` enables for personal scripts (extensions only in
+`sieve_global_extensions` are not announced and not usable by them).
 
 Each call opens one session for the account in `_session` (the only method that connects),
 does its work and logs out.
@@ -27,6 +40,7 @@ import ssl
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sievelib.managesieve import Client
@@ -40,7 +54,12 @@ from cutover.connectors.imap.tls import (
     tls_failure,
     tls_mode,
 )
-from cutover.connectors.sieve_store import SieveScriptRejected, account_fields, check_name
+from cutover.connectors.sieve_store import (
+    SieveScriptRejected,
+    account_fields,
+    check_name,
+    program_dirs,
+)
 from cutover.errors import (
     AuthenticationFailed,
     ConfigInvalid,
@@ -78,13 +97,14 @@ class _SecuredClient(Client):
 @connector("managesieve", role="sieve-store")
 class ManageSieveStore:
     def __init__(self, host: str, port: int, user: str, password: str, tls: str = "auto",
-                 tls_verify: bool = True):
+                 tls_verify: bool = True, program_dirs: dict[str, Path] | None = None):
         self.host = host
         self.port = port
         self.user_template = user
         self._password = password
         self.tls = tls
         self.tls_verify = tls_verify
+        self.program_dirs = dict(program_dirs or {})
 
     @property
     def transport_warning(self) -> str | None:
@@ -112,7 +132,7 @@ class ManageSieveStore:
             raise ConfigInvalid(str(exc)) from None
         return cls(str(config["host"]), port, str(config.get("user", "{address}")),
                    workspace.secret(config["password"]), mode,
-                   bool(config.get("tls_verify", True)))
+                   bool(config.get("tls_verify", True)), program_dirs(config, workspace))
 
     def login_of(self, account: str) -> str:
         try:
@@ -184,6 +204,18 @@ class ManageSieveStore:
         if listing is None:
             raise ConnectionFailed(f"ManageSieve LISTSCRIPTS failed for {account}")
         return listing[0] or None
+
+    def extensions(self, account: str) -> frozenset[str]:
+        """The SIEVE capability the server announces to this account's login."""
+        with self._session(account) as client:
+            try:
+                announced = client.get_sieve_capabilities()
+            except KeyError:  # no SIEVE capability at all
+                announced = []
+        return frozenset(announced or [])
+
+    def program_directory(self, kind: str) -> Path | None:
+        return self.program_dirs.get(kind)
 
     def delete(self, account: str, name: str) -> None:
         with self._session(account) as client:

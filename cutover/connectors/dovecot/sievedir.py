@@ -6,6 +6,13 @@
 Layout: `sieve/<address>/<name>.sieve`, and `sieve/<address>/active`, a file holding the active
 script's name (a symlink `active -> <name>.sieve`, as Dovecot's own layout has, is read too).
 No `active` means no active script.
+
+The programs a script runs through Pigeonhole's extprograms live in the twin's own directory,
+`sieve/.programs/pipe/`, `.../filter/`, `.../execute/` (no address starts with a dot), unless
+`pipe_bin_dir`, `filter_bin_dir` or `execute_bin_dir` name another, as for `managesieve`.
+`extensions: [fileinto, vnd.dovecot.pipe, ...]` makes the twin a server that enables just
+those for personal scripts (its `sieve_extensions`); without it the twin does not say, and
+nothing is refused for an extension.
 """
 
 from __future__ import annotations
@@ -15,24 +22,40 @@ from pathlib import Path
 from typing import Any
 
 from cutover.connectors.base import connector
-from cutover.connectors.sieve_store import check_name
+from cutover.connectors.sieve_store import PROGRAM_KINDS, check_name, program_dirs
 from cutover.errors import ConfigInvalid, NotFound
 from cutover.files import atomic_write
 
 ACTIVE = "active"
 SUFFIX = ".sieve"
+PROGRAMS = ".programs"
 
 
 @connector("sievedir", role="sieve-store")
 class SieveDirectory:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, program_dirs: dict[str, Path] | None = None,
+                 extensions: frozenset[str] | None = None):
         self.root = root
+        self.program_dirs = {kind: root / PROGRAMS / kind for kind in PROGRAM_KINDS}
+        self.program_dirs.update(program_dirs or {})
+        self.enabled = extensions
 
     @classmethod
     def from_config(cls, config: dict[str, Any], workspace: Any) -> SieveDirectory:
         if not isinstance(config.get("path"), str):
             raise ConfigInvalid("sieve connector of kind sievedir needs path: DIR")
-        return cls(workspace.path(config["path"]))
+        extensions = config.get("extensions")
+        if extensions is not None and (not isinstance(extensions, list) or not all(
+                isinstance(name, str) for name in extensions)):
+            raise ConfigInvalid("sievedir extensions must be a list of extension names")
+        return cls(workspace.path(config["path"]), program_dirs(config, workspace),
+                   None if extensions is None else frozenset(extensions))
+
+    def extensions(self, account: str) -> frozenset[str] | None:
+        return self.enabled
+
+    def program_directory(self, kind: str) -> Path | None:
+        return self.program_dirs.get(kind)
 
     def _account_dir(self, account: str) -> Path:
         if "/" in account or account.startswith("."):
