@@ -450,7 +450,7 @@ class _Converter:
                     env[name] = value if env.get(name) == value else UNKNOWN
             body_lines = [pad + "    " + line for line in body] + inner
         else:
-            body += self.action(recipe, env, own, f"{file}:{recipe.line}")
+            body += self.action(recipe, env, own)
             body_lines = [pad + "    " + line for line in body]
         env.pop("=", None)  # the line count is this recipe's; procmail's $= elsewhere is not
         header = f"{pad}# {file}:{recipe.line}: :0{flags}" + \
@@ -463,8 +463,7 @@ class _Converter:
         return [header, f"{pad}if {condition} {{", *body_lines, f"{pad}}}"]
 
     # --- actions ------------------------------------------------------------------------
-    def action(self, recipe: Recipe, env: dict[str, object], own: _Chain,
-               origin: str) -> list[str]:
+    def action(self, recipe: Recipe, env: dict[str, object], own: _Chain) -> list[str]:
         action, flags = recipe.action, recipe.flags
         if action is None:
             raise Untranslatable(recipe.line, "recipe has no action")
@@ -473,7 +472,7 @@ class _Converter:
             raise Untranslatable(action.line, f"{action.variable}=| takes a program's output, "
                                               "known only when procmail runs")
         if action.kind == "pipe":
-            return self.pipe(recipe, action, env, own, origin)
+            return self.pipe(recipe, action, env, own)
         if "f" in flags:
             raise Untranslatable(action.line, "flag f needs a program to filter through")
         if part:
@@ -525,8 +524,8 @@ class _Converter:
         lines = [f"redirect {':copy ' if copy else ''}{sieve_string(a)};" for a in addresses]
         return lines + ([] if copy else ["stop;"])
 
-    def pipe(self, recipe: Recipe, action: Action, env: dict[str, object], own: _Chain,
-             origin: str) -> list[str]:
+    def pipe(self, recipe: Recipe, action: Action, env: dict[str, object], own: _Chain
+             ) -> list[str]:
         flags = recipe.flags
         if _SHELL_META.search(_unquoted(action.text)):
             raise Untranslatable(action.line, "a shell pipeline or redirection cannot run "
@@ -551,7 +550,7 @@ class _Converter:
         name = program + (f".{part}" if part else "")
         if part:
             self.part_program(name, part, "filter" if "f" in flags else "pipe", words[0], env,
-                              origin, action.line)
+                              action.line)
         arguments = f" {_arguments(words[1:])}" if words[1:] else ""
         if "f" in flags:
             self.requires.add("vnd.dovecot.filter")
@@ -620,13 +619,13 @@ class _Converter:
         return lines
 
     def part_program(self, name: str, part: str, kind: str, command: str,
-                     env: dict[str, object], origin: str, line: int) -> None:
+                     env: dict[str, object], line: int) -> None:
         path = env.get("PATH")
-        text = part_programs.part_program(part, kind, command, origin,
+        text = part_programs.part_program(part, kind, command,
                                           path if isinstance(path, str) and path
                                           else part_programs.DEFAULT_PATH)
         existing = self.programs.get(name)
-        if existing is not None and existing.split("\n", 3)[3] != text.split("\n", 3)[3]:
+        if existing is not None and existing != text:
             raise Untranslatable(line, f"another recipe already needs a different {name}")
         self.programs.setdefault(name, text)
 

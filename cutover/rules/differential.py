@@ -652,7 +652,7 @@ class SieveTester:
             part = name[len(base) + 1:]
             if use == "filter":
                 path = self.directory / "filter-bin" / name
-                text = part_programs.part_program(part, "filter", "cat", "the verifier") \
+                text = part_programs.part_program(part, "filter", "cat") \
                     if part else "#!/bin/sh\nexec /bin/cat\n"
             elif use.startswith("execute") and name in part_programs.DECIDING_PROGRAMS:
                 path = self.directory / "execute-bin" / name
