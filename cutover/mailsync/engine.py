@@ -664,8 +664,8 @@ class MailSync:
                     _tally(task.result, rematched=len(found))
                 if not pending:
                     continue
-                size = sum(len(content) for uid, content in batch if uid in
-                           {r.src_uid for r in pending})
+                wanted = {r.src_uid for r in pending}
+                size = sum(len(content) for uid, content in batch if uid in wanted)
                 self.throttle.take(len(pending), size)
                 identity.put(pair, pending)
                 _crash_point("before-append")
