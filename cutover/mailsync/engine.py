@@ -54,6 +54,7 @@ COPY_TRANSACTION_BYTES = 32 * 1024 * 1024
 COPY_TRANSACTION_COUNT = 2000
 FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
 EXACT_CONTENT = "EXACT-CONTENT"  # as normalised.EXACT_CONTENT (not imported: ~10 ms)
+STREAMED_APPEND = "STREAMED-APPEND"  # as imap.store.STREAMED_APPEND (an IMAP target's)
 
 
 @dataclass(frozen=True)
@@ -624,7 +625,13 @@ class MailSync:
         refs = {m.uid: m for m in new}
         already = _existing_copies(src, dst, task.target_name, new, dst_msgs, unclaimed)
         self.progress.planned(task.account.label, len(new), sum(m.size for m in new))
-        batches = _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new])))
+        uids = [m.uid for m in new]
+        # A big message comes as a body read from the source while the target's APPEND sends
+        # it (never held whole) when both sides can: see _copy_transaction.
+        stream = (src.fetch_streaming(task.source.name, uids)
+                  if STREAMED_APPEND in dst.capabilities and hasattr(src, "fetch_streaming")
+                  else src.fetch(task.source.name, uids))
+        batches = _prefetched(_batches(stream))
         adopted: list[Row] = []
         try:
             while not self._copy_transaction(task, dst, src_info, dst_info, refs, batches,
@@ -646,8 +653,32 @@ class MailSync:
         rows: list[Row] = []
         sent = [0, False]  # bytes, source exhausted
 
+        def streamed_message(uid: int, body: Any) -> Iterator[NewMessage]:
+            """A message sent as the source sends it: its digest is known once it is sent,
+            so its pending row is committed then, before the APPEND command is ended (the
+            server stores nothing of an unfinished command)."""
+            ref = refs[uid]
+            self.throttle.take(1, len(body))
+            yield NewMessage(body, ref.flags, ref.internaldate)
+            row = Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
+                      dst_info.uidvalidity, None, body.digest, "pending", dst_info.uidnext,
+                      made_by)
+            identity.put(pair, [row])
+            _crash_point("before-append")
+            rows.append(row)
+            sent[0] += len(body)
+
         def messages() -> Iterator[NewMessage]:
             for batch in batches:
+                streamed = batch[0][1]
+                if not isinstance(streamed, bytes):  # one big message, alone in its batch
+                    if already is None:
+                        yield from streamed_message(batch[0][0], streamed)
+                        if sent[0] >= COPY_TRANSACTION_BYTES or \
+                                len(rows) >= COPY_TRANSACTION_COUNT:
+                            return
+                        continue
+                    batch = [(batch[0][0], streamed.read_all())]  # to compare it first
                 # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT
                 # seen when the folder task started.
                 pending, found = [], []
@@ -878,6 +909,12 @@ def _batches(stream: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, by
     batch: list[tuple[int, bytes]] = []
     size = 0
     for uid, content in stream:
+        if not isinstance(content, bytes):  # streamed: alone, before the source is read on
+            if batch:
+                yield batch
+                batch, size = [], 0
+            yield [(uid, content)]
+            continue
         if batch and (size + len(content) > COPY_BATCH_BYTES or len(batch) >= COPY_BATCH_COUNT):
             yield batch
             batch, size = [], 0
@@ -905,7 +942,7 @@ def _prefetched(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if not _streamed_done(batch, stop):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             failure.append(exc)
@@ -930,6 +967,21 @@ def _prefetched(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
             except queue.Empty:
                 pass
         worker.join()
+
+
+def _streamed_done(batch: Any, stop: threading.Event) -> bool:
+    """Wait until the streamed body of `batch` (if any) was read to its end by the consumer:
+    until then the source connection is in use. False when the consumer stopped first (the
+    body is abandoned: its connection is dropped)."""
+    body = batch[0][1] if isinstance(batch, list) and batch else None
+    if body is None or isinstance(body, bytes):
+        return not stop.is_set()
+    while not body.finished.wait(0.2) and not stop.is_set():
+        pass
+    if stop.is_set():
+        body.abandon()  # no-op once it was read to its end
+        return False
+    return True
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
