@@ -10,16 +10,17 @@ connection):
 2. List both sides (UID, FLAGS, SIZE, INTERNALDATE). Re-match by content digest when a
    UIDVALIDITY changed on either side or pending rows were left by an interrupted run.
 3. Copy what is new in batches (bodies prefetched while the previous batch is appended),
-   recording each batch `pending` before the APPEND and `done` after; fix flags/keywords;
+   recording each batch `pending` before the APPEND (a streamed message: once sent, before
+   the APPEND command ends) and `done` after; fix flags/keywords;
    with `delete`, expunge on the target what the source no longer has.
 4. Record both sides' counters for the next run's fast path.
 
-Memory stays bounded: at most two batches of bodies (a few MB, or one large message) per worker.
+Memory stays bounded: a few batches of bodies (256 KB each) per worker; a bigger message is
+streamed from the source into the target's APPEND, never held whole.
 """
 
 from __future__ import annotations
 
-import ctypes
 import queue
 import threading
 import time
@@ -47,7 +48,7 @@ from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row, counters_key
 from cutover.mailsync.locks import target_locks
 
-COPY_BATCH_BYTES = 512 * 1024  # read from the source at once (and held: one batch ahead)
+COPY_BATCH_BYTES = 256 * 1024  # read from the source at once (and held: one batch ahead)
 COPY_BATCH_COUNT = 100
 #: appended in one APPEND command, one transaction on the target; streamed, so not held
 COPY_TRANSACTION_BYTES = 32 * 1024 * 1024
@@ -206,6 +207,8 @@ def _return_freed_memory() -> None:
     """glibc raises its mmap threshold after big frees, so message-sized buffers end up in
     arenas that never shrink; a fixed threshold (and two arenas) keeps peak RSS near what is
     really in use."""
+    import ctypes  # here: a no-op re-run never copies, so never pays the import
+
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
@@ -223,7 +226,6 @@ class MailSync:
     def __init__(self, identity: IdentityMap, options: SyncOptions,
                  progress: Progress | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        _return_freed_memory()
         self.map = identity
         self.options = options
         self.progress = progress or Progress()
@@ -255,6 +257,8 @@ class MailSync:
             result = AccountResult(account.label)
             results.append(result)
             tasks.extend(self._prepare_account(account, result))
+        if tasks:  # before the workers start, so that they share the arenas it allows
+            _return_freed_memory()
         if not self.map.can_share:  # a connection of this thread only: no workers
             for task in tasks:
                 self._run_task(task)
