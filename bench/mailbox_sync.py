@@ -112,7 +112,10 @@ def run_round(tools: Path, lab: Path, work: Path, env: dict[str, str], ports: di
     checkouts = {"cutover": ROOT, **({"baseline": args.baseline} if args.baseline else {})}
     for name, checkout in checkouts.items():
         state = lab / f"{name}-state"
-        cutover = (f"CUTOVER_SOURCE_PASSWORD={PASSWORD} CUTOVER_TARGET_PASSWORD={PASSWORD} "
+        # From the checkout itself: `python -m` puts the working directory first on the path,
+        # so a run started elsewhere (another checkout) would time that one's cutover.
+        cutover = (f"cd {shlex.quote(str(checkout))} && "
+                   f"CUTOVER_SOURCE_PASSWORD={PASSWORD} CUTOVER_TARGET_PASSWORD={PASSWORD} "
                    f"CUTOVER_LOCK_DIR={shlex.quote(str(lab / 'locks'))} "
                    f"PYTHONPATH={shlex.quote(str(checkout))} "
                    f"{shlex.quote(sys.executable)} -m cutover --workspace "
