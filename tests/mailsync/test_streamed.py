@@ -16,6 +16,7 @@ import pytest
 
 from cutover.connectors.imap.store import (
     STREAM_MESSAGE_BYTES,
+    STREAMED_APPEND,
     ImapMailStore,
     message_kinds,
     parse_endpoint,
@@ -77,6 +78,19 @@ def test_big_messages_are_streamed_exactly_and_read_back_by_kind(dovecot, source
     assert "8-bit body" in message_kinds(_big(2, eight_bit=True))
     assert store.stored_check.checked.get("8-bit body", 0) >= 1  # the streamed one's kinds
     _assert_exact(dovecot, source, target)
+
+
+def test_big_messages_are_streamed_exactly_between_cyrus_accounts(cyrus, tmp_path):
+    source, target = (cyrus.add_user(f"{side}-{tmp_path.name}") for side in ("cs", "cd"))
+    with imap_store(cyrus).open(source) as session:
+        load(session, _corpus())
+    store = imap_store(cyrus)
+    [result] = run_sync(tmp_path / "state.db", SyncOptions(jobs=2),
+                        [Account(imap_store(cyrus), source, store, target)])
+    assert result.copied == 7
+    with store.open(source) as left, store.open(target) as right:
+        assert STREAMED_APPEND in right.capabilities  # LITERAL+ and MULTIAPPEND: streamed
+        assert [d.describe() for d in compare(left, right).differences] == []
 
 
 def test_a_link_dropped_inside_a_streamed_message_then_copy_is_exact(dovecot, source, tmp_path):
