@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/mailbox_sync.py                    # 5,000-message / ~203 MB corpus
     .venv/bin/python bench/mailbox_sync.py --messages 1000 --rounds 1 --plan-mailboxes 0
+    .venv/bin/python bench/mailbox_sync.py --baseline /tmp/base   # + another checkout, same rounds
 
 Uses the IMAP lab in ../shared/bench (override with --lab-tools): `imap-lab` starts two Dovecot
 servers on loopback, `make-corpus` loads the seeded corpus (duplicates, no Message-ID, 8-bit
@@ -55,6 +56,9 @@ def main() -> int:
     parser.add_argument("--base-port", type=int, default=31143)
     parser.add_argument("--only-plan-step", action="store_true",
                         help="measure only the plan step (no corpus, no full copies)")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="also time the cutover of another checkout (e.g. `git worktree add "
+                             "/tmp/base main`) in the same rounds, as `baseline`")
     parser.add_argument("--keep", action="store_true", help="leave the lab directory")
     args = parser.parse_args()
     tools = args.lab_tools.resolve()
@@ -81,12 +85,13 @@ def main() -> int:
         # Time cutover as installed (pip compiles bytecode at install): a checkout run with
         # PYTHONDONTWRITEBYTECODE set (CI, containers) would otherwise recompile every module
         # of the package on each run, ~20 ms that no installed copy pays.
-        subprocess.run([sys.executable, "-m", "compileall", "-q", ROOT / "cutover"], check=True,
-                       stdout=subprocess.DEVNULL)
+        for checkout in (ROOT, *([args.baseline] if args.baseline else [])):
+            subprocess.run([sys.executable, "-m", "compileall", "-q", checkout / "cutover"],
+                           check=True, stdout=subprocess.DEVNULL)
         work.mkdir(parents=True, exist_ok=True)
         for round_number in range(1, args.rounds + 1):
             run_round(tools, lab, work / f"round-{round_number}", env, ports, args)
-        names = ["cutover", *args.peers]
+        names = ["cutover", *(["baseline"] if args.baseline else []), *args.peers]
         print()
         print(report(work, names))
         print(engine_noop(ports, lab / "cutover-engine.db"))
@@ -104,20 +109,26 @@ def run_round(tools: Path, lab: Path, work: Path, env: dict[str, str], ports: di
               args: argparse.Namespace) -> None:
     """One full copy (and its no-op re-runs) by each tool, one tool after the other."""
     work.mkdir(parents=True, exist_ok=True)
-    state = lab / "cutover-state"
-    cutover = (f"CUTOVER_SOURCE_PASSWORD={PASSWORD} CUTOVER_TARGET_PASSWORD={PASSWORD} "
-               f"CUTOVER_LOCK_DIR={shlex.quote(str(lab / 'locks'))} "
-               f"PYTHONPATH={shlex.quote(str(ROOT))} "
-               f"{shlex.quote(sys.executable)} -m cutover --workspace {shlex.quote(str(lab))} "
-               f"mailbox sync imap://alice@127.0.0.1:{ports['LAB_SOURCE_PORT']} "
-               f"imap://alice@127.0.0.1:{ports['LAB_TARGET_PORT']} --jobs {args.jobs} "
-               f"--state {shlex.quote(str(state / 'cutover.db'))} --json")
-    reps = ["--reps", "1", "--noop-reps", str(args.noop_reps)]
-    # bench-copy empties the target before each full copy; the identity map goes too.
-    subprocess.run([tools / "bench-copy", "--lab", lab, "--name", "cutover", *reps,
-                    "--reset", f"rm -rf {shlex.quote(str(state))}",
-                    "--log", work / "cutover.log", "--json", work / "cutover.json",
-                    "--", "sh", "-c", cutover], env=env, check=False)
+    checkouts = {"cutover": ROOT, **({"baseline": args.baseline} if args.baseline else {})}
+    for name, checkout in checkouts.items():
+        state = lab / f"{name}-state"
+        # From the checkout itself: `python -m` puts the working directory first on the path,
+        # so a run started elsewhere (another checkout) would time that one's cutover.
+        cutover = (f"cd {shlex.quote(str(checkout))} && "
+                   f"CUTOVER_SOURCE_PASSWORD={PASSWORD} CUTOVER_TARGET_PASSWORD={PASSWORD} "
+                   f"CUTOVER_LOCK_DIR={shlex.quote(str(lab / 'locks'))} "
+                   f"PYTHONPATH={shlex.quote(str(checkout))} "
+                   f"{shlex.quote(sys.executable)} -m cutover --workspace "
+                   f"{shlex.quote(str(lab))} "
+                   f"mailbox sync imap://alice@127.0.0.1:{ports['LAB_SOURCE_PORT']} "
+                   f"imap://alice@127.0.0.1:{ports['LAB_TARGET_PORT']} --jobs {args.jobs} "
+                   f"--state {shlex.quote(str(state / 'cutover.db'))} --json")
+        reps = ["--reps", "1", "--noop-reps", str(args.noop_reps)]
+        # bench-copy empties the target before each full copy; the identity map goes too.
+        subprocess.run([tools / "bench-copy", "--lab", lab, "--name", name, *reps,
+                        "--reset", f"rm -rf {shlex.quote(str(state))}",
+                        "--log", work / f"{name}.log", "--json", work / f"{name}.json",
+                        "--", "sh", "-c", cutover], env=env, check=False)
     if args.peers:
         subprocess.run([tools / "bench-peers", lab, work, *args.peers],
                        env=dict(env, REPS="1", NOOP_REPS=str(args.noop_reps)), check=False)
@@ -248,13 +259,15 @@ def report(work: Path, names: list[str]) -> str:
                      f"{full.get('cpu_s', float('nan')):7.2f} "
                      f"{full.get('server_cpu_s', float('nan')):8.2f} "
                      f"{str(full.get('verified', '?')):>9s}")
-    ours = figures.get("cutover")
-    if ours and "full" in ours:
+    for mine in ("cutover", "baseline"):
+        ours = figures.get(mine)
+        if not ours or "full" not in ours:
+            continue
         for name, fig in figures.items():
-            if name == "cutover" or "full" not in fig:
+            if name in ("cutover", "baseline") or "full" not in fig:
                 continue
             lines.append(
-                f"cutover/{name}: full copy {ours['full']['wall_s'] / fig['full']['wall_s']:.2f}x"
+                f"{mine}/{name}: full copy {ours['full']['wall_s'] / fig['full']['wall_s']:.2f}x"
                 f", no-op {ours['noop']['wall_s'] / fig['noop']['wall_s']:.2f}x"
                 f", peak RSS {ours['full']['peak_rss_mb'] / fig['full']['peak_rss_mb']:.2f}x")
     return "\n".join(lines)

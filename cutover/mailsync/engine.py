@@ -10,16 +10,17 @@ connection):
 2. List both sides (UID, FLAGS, SIZE, INTERNALDATE). Re-match by content digest when a
    UIDVALIDITY changed on either side or pending rows were left by an interrupted run.
 3. Copy what is new in batches (bodies prefetched while the previous batch is appended),
-   recording each batch `pending` before the APPEND and `done` after; fix flags/keywords;
+   recording each batch `pending` before the APPEND (a streamed message: once sent, before
+   the APPEND command ends) and `done` after; fix flags/keywords;
    with `delete`, expunge on the target what the source no longer has.
 4. Record both sides' counters for the next run's fast path.
 
-Memory stays bounded: at most two batches of bodies (a few MB, or one large message) per worker.
+Memory stays bounded: a few batches of bodies (256 KB each) per worker; a bigger message is
+streamed from the source into the target's APPEND, never held whole.
 """
 
 from __future__ import annotations
 
-import ctypes
 import queue
 import threading
 import time
@@ -47,13 +48,14 @@ from cutover.mailsync.folders import FolderRules, plan_folders
 from cutover.mailsync.identity import FolderRecord, IdentityMap, Row, counters_key
 from cutover.mailsync.locks import target_locks
 
-COPY_BATCH_BYTES = 512 * 1024  # read from the source at once (and held: one batch ahead)
+COPY_BATCH_BYTES = 256 * 1024  # read from the source at once (and held: one batch ahead)
 COPY_BATCH_COUNT = 100
 #: appended in one APPEND command, one transaction on the target; streamed, so not held
 COPY_TRANSACTION_BYTES = 32 * 1024 * 1024
 COPY_TRANSACTION_COUNT = 2000
 FOLDER_ATTEMPTS = 4  # a folder task is re-run (resolving pending rows) after a dropped link
 EXACT_CONTENT = "EXACT-CONTENT"  # as normalised.EXACT_CONTENT (not imported: ~10 ms)
+STREAMED_APPEND = "STREAMED-APPEND"  # as imap.store.STREAMED_APPEND (an IMAP target's)
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,8 @@ def _return_freed_memory() -> None:
     """glibc raises its mmap threshold after big frees, so message-sized buffers end up in
     arenas that never shrink; a fixed threshold (and two arenas) keeps peak RSS near what is
     really in use."""
+    import ctypes  # here: a no-op re-run never copies, so never pays the import
+
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
@@ -222,7 +226,6 @@ class MailSync:
     def __init__(self, identity: IdentityMap, options: SyncOptions,
                  progress: Progress | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
-        _return_freed_memory()
         self.map = identity
         self.options = options
         self.progress = progress or Progress()
@@ -254,6 +257,8 @@ class MailSync:
             result = AccountResult(account.label)
             results.append(result)
             tasks.extend(self._prepare_account(account, result))
+        if tasks:  # before the workers start, so that they share the arenas it allows
+            _return_freed_memory()
         if not self.map.can_share:  # a connection of this thread only: no workers
             for task in tasks:
                 self._run_task(task)
@@ -624,7 +629,13 @@ class MailSync:
         refs = {m.uid: m for m in new}
         already = _existing_copies(src, dst, task.target_name, new, dst_msgs, unclaimed)
         self.progress.planned(task.account.label, len(new), sum(m.size for m in new))
-        batches = _prefetched(_batches(src.fetch(task.source.name, [m.uid for m in new])))
+        uids = [m.uid for m in new]
+        # A big message comes as a body read from the source while the target's APPEND sends
+        # it (never held whole) when both sides can: see _copy_transaction.
+        stream = (src.fetch_streaming(task.source.name, uids)
+                  if STREAMED_APPEND in dst.capabilities and hasattr(src, "fetch_streaming")
+                  else src.fetch(task.source.name, uids))
+        batches = _prefetched(_batches(stream))
         adopted: list[Row] = []
         try:
             while not self._copy_transaction(task, dst, src_info, dst_info, refs, batches,
@@ -646,8 +657,32 @@ class MailSync:
         rows: list[Row] = []
         sent = [0, False]  # bytes, source exhausted
 
+        def streamed_message(uid: int, body: Any) -> Iterator[NewMessage]:
+            """A message sent as the source sends it: its digest is known once it is sent,
+            so its pending row is committed then, before the APPEND command is ended (the
+            server stores nothing of an unfinished command)."""
+            ref = refs[uid]
+            self.throttle.take(1, len(body))
+            yield NewMessage(body, ref.flags, ref.internaldate)
+            row = Row(task.source.name, src_info.uidvalidity, uid, task.target_name,
+                      dst_info.uidvalidity, None, body.digest, "pending", dst_info.uidnext,
+                      made_by)
+            identity.put(pair, [row])
+            _crash_point("before-append")
+            rows.append(row)
+            sent[0] += len(body)
+
         def messages() -> Iterator[NewMessage]:
             for batch in batches:
+                streamed = batch[0][1]
+                if not isinstance(streamed, bytes):  # one big message, alone in its batch
+                    if already is None:
+                        yield from streamed_message(batch[0][0], streamed)
+                        if sent[0] >= COPY_TRANSACTION_BYTES or \
+                                len(rows) >= COPY_TRANSACTION_COUNT:
+                            return
+                        continue
+                    batch = [(batch[0][0], streamed.read_all())]  # to compare it first
                 # UIDs only grow: whatever this APPEND creates is at or above the UIDNEXT
                 # seen when the folder task started.
                 pending, found = [], []
@@ -664,8 +699,8 @@ class MailSync:
                     _tally(task.result, rematched=len(found))
                 if not pending:
                     continue
-                size = sum(len(content) for uid, content in batch if uid in
-                           {r.src_uid for r in pending})
+                wanted = {r.src_uid for r in pending}
+                size = sum(len(content) for uid, content in batch if uid in wanted)
                 self.throttle.take(len(pending), size)
                 identity.put(pair, pending)
                 _crash_point("before-append")
@@ -878,6 +913,12 @@ def _batches(stream: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, by
     batch: list[tuple[int, bytes]] = []
     size = 0
     for uid, content in stream:
+        if not isinstance(content, bytes):  # streamed: alone, before the source is read on
+            if batch:
+                yield batch
+                batch, size = [], 0
+            yield [(uid, content)]
+            continue
         if batch and (size + len(content) > COPY_BATCH_BYTES or len(batch) >= COPY_BATCH_COUNT):
             yield batch
             batch, size = [], 0
@@ -905,7 +946,7 @@ def _prefetched(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
                         break
                     except queue.Full:
                         continue
-                if stop.is_set():
+                if not _streamed_done(batch, stop):
                     return
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             failure.append(exc)
@@ -930,6 +971,21 @@ def _prefetched(batches: Iterator[Any], depth: int = 1) -> Iterator[Any]:
             except queue.Empty:
                 pass
         worker.join()
+
+
+def _streamed_done(batch: Any, stop: threading.Event) -> bool:
+    """Wait until the streamed body of `batch` (if any) was read to its end by the consumer:
+    until then the source connection is in use. False when the consumer stopped first (the
+    body is abandoned: its connection is dropped)."""
+    body = batch[0][1] if isinstance(batch, list) and batch else None
+    if body is None or isinstance(body, bytes):
+        return not stop.is_set()
+    while not body.finished.wait(0.2) and not stop.is_set():
+        pass
+    if stop.is_set():
+        body.abandon()  # no-op once it was read to its end
+        return False
+    return True
 
 
 def _is_connection_failure(exc: BaseException) -> bool:

@@ -105,9 +105,18 @@ def test_only_the_first_messages_of_each_kind_are_read_back():
     (b"Subject: x\r\n\r\ncaf\xc3\xa9\r\n", {"any", "8-bit body"}),
     (b"Subject: x\n\nbody\n", {"any", "bare line ending"}),
     (b"Subject: x\r\n\r\na\x00b\r\n", {"any", "NUL"}),
+    (b"Subject: caf\xc3\xa9\r\n\r\ncaf\xc3\xa9\r\n", {"any", "8-bit header", "8-bit body"}),
+    (b"Subject: caf\xc3\xa9\r\n\r\nplain\r\n", {"any", "8-bit header"}),
+    (b"Subject: x\r\nbare\rcr\r\n\r\nbody\r\n", {"any", "bare line ending"}),
 ])
 def test_message_kinds_name_what_a_server_might_rewrite(content, kinds):
     assert message_kinds(content) == kinds
+
+
+def test_message_kinds_looks_only_for_the_kinds_asked():
+    content = b"Subject: caf\xc3\xa9\n\nbody\x00\n"
+    assert message_kinds(content, {"NUL"}) == {"NUL"}
+    assert message_kinds(content, {"any", "bare line ending"}) == {"any", "bare line ending"}
 
 
 def test_the_cause_of_a_rewrite_is_named():
