@@ -80,16 +80,18 @@ class Collection:
             routing = RoutingIndex(self.workspace,
                                    source_config.get("routing", config.get("routing")))
             sampler = _sampler(self.workspace, source_config, self.warnings)
+            merged = len(self.names) > 1
+            annotate, classify = routing.annotate, classifier.classify_in_place
             for raw in source.collect(self.warnings):
-                if len(self.names) > 1:  # an earlier source may have described it already
+                if merged:  # an earlier source may have described it already
                     if raw["address"] in seen:
                         continue
                     seen.add(raw["address"])
                 raw.setdefault("source", name)
-                routing.annotate(raw)
+                annotate(raw)
                 if sampler is not None:
                     sampler(raw)
-                yield classifier.classify(raw)
+                yield classify(raw)  # the source's dict is handed on, not kept
 
 
 def collection(workspace: Any, source: str | None = None,

@@ -8,11 +8,11 @@ ever see `complete` snapshots; a rolled-back `inventory.collect` marks its snaps
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 
 from sqlite_utils.migrations import Migrations
@@ -85,7 +85,7 @@ def encode(recipient: dict[str, Any]) -> tuple[str, str]:
 
 
 def recipient_digest(recipient: dict[str, Any]) -> str:
-    return hashlib.sha256(encode(recipient)[1].encode()).hexdigest()
+    return sha256(encode(recipient)[1].encode()).hexdigest()
 
 
 class SetDigest:
@@ -93,7 +93,7 @@ class SetDigest:
     recipient's hash modulo 2**256 (addresses are unique within a snapshot)."""
 
     def __init__(self) -> None:
-        self.total = 0
+        self.total = 0  # the sum, reduced modulo 2**256 when read (`hexdigest`)
         self.count = 0
 
     def add(self, recipient: dict[str, Any]) -> None:
@@ -101,11 +101,12 @@ class SetDigest:
 
     def add_encoded(self, address: str, stable: str) -> None:
         """`stable`: the recipient as `encode` gives it without its volatile keys."""
-        line = f"{address}:{hashlib.sha256(stable.encode()).hexdigest()}".encode()
-        self.total = (self.total + int.from_bytes(hashlib.sha256(line).digest())) % 2**256
+        line = f"{address}:{sha256(stable.encode()).hexdigest()}".encode()
+        self.total += int.from_bytes(sha256(line).digest())
         self.count += 1
 
     def hexdigest(self) -> str:
+        self.total %= 2**256
         return f"{self.total:064x}"
 
 
@@ -135,18 +136,19 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
             "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
         }).last_pk
         batch: list[tuple[Any, ...]] = []
+        add_encoded, add_to_summary, append = digest.add_encoded, summary.add, batch.append
         for recipient in recipients:
             data, stable = encode(recipient)
             address, size = recipient["address"], recipient.get("size_bytes")
-            digest.add_encoded(address, stable)
-            summary.add(recipient)
-            total += size or 0
-            batch.append((snapshot_id, address, recipient.get("class"),
-                          recipient.get("destination"), recipient.get("type"), size, data,
-                          csv_line(recipient)))
+            add_encoded(address, stable)
+            add_to_summary(recipient)
+            if size:
+                total += size
+            append((snapshot_id, address, recipient.get("class"), recipient.get("destination"),
+                    recipient.get("type"), size, data, csv_line(recipient)))
             if len(batch) >= BATCH:
                 _insert(db, batch)
-                batch = []
+                batch.clear()
         _insert(db, batch)
         if expect_digest is not None and digest.hexdigest() != expect_digest:
             raise WorldChanged(f"the inventory of {source} changed since the preview: "
