@@ -125,6 +125,16 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
     raises (a validation error found at the end of a file): then nothing at all is stored.
     `warnings` is read after the recipients are consumed, so a streaming reader may append.
     With `expect_digest`, content that differs raises WorldChanged and nothing is stored."""
+    return store_snapshot_rows(state, source, ((r, csv_line(r)) for r in recipients), warnings,
+                               created_by, taken_at, expect_digest)
+
+
+def store_snapshot_rows(state: Any, source: str, rows: Iterable[tuple[dict[str, Any], str]],
+                        warnings: list[str], created_by: str | None = None,
+                        taken_at: datetime | None = None,
+                        expect_digest: str | None = None) -> int:
+    """`store_snapshot` for (recipient, its CSV report line) pairs, the line rendered by
+    whoever produced the recipient (`cutover.inventory.forked`: another process)."""
     db = _db(state)
     taken = (taken_at or datetime.now(UTC)).isoformat(timespec="seconds")
     digest = SetDigest()
@@ -137,7 +147,7 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
         }).last_pk
         batch: list[tuple[Any, ...]] = []
         add_encoded, add_to_summary, append = digest.add_encoded, summary.add, batch.append
-        for recipient in recipients:
+        for recipient, line in rows:
             data, stable = encode(recipient)
             address, size = recipient["address"], recipient.get("size_bytes")
             add_encoded(address, stable)
@@ -145,7 +155,7 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
             if size:
                 total += size
             append((snapshot_id, address, recipient.get("class"), recipient.get("destination"),
-                    recipient.get("type"), size, data, csv_line(recipient)))
+                    recipient.get("type"), size, data, line))
             if len(batch) >= BATCH:
                 _insert(db, batch)
                 batch.clear()

@@ -1,0 +1,107 @@
+"""Collecting on a second core: a forked child reads, annotates and classifies the recipients
+(and renders each one's line of the CSV report) while this process encodes, digests and stores
+them, so the two halves of `inventory collect` overlap instead of taking turns.
+
+The child only reads (exports, routing files, the sampled mail store) and hands its results
+over a pipe, a batch at a time; the pipe holds little, so memory stays flat. It never touches
+the state database it inherited and leaves with `os._exit`, so nothing of this process (its
+SQLite connection, buffered output) is closed or flushed twice.
+
+A child that does not finish (a bad export, an unreadable store, anything) carries no error
+over: `ChildFailed` tells the caller to collect again in this process, where the error is
+raised as it always was (and the transaction holding the rows received so far rolls back).
+The forked path can make a collection faster, never different.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from cutover.inventory.report import csv_line
+
+BATCH = 500  # recipients per message
+PIPE_BUFFER = 1 << 20
+
+
+class ChildFailed(Exception):
+    """The collecting child stopped before its end: collect again in this process."""
+
+
+def available() -> bool:
+    """Whether forking pays and is safe: POSIX fork, a second core, and no other thread in
+    this process (a fork copies only the calling thread, and the locks others may hold)."""
+    if not hasattr(os, "fork") or threading.active_count() != 1:
+        return False
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return cores > 1
+
+
+@contextmanager
+def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
+    """(recipient, its CSV report line) for every recipient of `run` (a Collection), read in
+    a forked child; once they are all consumed, `run.warnings` holds the child's warnings.
+    Iterating raises ChildFailed when the child did not finish."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (its coverage is not collected)
+        os.close(read_end)
+        _child(run, write_end)
+    os.close(write_end)
+    finished = False
+    try:
+        with os.fdopen(read_end, "rb", buffering=PIPE_BUFFER) as stream:
+            rows = _receive(stream, run.warnings)
+            yield rows
+            finished = rows.gi_frame is None  # the generator ran to its end
+    finally:
+        if not finished:
+            _kill(pid)
+        os.waitpid(pid, 0)
+
+
+def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the child
+    code = 1
+    try:
+        with os.fdopen(write_end, "wb", buffering=PIPE_BUFFER) as out:
+            batch: list[tuple[dict[str, Any], str]] = []
+            for recipient in run.recipients():
+                batch.append((recipient, csv_line(recipient)))
+                if len(batch) >= BATCH:
+                    pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
+                    batch = []
+            pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
+            pickle.dump(("end", list(run.warnings)), out, pickle.HIGHEST_PROTOCOL)
+        code = 0
+    except BaseException:  # noqa: BLE001, S110 - the parent collects again and reports it
+        pass
+    finally:
+        os._exit(code)
+
+
+def _receive(stream: Any, warnings: list[str]) -> Iterator[tuple[dict[str, Any], str]]:
+    load = pickle.load
+    while True:
+        try:
+            kind, payload = load(stream)
+        except (EOFError, pickle.UnpicklingError):
+            raise ChildFailed("the collecting child stopped before its end") from None
+        if kind == "end":
+            warnings.extend(payload)
+            return
+        yield from payload
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)  # it only reads: nothing is left half-written
+    except ProcessLookupError:  # pragma: no cover - it had exited already
+        pass
