@@ -51,7 +51,12 @@ def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
     a forked child; once they are all consumed, `run.warnings` holds the child's warnings.
     Iterating raises ChildFailed when the child did not finish."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # out of processes or memory: collect in this process instead
+        os.close(read_end)
+        os.close(write_end)
+        raise ChildFailed(f"cannot fork: {exc.strerror}") from None
     if pid == 0:  # pragma: no cover - the child (its coverage is not collected)
         os.close(read_end)
         _child(run, write_end)

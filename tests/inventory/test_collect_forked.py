@@ -126,3 +126,16 @@ def test_no_fork_while_another_thread_runs():
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_fork_refused_by_the_system_collects_in_this_process(tmp_path, monkeypatch):
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    expected = collect_with(tmp_path, "one", monkeypatch, fork=False)
+    workspace = Workspace(write_sample_workspace(tmp_path / "refused"))
+    monkeypatch.setattr(forked.os, "fork", refused)
+    state = State.open(workspace.state_path)
+    snapshot_id = collect_and_store(workspace, state, now=NOW)
+    state.close()
+    assert stored(workspace, snapshot_id) == expected
