@@ -15,6 +15,7 @@ The forked path can make a collection faster, never different.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -74,6 +75,9 @@ def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
 
 
 def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the child
+    # What was there before the fork is never garbage here: the collector leaves it alone
+    # (and the pages stay shared with the parent instead of being copied by the visits).
+    gc.freeze()
     code = 1
     try:
         with os.fdopen(write_end, "wb", buffering=PIPE_BUFFER) as out:
