@@ -26,8 +26,8 @@ from typing import Any
 
 from cutover.inventory.report import csv_line
 
-BATCH = 500  # recipients per message
-PIPE_BUFFER = 1 << 20
+BATCH = 200  # recipients per message (about 200 KB pickled)
+PIPE_BUFFER = 1 << 20  # bytes the pipe holds: a few batches
 
 
 class ChildFailed(Exception):
@@ -52,6 +52,7 @@ def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
     a forked child; once they are all consumed, `run.warnings` holds the child's warnings.
     Iterating raises ChildFailed when the child did not finish."""
     read_end, write_end = os.pipe()
+    _widen(write_end)
     try:
         pid = os.fork()
     except OSError as exc:  # out of processes or memory: collect in this process instead
@@ -74,6 +75,18 @@ def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
         os.waitpid(pid, 0)
 
 
+def _widen(pipe: int) -> None:
+    """Let the pipe hold a few batches (Linux: 64 KiB by default, a fraction of one), so the
+    child reads ahead while this process stores, and the two do not wait on each other for
+    every 64 KiB when the machine is busy."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, PIPE_BUFFER)
+    except (ImportError, AttributeError, OSError):  # not Linux, or above pipe-max-size
+        pass
+
+
 def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the child
     # What was there before the fork is never garbage here: the collector leaves it alone
     # (and the pages stay shared with the parent instead of being copied by the visits).
@@ -86,6 +99,7 @@ def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the 
                 batch.append((recipient, csv_line(recipient)))
                 if len(batch) >= BATCH:
                     pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
+                    out.flush()  # to the parent now, not when a megabyte has gathered
                     batch = []
             pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
             pickle.dump(("end", list(run.warnings)), out, pickle.HIGHEST_PROTOCOL)
