@@ -113,9 +113,9 @@ def collect_and_store(workspace: Any, state: Any, source: str | None = None,
     run = collection(workspace, source, now)
     if forked.available():
         try:
-            with forked.forked_rows(run) as rows:
-                return store.store_snapshot_rows(state, run.label, rows, run.warnings,
-                                                 created_by=created_by, taken_at=now)
+            with forked.forked_rows(run) as (rows, totals):
+                return store.store_rows(state, run.label, rows, totals, run.warnings,
+                                        created_by=created_by, taken_at=now)
         except forked.ChildFailed:
             run = Collection(run.workspace, run.names, run.now)  # the same run, afresh
     return store.store_snapshot(state, run.label, run.recipients(), run.warnings,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -118,6 +119,41 @@ def snapshot_digest(recipients: Iterable[dict[str, Any]]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class SnapshotTotals:
+    """What a snapshot's row and summary hold once every recipient has been made a row."""
+
+    digest: str
+    recipients: int
+    total_bytes: int
+    summary: dict[str, Any]  # `SummaryBuilder.state()`
+
+
+class SnapshotRows:
+    """One pass over a snapshot's recipients: each one's row of inventory_recipients (without
+    the snapshot id: `row`), and, once they are all made, their `totals`. Whoever reads the
+    recipients can make the rows (`cutover.inventory.forked`: another process)."""
+
+    def __init__(self) -> None:
+        self.digest = SetDigest()
+        self.summary = SummaryBuilder()
+        self.total = 0
+
+    def row(self, recipient: dict[str, Any]) -> tuple[Any, ...]:
+        data, stable = encode(recipient)
+        address, size = recipient["address"], recipient.get("size_bytes")
+        self.digest.add_encoded(address, stable)
+        self.summary.add(recipient)
+        if size:
+            self.total += size
+        return (address, recipient.get("class"), recipient.get("destination"),
+                recipient.get("type"), size, data, csv_line(recipient))
+
+    def totals(self) -> SnapshotTotals:
+        return SnapshotTotals(self.digest.hexdigest(), self.digest.count, self.total,
+                              self.summary.state())
+
+
 def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]],
                    warnings: list[str], created_by: str | None = None,
                    taken_at: datetime | None = None, expect_digest: str | None = None) -> int:
@@ -125,51 +161,44 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
     raises (a validation error found at the end of a file): then nothing at all is stored.
     `warnings` is read after the recipients are consumed, so a streaming reader may append.
     With `expect_digest`, content that differs raises WorldChanged and nothing is stored."""
-    return store_snapshot_rows(state, source, ((r, csv_line(r)) for r in recipients), warnings,
-                               created_by, taken_at, expect_digest)
+    made = SnapshotRows()
+    return store_rows(state, source, map(made.row, recipients), made.totals, warnings,
+                      created_by, taken_at, expect_digest)
 
 
-def store_snapshot_rows(state: Any, source: str, rows: Iterable[tuple[dict[str, Any], str]],
-                        warnings: list[str], created_by: str | None = None,
-                        taken_at: datetime | None = None,
-                        expect_digest: str | None = None) -> int:
-    """`store_snapshot` for (recipient, its CSV report line) pairs, the line rendered by
-    whoever produced the recipient (`cutover.inventory.forked`: another process)."""
+def store_rows(state: Any, source: str, rows: Iterable[tuple[Any, ...]],
+               totals: Callable[[], SnapshotTotals], warnings: list[str],
+               created_by: str | None = None, taken_at: datetime | None = None,
+               expect_digest: str | None = None) -> int:
+    """`store_snapshot` for rows made by `SnapshotRows.row`; `totals` is called once `rows`
+    are consumed, as `warnings` is read."""
     db = _db(state)
     taken = (taken_at or datetime.now(UTC)).isoformat(timespec="seconds")
-    digest = SetDigest()
-    summary = SummaryBuilder()
-    total = 0
     with db.atomic():
         snapshot_id = db["inventory_snapshots"].insert({
             "source": source, "taken_at": taken, "status": "incomplete", "recipients": 0,
             "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
         }).last_pk
         batch: list[tuple[Any, ...]] = []
-        add_encoded, add_to_summary, append = digest.add_encoded, summary.add, batch.append
-        for recipient, line in rows:
-            data, stable = encode(recipient)
-            address, size = recipient["address"], recipient.get("size_bytes")
-            add_encoded(address, stable)
-            add_to_summary(recipient)
-            if size:
-                total += size
-            append((snapshot_id, address, recipient.get("class"), recipient.get("destination"),
-                    recipient.get("type"), size, data, line))
+        append = batch.append
+        for row in rows:
+            append((snapshot_id, *row))
             if len(batch) >= BATCH:
                 _insert(db, batch)
                 batch.clear()
         _insert(db, batch)
-        if expect_digest is not None and digest.hexdigest() != expect_digest:
+        done = totals()
+        if expect_digest is not None and done.digest != expect_digest:
             raise WorldChanged(f"the inventory of {source} changed since the preview: "
                                "preview the step again")
         db["inventory_snapshots"].update(snapshot_id, {
-            "status": "complete", "recipients": digest.count, "total_bytes": total,
-            "digest": digest.hexdigest(), "warnings": json.dumps(list(warnings)),
+            "status": "complete", "recipients": done.recipients,
+            "total_bytes": done.total_bytes, "digest": done.digest,
+            "warnings": json.dumps(list(warnings)),
         })
         db.execute("insert into inventory_summaries (snapshot_id, version, data) "
                    "values (?, ?, ?)", [snapshot_id, SUMMARY_VERSION,
-                                        json.dumps(summary.state(), default=str)])
+                                        json.dumps(done.summary, default=str)])
     return snapshot_id
 
 
