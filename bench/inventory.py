@@ -16,7 +16,9 @@ Postfix) for a few accounts, and a Maildir store, sampled for traits, holding a 
 mailboxes (the rest have none there).
 
 `cpu_s` (user + system CPU of the run) is printed beside each wall time: on a shared machine it
-moves less than the wall time does.
+moves less than the wall time does. `inventory collect` reads the exports in a forked child
+while it stores (cutover/inventory/forked.py): the child's CPU is in `cpu_s`, its peak RSS is
+`max_rss_child_mb` beside the parent's `max_rss_mb`.
 
 Every measured run happens in a fresh subprocess, so its max RSS (ru_maxrss) is its own. Wall
 times are the best of `--repeat` runs (default 3) and are measured WITHOUT tracemalloc, which
