@@ -113,8 +113,10 @@ def collect_and_store(workspace: Any, state: Any, source: str | None = None,
     run = collection(workspace, source, now)
     if forked.available():
         try:
-            with forked.forked_rows(run) as (rows, totals):
-                return store.store_rows(state, run.label, rows, totals, run.warnings,
+            made = store.SnapshotRows()
+            with forked.forked_rows(run) as read:
+                rows = (made.row(recipient, line) for recipient, line in read)
+                return store.store_rows(state, run.label, rows, made.totals, run.warnings,
                                         created_by=created_by, taken_at=now)
         except forked.ChildFailed:
             run = Collection(run.workspace, run.names, run.now)  # the same run, afresh

@@ -1,6 +1,6 @@
 """Collecting on a second core: a forked child reads, annotates and classifies the recipients
-and makes each one's row of the snapshot (JSON, CSV report line, digest, summary) while this
-process inserts the rows, so the two halves of `inventory collect` overlap instead of taking
+(and renders each one's line of the CSV report) while this process encodes, digests, sums and
+inserts them, so the two halves of `inventory collect`, about equal, overlap instead of taking
 turns.
 
 The child only reads (exports, routing files, the sampled mail store) and hands its results
@@ -21,13 +21,13 @@ import os
 import pickle
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from cutover.inventory.store import SnapshotRows, SnapshotTotals
+from cutover.inventory.report import csv_line
 
-BATCH = 200  # rows per message (about 200 KB pickled)
+BATCH = 200  # recipients per message (about 200 KB pickled)
 PIPE_BUFFER = 1 << 20  # bytes the pipe holds: a few batches
 
 
@@ -48,12 +48,10 @@ def available() -> bool:
 
 
 @contextmanager
-def forked_rows(run: Any) -> Iterator[tuple[Iterator[tuple[Any, ...]],
-                                            Callable[[], SnapshotTotals]]]:
-    """(rows, totals) for `store.store_rows`: the `SnapshotRows` of every recipient of `run`
-    (a Collection), made in a forked child; once the rows are all consumed, `totals()` holds
-    the child's and `run.warnings` its warnings. Iterating raises ChildFailed when the child
-    did not finish."""
+def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
+    """(recipient, its CSV report line) for every recipient of `run` (a Collection), read in
+    a forked child; once they are all consumed, `run.warnings` holds the child's warnings.
+    Iterating raises ChildFailed when the child did not finish."""
     read_end, write_end = os.pipe()
     _widen(write_end)
     try:
@@ -69,9 +67,8 @@ def forked_rows(run: Any) -> Iterator[tuple[Iterator[tuple[Any, ...]],
     finished = False
     try:
         with os.fdopen(read_end, "rb", buffering=PIPE_BUFFER) as stream:
-            totals: list[SnapshotTotals] = []
-            rows = _receive(stream, run.warnings, totals)
-            yield rows, lambda: totals[0]
+            rows = _receive(stream, run.warnings)
+            yield rows
             finished = rows.gi_frame is None  # the generator ran to its end
     finally:
         if not finished:
@@ -98,17 +95,15 @@ def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the 
     code = 1
     try:
         with os.fdopen(write_end, "wb", buffering=PIPE_BUFFER) as out:
-            made = SnapshotRows()
-            batch: list[tuple[Any, ...]] = []
+            batch: list[tuple[dict[str, Any], str]] = []
             for recipient in run.recipients():
-                batch.append(made.row(recipient))
+                batch.append((recipient, csv_line(recipient)))
                 if len(batch) >= BATCH:
                     pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
                     out.flush()  # to the parent now, not when a megabyte has gathered
                     batch = []
             pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
-            pickle.dump(("end", (list(run.warnings), made.totals())), out,
-                        pickle.HIGHEST_PROTOCOL)
+            pickle.dump(("end", list(run.warnings)), out, pickle.HIGHEST_PROTOCOL)
         code = 0
     except BaseException:  # noqa: BLE001, S110 - the parent collects again and reports it
         pass
@@ -116,8 +111,7 @@ def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the 
         os._exit(code)
 
 
-def _receive(stream: Any, warnings: list[str],
-             totals: list[SnapshotTotals]) -> Iterator[tuple[Any, ...]]:
+def _receive(stream: Any, warnings: list[str]) -> Iterator[tuple[dict[str, Any], str]]:
     load = pickle.load
     while True:
         try:
@@ -125,8 +119,7 @@ def _receive(stream: Any, warnings: list[str],
         except (EOFError, pickle.UnpicklingError):
             raise ChildFailed("the collecting child stopped before its end") from None
         if kind == "end":
-            warnings.extend(payload[0])
-            totals.append(payload[1])
+            warnings.extend(payload)
             return
         yield from payload
 

@@ -131,15 +131,15 @@ class SnapshotTotals:
 
 class SnapshotRows:
     """One pass over a snapshot's recipients: each one's row of inventory_recipients (without
-    the snapshot id: `row`), and, once they are all made, their `totals`. Whoever reads the
-    recipients can make the rows (`cutover.inventory.forked`: another process)."""
+    the snapshot id: `row`), and, once they are all made, their `totals`."""
 
     def __init__(self) -> None:
         self.digest = SetDigest()
         self.summary = SummaryBuilder()
         self.total = 0
 
-    def row(self, recipient: dict[str, Any]) -> tuple[Any, ...]:
+    def row(self, recipient: dict[str, Any], line: str | None = None) -> tuple[Any, ...]:
+        """`line`: the recipient's CSV report line, when whoever read it rendered it."""
         data, stable = encode(recipient)
         address, size = recipient["address"], recipient.get("size_bytes")
         self.digest.add_encoded(address, stable)
@@ -147,7 +147,8 @@ class SnapshotRows:
         if size:
             self.total += size
         return (address, recipient.get("class"), recipient.get("destination"),
-                recipient.get("type"), size, data, csv_line(recipient))
+                recipient.get("type"), size, data,
+                csv_line(recipient) if line is None else line)
 
     def totals(self) -> SnapshotTotals:
         return SnapshotTotals(self.digest.hexdigest(), self.digest.count, self.total,

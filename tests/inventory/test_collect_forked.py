@@ -110,12 +110,11 @@ def test_a_child_that_stops_early_raises_child_failed_after_what_it_sent():
             raise RuntimeError("lost the export half-way")
 
     received = []
-    with pytest.raises(forked.ChildFailed), forked.forked_rows(Broken()) as (rows, _totals):
-        for row in rows:
-            received.append(row)
+    with pytest.raises(forked.ChildFailed), forked.forked_rows(Broken()) as rows:
+        for recipient, line in rows:
+            received.append((recipient, line))
     assert len(received) == forked.BATCH  # the batches sent whole, then the failure
-    assert received[0] == ("a0@example.org", None, None, None, None,
-                           '{"address": "a0@example.org"}', "a0@example.org,,,,,,,,,,,,,,,\n")
+    assert received[0] == ({"address": "a0@example.org"}, "a0@example.org,,,,,,,,,,,,,,,\n")
 
 
 def test_no_fork_while_another_thread_runs():
