@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from cutover.commands.common import JSON_OPTION, console, err_console, print_json, workspace_of
 from cutover.errors import NotFound
@@ -65,6 +62,9 @@ def list_snapshots(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
 
     Example: cutover inventory list
     """
+    from rich.table import Table
+    from rich.text import Text
+
     _, state = open_state(ctx)
     snapshots = store.list_snapshots(state, include_superseded=True)
     if json_output:
@@ -123,6 +123,8 @@ def show(
 
     Example: cutover inventory show datarequest@example.org
     """
+    from rich.markup import escape
+
     _, state = open_state(ctx)
     recipient = store.find_recipient(state, address, snapshot)
     if recipient is None:

@@ -114,12 +114,14 @@ class Rule:
         object.__setattr__(self, "_screen", _screen(self.match))
         object.__setattr__(self, "_needs_sample", "automated_share_at_least" in self.match
                            or "subject_share_at_least" in self.match)
+        object.__setattr__(self, "_checks", tuple(check for key, check in _CHECKS
+                                                  if key in self.match))
 
     def may_match(self, recipient: dict[str, Any]) -> bool:
         """False when the rule's address/local/domain patterns cannot match: one compiled
         alternation per condition instead of fnmatch per pattern, so the rules a recipient
         fails cost little; a share condition cannot hold without sampled mail.
-        `_evidence` stays the one judge of the rules that pass."""
+        `evidence` stays the one judge of the rules that pass."""
         if self._needs_sample and not (recipient.get("traits") or {}).get(  # type: ignore
                 "sampled"):
             return False
@@ -127,6 +129,17 @@ class Rule:
             if not patterns.match((recipient.get(key) or "").lower()):
                 return False
         return True
+
+    def evidence(self, recipient: dict[str, Any], now: datetime | None) -> list[str] | None:
+        """Why each condition holds, or None as soon as one does not (`_evidence`, with the
+        conditions this rule has looked up once)."""
+        evidence: list[str] = []
+        for check in self._checks:  # type: ignore[attr-defined]
+            text = check(self.match, recipient, now)
+            if text is None:
+                return None
+            evidence.append(text)
+        return evidence
 
     def admits_type(self, kind: Any) -> bool:
         """Whether the rule's type condition (if any) lets a recipient of this type through."""
@@ -181,32 +194,47 @@ class Classifier:
     def classify(self, recipient: dict[str, Any]) -> dict[str, Any]:
         """The recipient with `class`, `destination`, `rule` and `reason` set (a new dict)."""
         result = dict(recipient)
+        result.update(self.decide(recipient))
+        return result
+
+    def classify_in_place(self, recipient: dict[str, Any]) -> dict[str, Any]:
+        """`classify` for a recipient dict no one else holds: set on it, not on a copy."""
+        recipient.update(self.decide(recipient))
+        return recipient
+
+    def decide(self, recipient: dict[str, Any]) -> dict[str, Any]:
+        """`class`, `rule`, `destination` and `reason` for a recipient."""
         override = self.overrides.get(recipient["address"])
         if override:
             klass = override["class"]
-            result.update({
+            return {
                 "class": klass, "rule": "override",
                 "destination": override.get("destination") or self.destinations[klass],
                 "reason": f"override for {recipient['address']} in cutover.yaml"
                           + (f": {override['reason']}" if override.get("reason") else ""),
-            })
-            return result
+            }
+        sampled = None
         for rule in self.rules_for(recipient.get("type")):
-            if not rule.may_match(recipient):
-                continue
-            evidence = _evidence(rule.match, recipient, self.now)
-            if evidence is not None:
-                result.update({
-                    "class": rule.klass, "rule": rule.name,
-                    "destination": rule.destination or self.destinations[rule.klass],
-                    "reason": f"rule {rule.name}: " + "; ".join(evidence)
-                              + (f" ({rule.why})" if rule.why else ""),
-                })
-                return result
-        result.update({"class": "unknown", "destination": "keep", "rule": None,
-                       "reason": f"no rule matched (type {recipient.get('type')}): stays where "
-                                 "it is until an override or a rule classifies it"})
-        return result
+            if rule._needs_sample:  # type: ignore[attr-defined]
+                if sampled is None:
+                    sampled = bool((recipient.get("traits") or {}).get("sampled"))
+                if not sampled:
+                    continue
+            for key, patterns in rule._screen:  # type: ignore[attr-defined]
+                if not patterns.match((recipient.get(key) or "").lower()):
+                    break
+            else:
+                evidence = rule.evidence(recipient, self.now)
+                if evidence is not None:
+                    return {
+                        "class": rule.klass, "rule": rule.name,
+                        "destination": rule.destination or self.destinations[rule.klass],
+                        "reason": f"rule {rule.name}: " + "; ".join(evidence)
+                                  + (f" ({rule.why})" if rule.why else ""),
+                    }
+        return {"class": "unknown", "destination": "keep", "rule": None,
+                "reason": f"no rule matched (type {recipient.get('type')}): stays where "
+                          "it is until an override or a rule classifies it"}
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:
@@ -258,46 +286,81 @@ def _evidence(match: dict[str, Any], recipient: dict[str, Any],
               now: datetime | None) -> list[str] | None:
     """Why each condition holds, or None as soon as one does not."""
     evidence: list[str] = []
-    traits = recipient.get("traits") or {}
-    for key in ("address", "local", "domain"):
+    for key, check in _CHECKS:
         if key in match:
-            hit = _pattern_hit(match[key], recipient.get(key, ""))
-            if hit is None:
+            text = check(match, recipient, now)
+            if text is None:
                 return None
-            evidence.append(f"{key} {recipient.get(key)!r} matches {hit!r}")
-    if "type" in match:
-        if recipient.get("type") not in match["type"]:
-            return None
-        evidence.append(f"type is {recipient.get('type')}")
-    if "has_procmail_rules" in match:
-        found = [r for r in recipient.get("rules") or [] if r.get("kind") == "procmail"]
-        if bool(found) != bool(match["has_procmail_rules"]):
-            return None
-        evidence.append(f"procmail rules in {found[0]['path']}" if found else "no procmail rules")
-    if "has_forwarding" in match:
-        forwards = bool(recipient.get("forwarding")) or any(
-            r.get("forward_to") for r in recipient.get("rules") or [])
-        if forwards != bool(match["has_forwarding"]):
-            return None
-        evidence.append("mail is forwarded" if forwards else "no forwarding")
-    for key, trait in (("automated_share_at_least", "automated_share"),
-                       ("subject_share_at_least", "subject_share")):
-        if key in match:
-            share = _trait_share(traits, trait, match)
-            if share is None or share < float(match[key]):
-                return None
-            evidence.append(_share_text(trait, share, traits, match))
-    if "items_at_most" in match:
-        items = recipient.get("items")
-        if items is None or items > int(match["items_at_most"]):
-            return None
-        evidence.append(f"{items} item(s)")
-    if "idle_days_at_least" in match:
-        idle = _idle_days(recipient, now)
-        if idle is None or idle < int(match["idle_days_at_least"]):
-            return None
-        evidence.append(f"no activity for {idle} days")
+            evidence.append(text)
     return evidence
+
+
+def _pattern_check(key: str):
+    def check(match: dict[str, Any], recipient: dict[str, Any], now: datetime | None) -> str | None:
+        hit = _pattern_hit(match[key], recipient.get(key, ""))
+        return None if hit is None else f"{key} {recipient.get(key)!r} matches {hit!r}"
+    return check
+
+
+def _type_check(match: dict[str, Any], recipient: dict[str, Any],
+                now: datetime | None) -> str | None:
+    if recipient.get("type") not in match["type"]:
+        return None
+    return f"type is {recipient.get('type')}"
+
+
+def _procmail_check(match: dict[str, Any], recipient: dict[str, Any],
+                    now: datetime | None) -> str | None:
+    found = [r for r in recipient.get("rules") or [] if r.get("kind") == "procmail"]
+    if bool(found) != bool(match["has_procmail_rules"]):
+        return None
+    return f"procmail rules in {found[0]['path']}" if found else "no procmail rules"
+
+
+def _forwarding_check(match: dict[str, Any], recipient: dict[str, Any],
+                      now: datetime | None) -> str | None:
+    forwards = bool(recipient.get("forwarding")) or any(
+        r.get("forward_to") for r in recipient.get("rules") or [])
+    if forwards != bool(match["has_forwarding"]):
+        return None
+    return "mail is forwarded" if forwards else "no forwarding"
+
+
+def _share_check(key: str, trait: str):
+    def check(match: dict[str, Any], recipient: dict[str, Any], now: datetime | None) -> str | None:
+        traits = recipient.get("traits") or {}
+        share = _trait_share(traits, trait, match)
+        if share is None or share < float(match[key]):
+            return None
+        return _share_text(trait, share, traits, match)
+    return check
+
+
+def _items_check(match: dict[str, Any], recipient: dict[str, Any],
+                 now: datetime | None) -> str | None:
+    items = recipient.get("items")
+    if items is None or items > int(match["items_at_most"]):
+        return None
+    return f"{items} item(s)"
+
+
+def _idle_check(match: dict[str, Any], recipient: dict[str, Any],
+                now: datetime | None) -> str | None:
+    idle = _idle_days(recipient, now)
+    if idle is None or idle < int(match["idle_days_at_least"]):
+        return None
+    return f"no activity for {idle} days"
+
+
+#: Each condition's check, in the order a reason lists them: (evidence, or None when the
+#: condition does not hold).
+_CHECKS = (("address", _pattern_check("address")), ("local", _pattern_check("local")),
+           ("domain", _pattern_check("domain")), ("type", _type_check),
+           ("has_procmail_rules", _procmail_check), ("has_forwarding", _forwarding_check),
+           ("automated_share_at_least", _share_check("automated_share_at_least",
+                                                     "automated_share")),
+           ("subject_share_at_least", _share_check("subject_share_at_least", "subject_share")),
+           ("items_at_most", _items_check), ("idle_days_at_least", _idle_check))
 
 
 def _share_text(trait: str, share: float, traits: dict[str, Any],

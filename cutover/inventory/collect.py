@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cutover.errors import ConfigInvalid, CutoverError, NotFound
-from cutover.inventory import store
+from cutover.inventory import forked, store
 from cutover.inventory.account_rules import RoutingIndex
 from cutover.inventory.classify import Classifier
 from cutover.inventory.traits import parse_headers, traits_from_headers
@@ -80,16 +80,18 @@ class Collection:
             routing = RoutingIndex(self.workspace,
                                    source_config.get("routing", config.get("routing")))
             sampler = _sampler(self.workspace, source_config, self.warnings)
+            merged = len(self.names) > 1
+            annotate, classify = routing.annotate, classifier.classify_in_place
             for raw in source.collect(self.warnings):
-                if len(self.names) > 1:  # an earlier source may have described it already
+                if merged:  # an earlier source may have described it already
                     if raw["address"] in seen:
                         continue
                     seen.add(raw["address"])
                 raw.setdefault("source", name)
-                routing.annotate(raw)
+                annotate(raw)
                 if sampler is not None:
                     sampler(raw)
-                yield classifier.classify(raw)
+                yield classify(raw)  # the source's dict is handed on, not kept
 
 
 def collection(workspace: Any, source: str | None = None,
@@ -104,8 +106,20 @@ def collection(workspace: Any, source: str | None = None,
 
 def collect_and_store(workspace: Any, state: Any, source: str | None = None,
                       created_by: str | None = None, now: datetime | None = None) -> int:
-    """Collect (read-only) and store one complete snapshot; returns its id."""
+    """Collect (read-only) and store one complete snapshot; returns its id. With a second
+    core the recipients are read in a forked child while this process stores them
+    (`cutover.inventory.forked`); a child that fails is followed by a collection here, which
+    raises what went wrong as it always did."""
     run = collection(workspace, source, now)
+    if forked.available():
+        try:
+            made = store.SnapshotRows()
+            with forked.forked_rows(run) as read:
+                rows = (made.row(recipient, line) for recipient, line in read)
+                return store.store_rows(state, run.label, rows, made.totals, run.warnings,
+                                        created_by=created_by, taken_at=now)
+        except forked.ChildFailed:
+            run = Collection(run.workspace, run.names, run.now)  # the same run, afresh
     return store.store_snapshot(state, run.label, run.recipients(), run.warnings,
                                 created_by=created_by, taken_at=now)
 

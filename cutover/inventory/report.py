@@ -80,11 +80,12 @@ class SummaryBuilder:
         if by_destination is None:
             by_destination = self.by_destination[destination] = {
                 "destination": destination, "count": 0, "size_bytes": 0}
-        for kind, key in (("class", klass), ("destination", destination)):
-            if key not in (CLASSES if kind == "class" else DESTINATIONS):
-                seen = f"{kind}:{key}"
-                if address < self.first_address.get(seen, "\U0010ffff"):
-                    self.first_address[seen] = address
+        if klass not in CLASSES or destination not in DESTINATIONS:
+            for kind, key in (("class", klass), ("destination", destination)):
+                if key not in (CLASSES if kind == "class" else DESTINATIONS):
+                    seen = f"{kind}:{key}"
+                    if address < self.first_address.get(seen, "\U0010ffff"):
+                        self.first_address[seen] = address
         by_class["count"] += 1
         by_class["size_bytes"] += size
         by_class["items"] += r.get("items") or 0
@@ -92,11 +93,12 @@ class SummaryBuilder:
         by_destination["size_bytes"] += size
         row = self.matrix[klass]
         row[destination] = row.get(destination, 0) + 1
-        entry = (size, address, _brief(r))
-        if len(self.largest) < LARGEST:
-            heapq.heappush(self.largest, entry)
-        elif entry > self.largest[0]:
-            heapq.heapreplace(self.largest, entry)
+        largest = self.largest
+        if len(largest) < LARGEST:
+            heapq.heappush(largest, (size, address, _brief(r)))
+        elif size > largest[0][0] or (size == largest[0][0] and address > largest[0][1]):
+            # (addresses are unique: the brief never decides the order)
+            heapq.heapreplace(largest, (size, address, _brief(r)))
         if r.get("forwarding") or r.get("rules") or r.get("routing") or klass == "unknown" or (
                 destination == "cloud" and r.get("other_addresses")):
             self._collect_lists(r, address, destination)
@@ -214,17 +216,21 @@ def render_json(summary: dict[str, Any], out: TextIO) -> None:
 # --- CSV: one row per recipient, for a spreadsheet ---------------------------------------------
 
 def _csv_cells(r: dict[str, Any]) -> list[Any]:
+    get = r.get
+    size, items = get("size_bytes"), get("items")
+    aliases, forwarding = get("aliases"), get("forwarding")
+    rules, routing = get("rules"), get("routing")
     return [
-        r.get("address"), r.get("display_name") or "", r.get("type"), r.get("class"),
-        r.get("destination"), r.get("rule") or "", r.get("reason") or "",
-        r.get("size_bytes") if r.get("size_bytes") is not None else "",
-        r.get("items") if r.get("items") is not None else "",
-        ";".join(r.get("aliases") or []),
-        ";".join(f"{f.get('to')}" for f in r.get("forwarding") or []),
+        get("address"), get("display_name") or "", get("type"), get("class"),
+        get("destination"), get("rule") or "", get("reason") or "",
+        size if size is not None else "",
+        items if items is not None else "",
+        ";".join(aliases) if aliases else "",
+        ";".join(f"{f.get('to')}" for f in forwarding) if forwarding else "",
         ";".join(f"{x.get('kind')}:{x.get('path') or x.get('name')}"
-                 for x in r.get("rules") or []),
-        ";".join(f"{x.get('map')}:{x.get('value')}" for x in r.get("routing") or []),
-        r.get("last_logon") or "", r.get("newest_item") or "", r.get("source") or "",
+                 for x in rules) if rules else "",
+        ";".join(f"{x.get('map')}:{x.get('value')}" for x in routing) if routing else "",
+        get("last_logon") or "", get("newest_item") or "", get("source") or "",
     ]
 
 
@@ -235,16 +241,19 @@ def render_csv(recipients: Iterable[dict[str, Any]], out: TextIO) -> None:
         writer.writerow(_csv_cells(r))
 
 
-_LINE = io.StringIO()
-_LINE_WRITER = csv.writer(_LINE, lineterminator="\n")
+class _LineOut:
+    """A file for a csv writer whose `write` hands the line back (`writerow` returns what
+    `write` returns): one line rendered without a buffer to reset and read."""
+
+    write = staticmethod(str)
+
+
+_LINE_WRITER = csv.writer(_LineOut(), lineterminator="\n")
 
 
 def csv_line(r: dict[str, Any]) -> str:
     """The recipient's line of the CSV report, exactly as `render_csv` writes it."""
-    _LINE.seek(0)
-    _LINE.truncate()
-    _LINE_WRITER.writerow(_csv_cells(r))
-    return _LINE.getvalue()
+    return _LINE_WRITER.writerow(_csv_cells(r))
 
 
 def render_csv_lines(lines: Iterable[str], out: TextIO) -> None:

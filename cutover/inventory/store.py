@@ -8,11 +8,12 @@ ever see `complete` snapshots; a rolled-back `inventory.collect` marks its snaps
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from hashlib import sha256
 from typing import Any
 
 from sqlite_utils.migrations import Migrations
@@ -85,7 +86,7 @@ def encode(recipient: dict[str, Any]) -> tuple[str, str]:
 
 
 def recipient_digest(recipient: dict[str, Any]) -> str:
-    return hashlib.sha256(encode(recipient)[1].encode()).hexdigest()
+    return sha256(encode(recipient)[1].encode()).hexdigest()
 
 
 class SetDigest:
@@ -93,7 +94,7 @@ class SetDigest:
     recipient's hash modulo 2**256 (addresses are unique within a snapshot)."""
 
     def __init__(self) -> None:
-        self.total = 0
+        self.total = 0  # the sum, reduced modulo 2**256 when read (`hexdigest`)
         self.count = 0
 
     def add(self, recipient: dict[str, Any]) -> None:
@@ -101,11 +102,12 @@ class SetDigest:
 
     def add_encoded(self, address: str, stable: str) -> None:
         """`stable`: the recipient as `encode` gives it without its volatile keys."""
-        line = f"{address}:{hashlib.sha256(stable.encode()).hexdigest()}".encode()
-        self.total = (self.total + int.from_bytes(hashlib.sha256(line).digest())) % 2**256
+        line = f"{address}:{sha256(stable.encode()).hexdigest()}".encode()
+        self.total += int.from_bytes(sha256(line).digest())
         self.count += 1
 
     def hexdigest(self) -> str:
+        self.total %= 2**256
         return f"{self.total:064x}"
 
 
@@ -117,6 +119,42 @@ def snapshot_digest(recipients: Iterable[dict[str, Any]]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class SnapshotTotals:
+    """What a snapshot's row and summary hold once every recipient has been made a row."""
+
+    digest: str
+    recipients: int
+    total_bytes: int
+    summary: dict[str, Any]  # `SummaryBuilder.state()`
+
+
+class SnapshotRows:
+    """One pass over a snapshot's recipients: each one's row of inventory_recipients (without
+    the snapshot id: `row`), and, once they are all made, their `totals`."""
+
+    def __init__(self) -> None:
+        self.digest = SetDigest()
+        self.summary = SummaryBuilder()
+        self.total = 0
+
+    def row(self, recipient: dict[str, Any], line: str | None = None) -> tuple[Any, ...]:
+        """`line`: the recipient's CSV report line, when whoever read it rendered it."""
+        data, stable = encode(recipient)
+        address, size = recipient["address"], recipient.get("size_bytes")
+        self.digest.add_encoded(address, stable)
+        self.summary.add(recipient)
+        if size:
+            self.total += size
+        return (address, recipient.get("class"), recipient.get("destination"),
+                recipient.get("type"), size, data,
+                csv_line(recipient) if line is None else line)
+
+    def totals(self) -> SnapshotTotals:
+        return SnapshotTotals(self.digest.hexdigest(), self.digest.count, self.total,
+                              self.summary.state())
+
+
 def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]],
                    warnings: list[str], created_by: str | None = None,
                    taken_at: datetime | None = None, expect_digest: str | None = None) -> int:
@@ -124,40 +162,44 @@ def store_snapshot(state: Any, source: str, recipients: Iterable[dict[str, Any]]
     raises (a validation error found at the end of a file): then nothing at all is stored.
     `warnings` is read after the recipients are consumed, so a streaming reader may append.
     With `expect_digest`, content that differs raises WorldChanged and nothing is stored."""
+    made = SnapshotRows()
+    return store_rows(state, source, map(made.row, recipients), made.totals, warnings,
+                      created_by, taken_at, expect_digest)
+
+
+def store_rows(state: Any, source: str, rows: Iterable[tuple[Any, ...]],
+               totals: Callable[[], SnapshotTotals], warnings: list[str],
+               created_by: str | None = None, taken_at: datetime | None = None,
+               expect_digest: str | None = None) -> int:
+    """`store_snapshot` for rows made by `SnapshotRows.row`; `totals` is called once `rows`
+    are consumed, as `warnings` is read."""
     db = _db(state)
     taken = (taken_at or datetime.now(UTC)).isoformat(timespec="seconds")
-    digest = SetDigest()
-    summary = SummaryBuilder()
-    total = 0
     with db.atomic():
         snapshot_id = db["inventory_snapshots"].insert({
             "source": source, "taken_at": taken, "status": "incomplete", "recipients": 0,
             "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
         }).last_pk
         batch: list[tuple[Any, ...]] = []
-        for recipient in recipients:
-            data, stable = encode(recipient)
-            address, size = recipient["address"], recipient.get("size_bytes")
-            digest.add_encoded(address, stable)
-            summary.add(recipient)
-            total += size or 0
-            batch.append((snapshot_id, address, recipient.get("class"),
-                          recipient.get("destination"), recipient.get("type"), size, data,
-                          csv_line(recipient)))
+        append = batch.append
+        for row in rows:
+            append((snapshot_id, *row))
             if len(batch) >= BATCH:
                 _insert(db, batch)
-                batch = []
+                batch.clear()
         _insert(db, batch)
-        if expect_digest is not None and digest.hexdigest() != expect_digest:
+        done = totals()
+        if expect_digest is not None and done.digest != expect_digest:
             raise WorldChanged(f"the inventory of {source} changed since the preview: "
                                "preview the step again")
         db["inventory_snapshots"].update(snapshot_id, {
-            "status": "complete", "recipients": digest.count, "total_bytes": total,
-            "digest": digest.hexdigest(), "warnings": json.dumps(list(warnings)),
+            "status": "complete", "recipients": done.recipients,
+            "total_bytes": done.total_bytes, "digest": done.digest,
+            "warnings": json.dumps(list(warnings)),
         })
         db.execute("insert into inventory_summaries (snapshot_id, version, data) "
                    "values (?, ?, ?)", [snapshot_id, SUMMARY_VERSION,
-                                        json.dumps(summary.state(), default=str)])
+                                        json.dumps(done.summary, default=str)])
     return snapshot_id
 
 

@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from cutover.errors import Problem, ValidationFailed
@@ -275,30 +276,38 @@ class ProxyAddresses:
 
 def parse_proxy_addresses(text: str) -> ProxyAddresses:
     """`SMTP:a@x;smtp:b@x;X500:/o=...` (or space separated) -> primary, aliases, the rest."""
+    primary, aliases, others, placeholder = _proxy_parts(text)
+    return ProxyAddresses(primary, aliases, others, placeholder)
+
+
+def _proxy_parts(text: str) -> tuple[str | None, list[str], list[str], bool]:
+    """What `parse_proxy_addresses` returns, as a tuple (read once per row)."""
     text = (text or "").strip()
-    result = ProxyAddresses()
     if not text:
-        return result
+        return None, [], [], False
     if text in PROXY_COLLECTION_PLACEHOLDERS:
-        result.placeholder = True
-        return result
+        return None, [], [], True
     if ";" in text:
         values = text.split(";")
     elif _WHITESPACE.search(text):
         values = _PROXY_SPLIT.split(text)
     else:
         values = [text]  # one address (most contacts and groups)
-    for value in (v.strip() for v in values):
+    primary = None
+    aliases: list[str] = []
+    others: list[str] = []
+    for value in values:
+        value = value.strip()
         prefix, sep, rest = value.partition(":")
         if not sep:
             continue
         if prefix == "SMTP":
-            result.primary = rest.lower()
+            primary = rest.lower()
         elif prefix.lower() == "smtp":
-            result.aliases.append(rest.lower())
+            aliases.append(rest.lower())
         else:
-            result.others.append(value)
-    return result
+            others.append(value)
+    return primary, aliases, others, False
 
 
 def forwarding_target(text: str) -> str | None:
@@ -339,6 +348,19 @@ def iter_rows(lines: Iterable[str], file: str, report: ImportReport,
     else the one `sep=` names, else the one the header shows (`detect_delimiter`), and a
     delimiter other than ',' is said in a warning. Decoding errors in the underlying stream
     become a located error instead of an exception."""
+    header: list[str] = []
+    for line, cells in iter_cells(lines, file, report, delimiter):
+        if line == 0:
+            header = cells
+            yield 0, {name: name for name in header}
+        else:
+            yield line, dict(zip(header, cells, strict=True))
+
+
+def iter_cells(lines: Iterable[str], file: str, report: ImportReport,
+               delimiter: str | None = None) -> Iterator[tuple[int, list[str]]]:
+    """What `iter_rows` reads, as lists: (0, the column names), then (line, the cells) for each
+    data row, every one exactly as wide as the header."""
     source = iter(lines)
     skipped = 0
     reader = None
@@ -358,7 +380,7 @@ def iter_rows(lines: Iterable[str], file: str, report: ImportReport,
         header = [name.strip().lstrip("\ufeff") for name in next(reader)]
         if delimiter != ",":
             report.warnings.append(Problem(file, skipped + 1, _delimiter_note(delimiter)))
-        yield 0, {name: name for name in header}
+        yield 0, header
         width = len(header)
         for row in reader:
             if len(row) != width or row == [""]:
@@ -367,7 +389,7 @@ def iter_rows(lines: Iterable[str], file: str, report: ImportReport,
                 report.errors.append(Problem(file, skipped + reader.line_num,
                                              f"{len(row)} fields where the header has {width}"))
                 continue
-            yield skipped + reader.line_num, dict(zip(header, row, strict=True))
+            yield skipped + reader.line_num, row
     except UnicodeDecodeError:
         line = skipped + (reader.line_num if reader is not None else 0) + 1
         report.errors.append(Problem(file, line, "text is neither UTF-8 nor UTF-16 with a BOM "
@@ -401,21 +423,48 @@ def scan_day_first(lines: Iterable[str]) -> bool | None:
     return None
 
 
-def _missing_columns(header: dict[str, str], required: Iterable[str]) -> list[str]:
+def _missing_columns(header: Collection[str], required: Iterable[str]) -> list[str]:
     return [name for name in required if name not in header]
+
+
+#: The cells of a Get-Mailbox/Get-Recipient row a recipient is read from, in the order
+#: `_record_from_cells` takes them; a column the file lacks reads as an empty cell.
+RECORD_COLUMNS = ("PrimarySmtpAddress", "EmailAddresses", "RecipientTypeDetails", "DisplayName",
+                  "Name", "ForwardingSmtpAddress", "ForwardingAddress",
+                  "DeliverToMailboxAndForward", "ExchangeGuid", "Guid", "Identity",
+                  "TotalItemSize", "ItemCount", "LastLogonTime")
+
+
+def _picker(header: list[str], columns: tuple[str, ...]) -> Callable[[list[str]], Any]:
+    """A function taking a row's cells, with one empty cell appended, to the cells of
+    `columns` in that order (a missing column: the empty cell). Positions are worked out once
+    per file; of two columns of the same name the last counts, as in a dict of the row."""
+    position = {name: index for index, name in enumerate(header)}
+    empty = len(header)
+    return itemgetter(*(position.get(name, empty) for name in columns))
 
 
 def _record_from_row(row: dict[str, str], where: str, warn: list[str],
                      dates: DateReader) -> tuple[dict[str, Any] | None, str | None]:
     """A recipient dict from one Get-Mailbox/Get-Recipient row, or (None, why it is not)."""
-    proxies = parse_proxy_addresses(row.get("EmailAddresses", ""))
-    if proxies.placeholder:
+    cells = tuple(row.get(name) or "" for name in RECORD_COLUMNS)
+    return _record_from_cells(cells, where, warn, dates)
+
+
+def _record_from_cells(cells: tuple[str, ...], where: str, warn: list[str],
+                       dates: DateReader) -> tuple[dict[str, Any] | None, str | None]:
+    """`_record_from_row` for the row's cells of RECORD_COLUMNS, in that order: the per-row
+    work of an import, so each cell is looked at once and only when it holds something."""
+    (primary, proxy_text, detail, display_name, name, forwarding_smtp, forwarding_address,
+     deliver_and_forward, exchange_guid, guid, identity, size, count, last_logon) = cells
+    proxy_primary, aliases, others, placeholder = _proxy_parts(proxy_text)
+    if placeholder:
         warn.append("EmailAddresses holds the collection type name, not addresses (export with "
                     "@{n='EmailAddresses';e={$_.EmailAddresses -join ';'}}): aliases unknown")
-    address = (row.get("PrimarySmtpAddress") or "").strip().lower() or proxies.primary
+    address = primary.strip().lower() or proxy_primary
     if not address or not _ADDRESS.match(address):
         return None, f"PrimarySmtpAddress {address or '(empty)'!r} is not an address"
-    detail = (row.get("RecipientTypeDetails") or "").strip()
+    detail = detail.strip()
     kind = RECIPIENT_TYPES.get(detail)
     if kind is None:
         warn.append(f"unknown RecipientTypeDetails {detail!r}: type 'other'")
@@ -425,34 +474,35 @@ def _record_from_row(row: dict[str, str], where: str, warn: list[str],
         "address": address,
         "local": local,
         "domain": domain,
-        "aliases": sorted({a for a in proxies.aliases if a != address}),
-        "other_addresses": proxies.others,
-        "display_name": (row.get("DisplayName") or row.get("Name") or "").strip(),
+        "aliases": sorted({a for a in aliases if a != address}) if aliases else [],
+        "other_addresses": others,
+        "display_name": (display_name or name).strip(),
         "type": kind,
         "type_detail": detail,
-        "forwarding": _forwarding(row, warn),
+        "forwarding": _forwarding(forwarding_smtp, forwarding_address, deliver_and_forward,
+                                  warn) if forwarding_smtp or forwarding_address else [],
         "rules": [],
         "size_bytes": None,
         "items": None,
         "last_logon": None,
-        "guid": (row.get("ExchangeGuid") or row.get("Guid") or "").strip().lower() or None,
-        "identity": (row.get("Identity") or "").strip() or None,
+        "guid": (exchange_guid or guid).strip().lower() or None,
+        "identity": identity.strip() or None,
         "origin": where,
     }
-    _apply_statistics(record, row, warn, dates)
+    if size or count or last_logon:
+        _statistics_cells(record, size, count, last_logon, warn, dates)
     return record, None
 
 
-def _forwarding(row: dict[str, str], warn: list[str]) -> list[dict[str, Any]]:
-    if not row.get("ForwardingSmtpAddress") and not row.get("ForwardingAddress"):
-        return []
+def _forwarding(smtp: str, address: str, flag: str, warn: list[str]) -> list[dict[str, Any]]:
+    """The ForwardingSmtpAddress and ForwardingAddress cells (and DeliverToMailboxAndForward,
+    whether a copy stays) as forwarding entries."""
     result = []
-    for column in ("ForwardingSmtpAddress", "ForwardingAddress"):
-        target = forwarding_target(row.get(column, ""))
+    for column, text in (("ForwardingSmtpAddress", smtp), ("ForwardingAddress", address)):
+        target = forwarding_target(text)
         if target:
             result.append({"via": column, "to": target, "keep_copy": False})
     if result:
-        flag = row.get("DeliverToMailboxAndForward", "")
         keep_copy = parse_bool(flag)
         if keep_copy is None and flag.strip():
             warn.append(f"DeliverToMailboxAndForward: unreadable {flag.strip()!r} (expected "
@@ -466,11 +516,17 @@ def _apply_statistics(record: dict[str, Any], row: dict[str, str], warn: list[st
                       dates: DateReader) -> None:
     """Copy TotalItemSize/ItemCount/LastLogonTime from a row (of either export) into record;
     an unreadable cell is a warning and leaves the value unknown."""
-    cells = (("TotalItemSize", "size_bytes", parse_size, ""),
-             ("ItemCount", "items", parse_count, ""),
-             ("LastLogonTime", "last_logon", dates.parse, ": last logon unknown"))
-    for column, key, parse, unknown in cells:
-        text = row.get(column)
+    _statistics_cells(record, row.get("TotalItemSize") or "", row.get("ItemCount") or "",
+                      row.get("LastLogonTime") or "", warn, dates)
+
+
+def _statistics_cells(record: dict[str, Any], size: str, count: str, last_logon: str,
+                      warn: list[str], dates: DateReader) -> None:
+    """`_apply_statistics` for the three cells themselves."""
+    cells = ((size, "TotalItemSize", "size_bytes", parse_size, ""),
+             (count, "ItemCount", "items", parse_count, ""),
+             (last_logon, "LastLogonTime", "last_logon", dates.parse, ": last logon unknown"))
+    for text, column, key, parse, unknown in cells:
         if not text:
             continue
         try:
@@ -501,21 +557,24 @@ def read_recipients(lines: Iterable[str], file: str, report: ImportReport,
     address is skipped with a warning; an unreadable cell is a warning for its row."""
     seen = {} if seen is None else seen
     dates = DateReader(day_first)
-    for line, row in iter_rows(lines, file, report):
-        if line == 0:
-            missing = _missing_columns(row, MAILBOX_REQUIRED)
+    pick = None
+    for line, cells in iter_cells(lines, file, report):
+        if pick is None:
+            missing = _missing_columns(cells, MAILBOX_REQUIRED)
             if missing:
                 report.errors.append(Problem(file, 1, "missing column(s) " + ", ".join(missing)
                                              + " (is this a Get-Mailbox or Get-Recipient "
                                              "export?)"))
                 return
             dates.delimiter = report.delimiters[file]
+            pick = _picker(cells, RECORD_COLUMNS)
             continue
+        cells.append("")
         warnings: list[str] = []
-        record, unusable = _record_from_row(row, f"{file}:{line}", warnings, dates)
+        record, unusable = _record_from_cells(pick(cells), f"{file}:{line}", warnings, dates)
         if warnings:
             report.warnings.extend(Problem(file, line, text) for text in warnings)
-        if unusable:
+        if record is None:
             report.warnings.append(Problem(file, line, f"{unusable}: row skipped"))
             continue
         address = record["address"]
