@@ -28,7 +28,7 @@ from cutover.errors import (
 from cutover.faults import crash_if_asked
 from cutover.plan import Plan, PlannedStep
 from cutover.safety import drifted, raise_if_unsafe
-from cutover.state import State, iso, parse_iso
+from cutover.state import State, iso
 from cutover.steps.base import Change, Context, Finding, Waiting, changes_digest
 from cutover.workspace import Workspace
 
@@ -578,8 +578,3 @@ def _change_of(entry: dict[str, Any]) -> Change:
     return Change.from_json({key: entry[key] for key in
                              ("item", "action", "before", "after", "summary")})
 
-
-def remaining_wait(row: dict[str, Any], now: datetime) -> float | None:
-    if not row.get("wait_until"):
-        return None
-    return max(0.0, (parse_iso(row["wait_until"]) - now).total_seconds())
