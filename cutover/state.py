@@ -187,7 +187,10 @@ class State:
         created_dir = created and not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
+            # shared with the threads that preview a step's items side by side (the runner's
+            # `preview_workers`): SQLite serializes the calls, the previews only read
+            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None,
+                                   check_same_thread=False)
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             tables = [row[0] for row in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'")]
