@@ -21,7 +21,6 @@ events are written from changes and messages only.
 from __future__ import annotations
 
 import errno
-import getpass
 import json
 import os
 import socket
@@ -599,6 +598,8 @@ def _no_space_left(path: Path) -> bool:
 
 
 def _user() -> str:
+    import getpass  # only for what writes the audit log
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

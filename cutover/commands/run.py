@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -253,6 +252,8 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover demo /tmp/agency-demo
         """
+        import tempfile
+
         target = directory or Path(tempfile.mkdtemp(prefix="cutover-demo-"))
         console.print(f"demo workspace: {target}")
         summary = operations.demo(target, ConsoleOutput(quiet=True))
