@@ -16,8 +16,11 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer on plain click
     from click import exceptions as click_exceptions
 
+from cutover.commands import coercion
 from cutover.commands.common import AppState, print_error
 from cutover.errors import CutoverError, ValidationFailed
+
+coercion.install()  # plain option values converted without importing pydantic
 
 app = typer.Typer(
     name="cutover",

@@ -18,13 +18,25 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cutover.errors import CutoverError, NotFound, RollbackRefused, StateUnusable, UsageError
-from cutover.plan import Plan, load_plan, plan_outline
-from cutover.runner import Confirm, Output, Runner, RunOptions, RunResult, remaining_wait
-from cutover.state import State, parse_iso
+from cutover.errors import (
+    CutoverError,
+    NotFound,
+    PlanInvalid,
+    Problem,
+    RollbackRefused,
+    StateUnusable,
+    UsageError,
+)
+from cutover.state import State, parse_iso, remaining_wait
 from cutover.workspace import Workspace
+
+# The plan loader (pydantic, every step kind) and the runner are imported by the verbs that
+# run a plan: `status`, `log`, `unlock` and the reports start without them.
+if TYPE_CHECKING:
+    from cutover.plan import Plan
+    from cutover.runner import Confirm, Output, RunOptions, RunResult
 
 
 # --- the state: one way to open it --------------------------------------------------------
@@ -63,6 +75,7 @@ def _load(workspace: Workspace, plan_argument: str | Path) -> Plan:
     """The plan, once the whole environment it runs in is checked: cutover.yaml as a whole,
     every connector a step names, every entry against its role (before any step previews)."""
     from cutover.environment import check_for_plan
+    from cutover.plan import load_plan
 
     path = workspace.resolve_plan(plan_argument)
     plan = load_plan(path)
@@ -75,6 +88,8 @@ def _load(workspace: Workspace, plan_argument: str | Path) -> Plan:
 def preview(workspace: Workspace, plan_argument: str | Path, output: Output | None = None,
             force: bool = False) -> tuple[Plan, RunResult]:
     """Every step's preview and its hash; changes nothing (the state included)."""
+    from cutover.runner import Runner, RunOptions
+
     plan = _load(workspace, plan_argument)
     runner = Runner(workspace, preview_state(workspace), plan, output)
     return plan, runner.run(RunOptions(dry_run=True, force=force))
@@ -83,6 +98,8 @@ def preview(workspace: Workspace, plan_argument: str | Path, output: Output | No
 def run(workspace: Workspace, plan_argument: str | Path, options: RunOptions,
         output: Output | None = None, confirm: Confirm | None = None) -> RunResult:
     """Run a plan (or `--step`/`--until` part of it) under the workspace lock."""
+    from cutover.runner import Runner
+
     if options.dry_run:
         plan = _load(workspace, plan_argument)
         return Runner(workspace, preview_state(workspace), plan, output).run(options)
@@ -96,6 +113,9 @@ def run(workspace: Workspace, plan_argument: str | Path, options: RunOptions,
 def resume(workspace: Workspace, yes: bool = False, output: Output | None = None,
            confirm: Confirm | None = None) -> RunResult | None:
     """Finish the interrupted run exactly where it stopped; None when every run finished."""
+    from cutover.plan import load_plan
+    from cutover.runner import Runner, RunOptions
+
     state = open_state(workspace)
     with locked(state, "resume"):
         unfinished = state.unfinished_run()
@@ -123,6 +143,8 @@ def rollback(workspace: Workspace, step_id: str, cascade: bool = False,
              output: Output | None = None, confirm: Confirm | None = None) -> list[str]:
     """Restore what a step changed, from its checkpoint, then verify the restore. Works from
     the checkpoint even when the plan file has changed or lost the step since."""
+    from cutover.runner import Runner
+
     if not workspace.state_path.exists():
         workspace.check_exists()
         raise RollbackRefused(f"step {step_id} has never run in this workspace")
@@ -180,7 +202,7 @@ def _plan_status(workspace: Workspace, state: State, run_row: dict[str, Any],
     kinds = {step_id: row["kind"] for step_id, row in rows.items()}
     path = workspace.path(run_row["plan_path"])
     try:
-        outline = plan_outline(path)
+        outline = _plan_outline(path)
         order = [step_id for step_id, _ in outline] + [s for s in rows if s not in
                                                        dict(outline)]
         kinds.update(dict(outline))
@@ -212,6 +234,28 @@ def _plan_status(workspace: Workspace, state: State, run_row: dict[str, Any],
                          "started": run_row["started"]}}
 
 
+def _plan_outline(path: Path) -> list[tuple[str, str]]:
+    """The steps of a plan file in run order, as (id, kind), without loading the step kinds:
+    enough for `cutover status`, which must stay fast on a big workspace. Raises PlanInvalid
+    when the file does not even have that shape."""
+    from cutover import yaml_loader
+    from cutover.step_graph import CycleFound, StepGraph
+
+    try:
+        data, _ = yaml_loader.load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml_loader.YamlProblem):
+        raise PlanInvalid([Problem(str(path), 1, "cannot read the plan's steps")]) from None
+    raw = data.get("steps") if isinstance(data, dict) else None
+    steps = [s for s in raw or [] if isinstance(s, dict) and isinstance(s.get("id"), str)]
+    kinds = {s["id"]: str(s.get("kind")) for s in steps}
+    requires = {s["id"]: [r for r in (s.get("requires") or []) if r in kinds] for s in steps}
+    try:
+        order = StepGraph(requires).order
+    except CycleFound:
+        order = list(requires)
+    return [(step_id, kinds[step_id]) for step_id in order]
+
+
 # --- reports and runbooks -----------------------------------------------------------------
 REPORT_FORMATS = ("md", "csv", "json", "html")
 
@@ -234,6 +278,7 @@ def _throughput(workspace: Workspace, given: float | None) -> float | None:
 
 def runbook(workspace: Workspace, plan_argument: str | Path) -> str:
     """The operator runbook (Markdown) of a plan."""
+    from cutover.plan import load_plan
     from cutover.render import runbook_markdown
 
     path = workspace.resolve_plan(plan_argument)
@@ -295,6 +340,7 @@ def demo(target: Path, output: Output | None = None) -> dict[str, Any]:
 
     from cutover.inventory.store import latest_recipients
     from cutover.routes.story import route_snapshot
+    from cutover.runner import RunOptions
     from cutover.sample.org import DEMO_TRACED
     from cutover.sample.writer import PLAN_NAMES, write_sample
 
@@ -369,8 +415,7 @@ def _plan_file(workspace: Workspace, name: str, recorded: str) -> Path:
 def _plan_or_checkpoints(workspace: Workspace, state: State, name: str) -> Plan:
     """The plan as its file says, or, when the file is gone or no longer valid, the plan as
     its checkpoints recorded it: a rollback needs only what the checkpoints hold."""
-    from cutover.errors import CutoverError
-    from cutover.plan import plan_from_checkpoints
+    from cutover.plan import load_plan, plan_from_checkpoints
 
     recorded = {row["plan"]: row["plan_path"] for row in state.plans()}.get(name, "")
     path = workspace.path(recorded) if recorded else None

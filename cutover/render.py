@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:  # rich is imported by the tables (a JSON preview needs none)
+    from rich.table import Table
 
-from cutover.plan import Plan
-from cutover.steps.base import Change, Finding
+    from cutover.plan import Plan
+    from cutover.steps.base import Change, Finding
 
 MAX_CELL = 60
 
@@ -29,6 +29,9 @@ def describe_change(change: Change) -> str:
 
 
 def changes_table(title: str, changes: list[Change], limit: int = 50) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(title), title_justify="left", show_lines=False)
     table.add_column("action")
     table.add_column("change", overflow="fold")
@@ -41,6 +44,9 @@ def changes_table(title: str, changes: list[Change], limit: int = 50) -> Table:
 
 
 def findings_table(title: str, findings: list[Finding]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=Text(title), title_justify="left")
     for column in ("severity", "item", "problem"):
         table.add_column(column, overflow="fold")

@@ -9,7 +9,9 @@ restores every applied change's `before` and verifies the restore.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -28,7 +30,7 @@ from cutover.errors import (
 from cutover.faults import crash_if_asked
 from cutover.plan import Plan, PlannedStep
 from cutover.safety import drifted, raise_if_unsafe
-from cutover.state import State, iso, parse_iso
+from cutover.state import State, iso
 from cutover.steps.base import Change, Context, Finding, Waiting, changes_digest
 from cutover.workspace import Workspace
 
@@ -128,11 +130,12 @@ class Runner:
 
     # --- contexts ------------------------------------------------------------------------
     def context(self, step: PlannedStep, item: dict[str, Any] | None = None,
-                force: bool = False, dry_run: bool = False, params: Any = None) -> Context:
+                force: bool = False, dry_run: bool = False, params: Any = None,
+                log: Callable[[str], None] | None = None) -> Context:
         return Context(workspace=self.workspace, plan_name=self.plan.name, step_id=step.id,
                        params=params if params is not None else step.params, item=item,
-                       force=force, dry_run=dry_run, clock=self.now, log=self.output.note,
-                       holds=self.state.holds, state=self.state)
+                       force=force, dry_run=dry_run, clock=self.now,
+                       log=log or self.output.note, holds=self.state.holds, state=self.state)
 
     def applied_params(self, step: PlannedStep) -> Any:
         """The params the step's checkpoint was applied with: a rollback or a resume acts on
@@ -157,17 +160,50 @@ class Runner:
                      items: list[dict[str, Any] | None] | None = None
                      ) -> list[tuple[Change, dict[str, Any] | None]]:
         """Every change of the step (of `items`, default all), each with its inventory item."""
-        instance = step.kind()
+        targets = self.items_for(step) if items is None else items
         planned: list[tuple[Change, dict[str, Any] | None]] = []
         seen: set[str] = set()
-        for item in self.items_for(step) if items is None else items:
-            for change in instance.preview(self.context(step, item, force=force, dry_run=True)):
+        for item, changes in zip(targets, self._previews(step, targets, force), strict=True):
+            for change in changes:
                 if change.item in seen:
                     change = Change(f"{item['address'] if item else '-'}: {change.item}",
                                     change.action, change.before, change.after, change.summary)
                 seen.add(change.item)
                 planned.append((change, item))
         return planned
+
+    def _previews(self, step: PlannedStep, items: list[dict[str, Any] | None],
+                  force: bool) -> list[list[Change]]:
+        """Each item's preview, in item order. A kind whose previews only read and may run side
+        by side (`preview_workers` > 1: a mailbox copy, whose preview waits on two logins) is
+        previewed that many items at a time after the first (which builds the connectors
+        alone); its notes are told in item order and the first item that fails, in item order,
+        raises, as when previewed one by one."""
+        instance = step.kind()
+        workers = min(getattr(step.kind, "preview_workers", 1), len(items) - 1)
+        if workers <= 1 or sqlite3.threadsafety < 3:  # see State.open: one shared connection
+            return [instance.preview(self.context(step, item, force=force, dry_run=True))
+                    for item in items]
+        first = instance.preview(self.context(step, items[0], force=force, dry_run=True))
+        notes: list[list[str]] = [[] for _ in items[1:]]
+
+        def preview(index: int) -> list[Change]:
+            return instance.preview(self.context(step, items[index + 1], force=force,
+                                                 dry_run=True, log=notes[index].append))
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(preview, index) for index in range(len(items) - 1)]
+            previews = [first]
+            try:
+                for index, future in enumerate(futures):
+                    changes = future.result()
+                    for note in notes[index]:
+                        self.output.note(note)
+                    previews.append(changes)
+            finally:
+                for future in futures:
+                    future.cancel()
+        return previews
 
     # --- run -----------------------------------------------------------------------------
     def selected_steps(self, options: RunOptions) -> list[PlannedStep]:
@@ -578,8 +614,3 @@ def _change_of(entry: dict[str, Any]) -> Change:
     return Change.from_json({key: entry[key] for key in
                              ("item", "action", "before", "after", "summary")})
 
-
-def remaining_wait(row: dict[str, Any], now: datetime) -> float | None:
-    if not row.get("wait_until"):
-        return None
-    return max(0.0, (parse_iso(row["wait_until"]) - now).total_seconds())

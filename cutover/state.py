@@ -1,5 +1,9 @@
 """The state store: one SQLite file (WAL) per workspace, through sqlite-utils.
 
+sqlite-utils is imported when something is written or migrated: what `cutover status` and
+`cutover log` read (a big batch's items, the audit log) is read with plain SQL, so those
+commands start without it (~40 ms).
+
 Tables (schema set "cutover.state"; other modules add their own named sets):
 - runs:        one row per `run`/`resume` invocation target: plan, options, status
 - steps:       per plan and step id: status (pending/running/done/failed/rolled_back/waiting)
@@ -17,7 +21,6 @@ events are written from changes and messages only.
 from __future__ import annotations
 
 import errno
-import getpass
 import json
 import os
 import socket
@@ -25,19 +28,21 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
+from typing import TYPE_CHECKING, Any
 
 from cutover.errors import StateUnusable, WorkspaceLocked
 
+if TYPE_CHECKING:
+    import sqlite_utils
+    from sqlite_utils.migrations import Migrations
+
 APPLICATION_ID = 0x43555430  # "CUT0": marks the file as ours; a foreign DB is refused
-STATE_MIGRATIONS = Migrations("cutover.state")
+MIGRATION_SET = "cutover.state"
+MIGRATIONS_TABLE = "_sqlite_migrations"  # where sqlite-utils' Migrations records what ran
 
 
-@STATE_MIGRATIONS()
 def m001_initial(db: sqlite_utils.Database) -> None:
     db["runs"].create({"id": int, "plan": str, "plan_path": str, "options": str, "status": str,
                        "started": str, "finished": str}, pk="id")
@@ -56,21 +61,50 @@ def m001_initial(db: sqlite_utils.Database) -> None:
                       pk="id")
 
 
-@STATE_MIGRATIONS()
 def m002_settings(db: sqlite_utils.Database) -> None:
     db["settings"].create({"key": str, "value": str}, pk="key")
 
 
-@STATE_MIGRATIONS()
 def m003_checkpoint_params(db: sqlite_utils.Database) -> None:
     # the params a step was applied with: rollback and resume use them, not a plan edited since
     db["checkpoints"].add_column("params", str)
 
 
-@STATE_MIGRATIONS()
 def m004_checkpoint_covered(db: sqlite_utils.Database) -> None:
     # the for_each items a step was run over: items the inventory gains later re-open it
     db["checkpoints"].add_column("covered", str)
+
+
+STATE_MIGRATION_STEPS = (m001_initial, m002_settings, m003_checkpoint_params,
+                         m004_checkpoint_covered)
+
+
+@cache
+def state_migrations() -> Migrations:
+    """The state's own migration set (sqlite-utils' Migrations), built when one may run."""
+    from sqlite_utils.migrations import Migrations
+
+    migrations = Migrations(MIGRATION_SET)
+    for step in STATE_MIGRATION_STEPS:
+        migrations()(step)
+    return migrations
+
+
+def _migrated(conn: sqlite3.Connection) -> bool:
+    """Whether every state migration is recorded as applied (read without sqlite-utils)."""
+    try:
+        applied = {row[0] for row in conn.execute(
+            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?", [MIGRATION_SET])}
+    except sqlite3.OperationalError:  # no migrations table: a new or foreign database
+        return False
+    return all(step.__name__ in applied for step in STATE_MIGRATION_STEPS)
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+    """Rows as dicts, column name -> value in table order (as sqlite-utils returns them)."""
+    cursor = conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def utcnow() -> datetime:
@@ -85,6 +119,13 @@ def iso(moment: datetime) -> str:
 
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def remaining_wait(row: dict[str, Any], now: datetime) -> float | None:
+    """Seconds a waiting step (a row of `steps`) has still to wait at `now`."""
+    if not row.get("wait_until"):
+        return None
+    return max(0.0, (parse_iso(row["wait_until"]) - now).total_seconds())
 
 
 def _json(value: Any) -> str | None:
@@ -102,28 +143,38 @@ class Holds:
                                        pk="key")
 
     def get(self, key: str) -> tuple[datetime, str] | None:
-        rows = list(self._state.db["holds"].rows_where("key = ?", [key]))
+        rows = self._state.rows("SELECT * FROM holds WHERE key = ?", [key])
         if not rows:
             # a hold on a whole zone's MX is written as "dns:zone:*:MX"
             parts = key.split(":")
             if len(parts) == 4 and parts[2] != "*":
-                rows = list(self._state.db["holds"].rows_where(
-                    "key = ?", [":".join([parts[0], parts[1], "*", parts[3]])]))
+                rows = self._state.rows("SELECT * FROM holds WHERE key = ?",
+                                        [":".join([parts[0], parts[1], "*", parts[3]])])
         if not rows:
             return None
         return parse_iso(rows[0]["until"]), rows[0]["reason"]
 
     def all(self) -> list[dict[str, Any]]:
-        return list(self._state.db["holds"].rows)
+        return self._state.rows("SELECT * FROM holds")
 
 
 class State:
-    def __init__(self, db: sqlite_utils.Database, path: Path):
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
         self.path = path
         self.holds = Holds(self)
         #: a snapshot (`open_snapshot`): writes go to memory and are lost, by design
         self.read_only = False
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The state through sqlite-utils (tables, upserts, atomic), on the same connection."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    def rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
+        return _rows(self.conn, sql, params)
 
     @classmethod
     def open(cls, path: Path | str, create: bool = True) -> State:
@@ -135,10 +186,13 @@ class State:
         created_dir = created and not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None)
-            db = sqlite_utils.Database(conn)
+            # shared with the threads that preview a step's items side by side (the runner's
+            # `preview_workers`): SQLite serializes the calls, the previews only read
+            conn = sqlite3.connect(str(path), timeout=10, isolation_level=None,
+                                   check_same_thread=False)
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            tables = db.table_names()
+            tables = [row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")]
             if app_id != APPLICATION_ID and tables:
                 raise StateUnusable(f"{path} is not a cutover state database")
             if tables and str(path) != ":memory:":
@@ -149,8 +203,8 @@ class State:
                 conn.execute("PRAGMA journal_mode=WAL")
             # FULL: a checkpoint committed before a DNS or mail write survives a power loss
             conn.execute("PRAGMA synchronous=FULL")
-            state = cls(db, path)
-            state.migrate(STATE_MIGRATIONS)
+            state = cls(conn, path)
+            state.migrate_state()
             return state
         except BaseException as exc:
             if conn is not None:
@@ -193,7 +247,7 @@ class State:
                 _check_integrity(conn, path)
             except sqlite3.DatabaseError as exc:
                 raise _unusable(path, exc) from None
-            state = cls(sqlite_utils.Database(conn), path)
+            state = cls(conn, path)
             state.read_only = True
             return state
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
@@ -216,10 +270,16 @@ class State:
                     source.close()
             except sqlite3.DatabaseError as exc:
                 raise _unusable(path, exc) from None
-        state = cls(sqlite_utils.Database(memory), path)
+        state = cls(memory, path)
         state.read_only = True
-        state.migrate(STATE_MIGRATIONS)  # in memory only: an older file still reads
+        state.migrate_state()  # in memory only: an older file still reads
         return state
+
+    def migrate_state(self) -> None:
+        """Apply the state's own migrations that have not run (none, usually: then
+        sqlite-utils is not even imported)."""
+        if not _migrated(self.conn):
+            self.migrate(state_migrations())
 
     def migrate(self, migrations: Migrations, db: sqlite_utils.Database | None = None) -> None:
         """Apply `migrations` to this state (through `db`, a connection of `shared_connection`,
@@ -232,13 +292,13 @@ class State:
             raise
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     def shared_connection(self) -> sqlite3.Connection:
         """A connection to this state that may move between threads (one at a time), for the
         tables a connector is handed (the Graph UID map). A snapshot shares its own."""
         if self.read_only or str(self.path) == ":memory:":
-            return self.db.conn
+            return self.conn
         return sqlite3.connect(str(self.path), timeout=10, isolation_level=None,
                                check_same_thread=False)
 
@@ -258,8 +318,8 @@ class State:
 
     # --- settings ---------------------------------------------------------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
-        rows = list(self.db["settings"].rows_where("key = ?", [key]))
-        return rows[0]["value"] if rows else default
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
 
     def set_setting(self, key: str, value: str) -> None:
         self.db["settings"].upsert({"key": key, "value": value}, pk="key")
@@ -269,7 +329,7 @@ class State:
         """One run/resume/rollback per workspace. A lock left by a dead process on this host
         is stale and taken over; a lock held elsewhere is refused."""
         host = socket.gethostname()
-        conn = self.db.conn
+        conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError:
@@ -288,19 +348,19 @@ class State:
             raise
 
     def release_lock(self) -> None:
-        self.db.conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
+        self.conn.execute("DELETE FROM lock WHERE id = 1 AND pid = ?", (os.getpid(),))
 
     def holds_lock(self) -> bool:
         """Whether this process holds the workspace lock (a read-only snapshot never does)."""
         if self.read_only:
             return False
-        row = self.db.execute("SELECT pid FROM lock WHERE id = 1").fetchone()
+        row = self.conn.execute("SELECT pid FROM lock WHERE id = 1").fetchone()
         return row is not None and row[0] == os.getpid()
 
     def lock_holder(self) -> dict[str, Any] | None:
         """Who holds the workspace lock (pid, host, command, acquired), and whether it is
         provably stale (a dead process on this host)."""
-        rows = list(self.db["lock"].rows_where("id = 1"))
+        rows = self.rows("SELECT * FROM lock WHERE id = 1")
         if not rows:
             return None
         held = rows[0]
@@ -350,12 +410,12 @@ class State:
                             [plan, keep if keep is not None else -1])
 
     def unfinished_run(self) -> dict[str, Any] | None:
-        rows = list(self.db["runs"].rows_where("status NOT IN ('finished', 'superseded')",
-                                               order_by="id desc", limit=1))
+        rows = self.rows("SELECT * FROM runs WHERE status NOT IN ('finished', 'superseded') "
+                         "ORDER BY id desc LIMIT 1")
         return rows[0] if rows else None
 
     def step(self, plan: str, step_id: str) -> dict[str, Any] | None:
-        rows = list(self.db["steps"].rows_where("plan = ? AND step_id = ?", [plan, step_id]))
+        rows = self.rows("SELECT * FROM steps WHERE plan = ? AND step_id = ?", [plan, step_id])
         return rows[0] if rows else None
 
     def step_status(self, plan: str, step_id: str) -> str:
@@ -371,13 +431,13 @@ class State:
 
     def steps(self, plan: str | None = None) -> list[dict[str, Any]]:
         if plan is None:
-            return list(self.db["steps"].rows)
-        return list(self.db["steps"].rows_where("plan = ?", [plan]))
+            return self.rows("SELECT * FROM steps")
+        return self.rows("SELECT * FROM steps WHERE plan = ?", [plan])
 
     def plans(self) -> list[dict[str, Any]]:
         """Every plan that has run in this workspace, with the path it last ran from."""
         seen: dict[str, dict[str, Any]] = {}
-        for row in self.db["runs"].rows_where(order_by="id"):
+        for row in self.rows("SELECT * FROM runs ORDER BY id"):
             seen[row["plan"]] = row
         return list(seen.values())
 
@@ -420,8 +480,8 @@ class State:
             self.set_step(plan, step_id, kind, "running")
 
     def checkpoint(self, plan: str, step_id: str) -> dict[str, Any] | None:
-        rows = list(self.db["checkpoints"].rows_where("plan = ? AND step_id = ?",
-                                                      [plan, step_id]))
+        rows = self.rows("SELECT * FROM checkpoints WHERE plan = ? AND step_id = ?",
+                         [plan, step_id])
         if not rows:
             return None
         row = rows[0]
@@ -431,13 +491,13 @@ class State:
         return row
 
     def items(self, plan: str, step_id: str) -> list[dict[str, Any]]:
-        return list(self.db["items"].rows_where("plan = ? AND step_id = ?", [plan, step_id],
-                                                order_by="position"))
+        return self.rows("SELECT * FROM items WHERE plan = ? AND step_id = ? ORDER BY position",
+                         [plan, step_id])
 
     def item_counts(self, plan: str) -> dict[str, dict[str, int]]:
         """Per step of `plan`: how many items in total and in each status (one query)."""
         counts: dict[str, dict[str, int]] = {}
-        for step_id, status, count in self.db.execute(
+        for step_id, status, count in self.conn.execute(
                 "SELECT step_id, status, COUNT(*) FROM items WHERE plan = ? "
                 "GROUP BY step_id, status", [plan]).fetchall():
             entry = counts.setdefault(step_id, {"total": 0})
@@ -448,7 +508,7 @@ class State:
     def item_details(self, plan: str) -> dict[str, list[dict[str, str]]]:
         """Per step of `plan`: each item and its status, in checkpoint order (one query)."""
         details: dict[str, list[dict[str, str]]] = {}
-        for step_id, item, status in self.db.execute(
+        for step_id, item, status in self.conn.execute(
                 "SELECT step_id, item, status FROM items WHERE plan = ? "
                 "ORDER BY step_id, position", [plan]).fetchall():
             details.setdefault(step_id, []).append({"item": item, "status": status})
@@ -469,7 +529,7 @@ class State:
         """Every checkpoint of `plan` with its step's kind (rollback of a step the plan file
         no longer has works from these)."""
         rows = []
-        for row in self.db.execute(
+        for row in self.conn.execute(
                 "SELECT c.step_id, s.kind, c.params FROM checkpoints c JOIN steps s "
                 "ON s.plan = c.plan AND s.step_id = c.step_id WHERE c.plan = ? "
                 "ORDER BY c.created", [plan]).fetchall():
@@ -492,9 +552,9 @@ class State:
                                   "message": message})
 
     def events(self, plan: str | None = None) -> list[dict[str, Any]]:
-        where, args = ("plan = ?", [plan]) if plan else (None, None)
+        where, args = (" WHERE plan = ?", [plan]) if plan else ("", [])
         rows = []
-        for row in self.db["events"].rows_where(where, args, order_by="id"):
+        for row in self.rows(f"SELECT * FROM events{where} ORDER BY id", args):
             row["before"] = json.loads(row["before"]) if row["before"] else None
             row["after"] = json.loads(row["after"]) if row["after"] else None
             rows.append(row)
@@ -538,6 +598,8 @@ def _no_space_left(path: Path) -> bool:
 
 
 def _user() -> str:
+    import getpass  # only for what writes the audit log
+
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -151,3 +153,26 @@ def test_a_cycle_is_reported_together_with_other_problems(tmp_path):
     assert set(problems(path)) == {f"{path}:2: colour: unknown key",
                                    f"{path}:5: steps.1.params.size: unknown key",
                                    f"{path}:4: requires form a cycle: a -> b -> a"}
+
+
+def test_a_plan_loads_only_the_step_kinds_it_names(tmp_path):
+    # a mailbox copy pays for no other kind's imports (the Exchange ones cost ~0.2 s)
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nsteps:\n  - {id: copy, kind: mailbox.sync, "
+                    "params: {source: a, target: b}}\n")
+    code = ("import sys; from cutover.plan import load_plan; "
+            f"load_plan({str(path)!r}); "
+            "print(sorted(m for m in sys.modules if m.startswith('cutover.steps.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "['cutover.steps.base', 'cutover.steps.mailbox_sync']"
+
+
+def test_an_unknown_kind_is_reported_with_every_known_kind(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nsteps:\n  - {id: a, kind: no.such}\n")
+    with pytest.raises(PlanInvalid) as raised:
+        load_plan(path)
+    message = str(raised.value)
+    assert "unknown step kind 'no.such'" in message
+    assert "dns.records" in message and "mailbox.sync" in message and "test.files" in message

@@ -53,6 +53,13 @@ console = DeferredConsole(highlight=False, soft_wrap=True, emoji=False)  # never
 err_console = DeferredConsole(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
+def escape(text: str) -> str:
+    """rich.markup.escape (operator text inside markup a command writes), imported on use."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
+
+
 def print_error(line: str) -> None:
     """One `error: ...` line on standard error, verbatim: plain text, not through rich (no
     markup, emoji or wrapping); only control characters are shown escaped, so a hostile

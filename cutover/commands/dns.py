@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import typer
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
-from cutover.checks.mail_dns import LintFinding, MailDnsBroken, check_domain, has_errors
+import typer
+
 from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
+
+if TYPE_CHECKING:  # the checks (dnspython) are imported when a check runs, not for --help
+    from cutover.checks.mail_dns import LintFinding
 
 app = typer.Typer(no_args_is_help=True, help="Mail DNS: lint a domain's MX, SPF, DMARC, DKIM "
                                              "and autodiscover records.")
@@ -33,6 +35,8 @@ def check(
 
     Example: cutover dns check example.org --provider dns --dkim-selector selector1
     """
+    from cutover.checks.mail_dns import MailDnsBroken, check_domain, has_errors
+
     workspace = workspace_of(ctx)
     findings, source = check_domain(workspace, domain, server, provider, dkim_selector)
     failed = has_errors(findings)
@@ -47,6 +51,9 @@ def check(
 
 
 def _render(domain: str, source: str, findings: list[LintFinding]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if not findings:
         console.print(f"mail DNS of {domain} ({source}): no problems found", markup=False)
         return

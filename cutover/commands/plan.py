@@ -6,7 +6,6 @@ import typer
 
 from cutover import operations
 from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
-from cutover.plan import load_plan
 from cutover.render import changes_json
 
 app = typer.Typer(no_args_is_help=True, help="Validate and preview plans.")
@@ -20,6 +19,7 @@ def check(ctx: typer.Context, plan: str = typer.Argument(..., help="Plan file.")
     Example: cutover plan check plans/phase1-segregate.yaml
     """
     from cutover.environment import check_for_plan
+    from cutover.plan import load_plan
 
     workspace = workspace_of(ctx)
     path = workspace.resolve_plan(plan)

@@ -4,16 +4,18 @@ mail store) and every forwarded address; `trace`, `check`, `graph` and `probe` b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from cutover.commands.common import JSON_OPTION, console, print_json, workspace_of
+from cutover.commands.common import JSON_OPTION, console, escape, print_json, workspace_of
 from cutover.errors import UsageError
-from cutover.routes.domains import DomainRoute, Routing, compute_routing
-from cutover.workspace import Workspace
+
+if TYPE_CHECKING:  # what reads the routes is imported by the commands that read them
+    from rich.table import Table
+
+    from cutover.routes.domains import DomainRoute, Routing
+    from cutover.workspace import Workspace
 
 AFTER_OPTION = typer.Option(None, "--after", metavar="PLAN",
                             help="The flow after this plan, from its steps' previews "
@@ -39,6 +41,8 @@ def _filter_text(route: DomainRoute) -> str:
 
 
 def domains_table(routing: Routing) -> Table:
+    from rich.table import Table
+
     table = Table(title="Mail routing by domain", show_lines=True)
     table.add_column("Domain", no_wrap=True, style="bold")
     table.add_column("MX", overflow="fold")
@@ -52,6 +56,8 @@ def domains_table(routing: Routing) -> Table:
 
 
 def forwards_table(routing: Routing) -> Table:
+    from rich.table import Table
+
     table = Table(title="Forwarded addresses")
     table.add_column("Old address", no_wrap=True)
     table.add_column("New address", overflow="fold")
@@ -62,6 +68,8 @@ def forwards_table(routing: Routing) -> Table:
 
 
 def trace_table(path: Any, title: str | None = None) -> Table:
+    from rich.table import Table
+
     table = Table(title=title or f"Route of {escape(path.address)}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("Hop", no_wrap=True)
@@ -77,6 +85,8 @@ def trace_table(path: Any, title: str | None = None) -> Table:
 
 def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
     """Where mail for each address went before and where it goes now (the demo's ending)."""
+    from rich.table import Table
+
     from cutover.routes.story import before_after, path_text
 
     table = Table(title="Where mail goes, before and after", show_lines=True,
@@ -91,6 +101,8 @@ def before_after_table(before: dict[str, Any], after: dict[str, Any]) -> Table:
 
 
 def findings_table(findings: list[Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{len(findings)} routing finding(s)", title_justify="left")
     table.add_column("Kind", no_wrap=True)
     table.add_column("Address or domain", overflow="fold")
@@ -177,6 +189,8 @@ def routes(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
+    from cutover.routes.domains import compute_routing
+
     routing = compute_routing(workspace_of(ctx))
     if as_json:
         print_json(routing.to_json())

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from cutover.commands.common import JSON_OPTION, console, err_console, print_json
 from cutover.errors import CutoverError, Problem, UsageError, ValidationFailed
-from cutover.rules.convert import Conversion, convert
-from cutover.rules.differential import Report, message_files, verify
+
+if TYPE_CHECKING:  # the converter and the verifier are imported by the commands that run them
+    from cutover.rules.convert import Conversion
+    from cutover.rules.differential import Report
 
 app = typer.Typer(no_args_is_help=True, help="Procmail rules to Sieve: convert and verify.")
 
@@ -42,6 +43,8 @@ def say(text: str) -> None:
 def convert_checked(rcfile: Path, home: Path | None, maildir_root: str | None,
                     allow_partial: bool) -> Conversion:
     """Convert, refusing syntax errors always and gaps unless `allow_partial`."""
+    from cutover.rules.convert import convert
+
     if not rcfile.is_file():
         raise UsageError(f"procmailrc not found: {rcfile}")
     if home is not None and not home.is_dir():
@@ -123,6 +126,8 @@ def verify_command(
 
     Example: cutover rules verify procmail/datarequest@example.org/.procmailrc --messages samples/
     """
+    from cutover.rules.differential import message_files, verify
+
     conversion = convert_checked(rcfile, home, maildir_root, allow_partial=sieve is not None)
     if sieve is not None and not sieve.is_file():
         raise UsageError(f"Sieve script not found: {sieve}")
@@ -140,6 +145,9 @@ def verify_command(
 
 
 def render(report: Report) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     if report.disagreements:
         table = Table(title="procmail and Sieve disagree")
         for column in ("message", "procmail", "sieve"):

@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from cutover import operations
 from cutover.commands.common import (
     JSON_OPTION,
     YES_OPTION,
     console,
+    escape,
     print_json,
     workspace_of,
 )
 from cutover.errors import UsageError
-from cutover.plan import PlannedStep
-from cutover.render import changes_table, findings_table
-from cutover.runner import RunOptions, RunResult
-from cutover.steps.base import Change, Finding
+
+# rich's tables, the plan loader and the runner are imported by the commands that use them:
+# `cutover status --json` of a 10,000-item batch starts without any of them.
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from cutover.plan import PlannedStep
+    from cutover.runner import RunResult
+    from cutover.steps.base import Change, Finding
 
 
 class ConsoleOutput:
@@ -42,6 +45,8 @@ class ConsoleOutput:
         if not changes:
             console.print("  nothing to change: already applied")
         else:
+            from cutover.render import changes_table
+
             console.print(changes_table(f"  {len(changes)} change(s)", changes))
 
     def progress(self, step: PlannedStep, done: int, total: int) -> None:
@@ -50,6 +55,8 @@ class ConsoleOutput:
 
     def findings(self, step: PlannedStep, findings: list[Finding]) -> None:
         if findings:
+            from cutover.render import findings_table
+
             console.print(findings_table(f"  verification of {step.id}", findings))
         elif not self.quiet:
             console.print("  verified")
@@ -100,6 +107,8 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover run plans/phase1-segregate.yaml --until move-mail
         """
+        from cutover.runner import RunOptions
+
         if step and until:
             raise UsageError("--step and --until exclude each other")
         options = RunOptions(step, until, yes, dry_run, force, expect_hash)
@@ -131,6 +140,8 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(report, compact=True)
             return
+        from rich.table import Table
+
         if not report["plans"]:
             console.print("no plan has run in this workspace yet")
         for plan in report["plans"]:
@@ -168,6 +179,8 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json(events)
             return
+        from rich.table import Table
+
         table = Table(title="audit log", title_justify="left")
         for column in ("at", "who", "plan", "step", "event", "item", "message"):
             table.add_column(column, overflow="fold")
@@ -239,6 +252,8 @@ def register(app: typer.Typer) -> None:
 
         Example: cutover demo /tmp/agency-demo
         """
+        import tempfile
+
         target = directory or Path(tempfile.mkdtemp(prefix="cutover-demo-"))
         console.print(f"demo workspace: {target}")
         summary = operations.demo(target, ConsoleOutput(quiet=True))
@@ -266,6 +281,8 @@ def register(app: typer.Typer) -> None:
 
 def _batch_table(step_id: str, batch: dict[str, Any]) -> Table:
     """Per mailbox of a migration batch: status, progress, skipped items and ETA."""
+    from rich.table import Table
+
     counts = ", ".join(f"{n} {status}" for status, n in sorted(batch["counts"].items()))
     eta = f"; done by {batch['eta']}" if batch.get("eta") else ""
     table = Table(title=f"  {step_id}: batch {batch['batch']} ({counts}{eta})",
@@ -283,6 +300,8 @@ def _print_mailbox_locations(locations: list[dict[str, Any]]) -> None:
     """Per person: where the mailbox is now, and that nothing was left behind."""
     if not locations:
         return
+    from rich.table import Table
+
     table = Table(title="Where people's mailboxes are", title_justify="left")
     for column in ("person", "mailbox", "messages moved", "left behind"):
         table.add_column(column)
@@ -301,6 +320,8 @@ def _print_mailbox_locations(locations: list[dict[str, Any]]) -> None:
 
 
 def _print_demo_summary(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     from cutover.commands.routes import before_after_table, domains_table
     from cutover.routes.domains import compute_routing
     from cutover.workspace import Workspace
