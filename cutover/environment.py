@@ -430,9 +430,7 @@ def _registered_kinds() -> set[str]:
     workspace checks that a kind serves the role of its section when it builds it."""
     from cutover.connectors import base
 
-    base.load_all()
-    registry = getattr(base, "CONNECTORS", base.CONNECTOR_KINDS)
-    return {key[1] if isinstance(key, tuple) else key for key in registry}
+    return base.registered_kinds()
 
 
 def _entries(config: dict[str, Any], section: str) -> dict[str, Any]:

@@ -53,10 +53,57 @@ def connector(kind: str, role: str | None = None, aliases: tuple[str, ...] = ())
     return register
 
 
+#: (role, kind) -> the module (under cutover.connectors) whose import registers it, so that a
+#: lookup imports one module instead of all of them (exchangelib, msal... cost a process about
+#: half a second); tests/connectors/test_registry.py keeps it equal to what load_all registers
+KIND_MODULES: dict[tuple[str | None, str], str] = {
+    ("accounts", "dovecot-passwd"): "dovecot.passwd",
+    ("directory", "directory-file"): "m365.directory",
+    ("directory", "graph"): "m365.directory",
+    ("directory", "graph-directory"): "m365.directory",
+    ("dns-zone", "rfc2136"): "bind.rfc2136",
+    ("dns-zone", "zonefile"): "bind.zonefile",
+    ("exchange-management", "exchange-file"): "exchange.shell_file",
+    ("exchange-management", "exchange-shell"): "exchange.shell",
+    ("exchange-management", "exo"): "m365.exo",
+    ("exchange-management", "exo-file"): "m365.exo_file",
+    ("forwarding", "ews"): "exchange.forwarding",
+    ("forwarding", "ews-forwarding"): "exchange.forwarding",
+    ("forwarding", "forwarding-file"): "exchange.forwarding",
+    ("inventory-source", "ews"): "exchange.ews_inventory",
+    ("inventory-source", "ews-inventory"): "exchange.ews_inventory",
+    ("inventory-source", "getmailbox-csv"): "exchange.getmailbox_csv",
+    ("inventory-source", "mailstore"): "mailstore_inventory",
+    ("mail-store", "ews"): "exchange.ews_contacts",
+    ("mail-store", "graph"): "m365.directory",
+    ("mail-store", "imap"): "imap.store",
+    ("mail-store", "maildir"): "dovecot.maildir",
+    ("mta-maps", "postfix"): "postfix.maps",
+    ("mta-maps", "postfix-maps"): "postfix.maps",
+    ("personal-data", "ews"): "exchange.ews_contacts",
+    ("personal-data", "graph"): "m365.graph_carry",
+    ("personal-data", "personal-file"): "m365.personal_file",
+    ("sieve-store", "managesieve"): "dovecot.managesieve",
+    ("sieve-store", "sievedir"): "dovecot.sievedir",
+    ("spam-filter", "rspamd"): "rspamd.settings",
+}
+
+
 def connector_class(role: str, kind: str) -> type | None:
     """The class that serves `role` for `kind`, or None."""
-    load_all()
+    if (role, kind) not in CONNECTORS and (None, kind) not in CONNECTORS:
+        module = KIND_MODULES.get((role, kind)) or KIND_MODULES.get((None, kind))
+        if module is None:
+            load_all()  # not a shipped kind: whatever registers it, or nothing does
+        else:
+            importlib.import_module(f"{__name__.rsplit('.', 1)[0]}.{module}")
     return CONNECTORS.get((role, kind)) or CONNECTORS.get((None, kind))
+
+
+def registered_kinds() -> set[str]:
+    """Every kind name cutover ships or something registered (aliases included), without
+    importing the connector modules."""
+    return {kind for _, kind in KIND_MODULES} | {kind for _, kind in CONNECTORS}
 
 
 def kinds_for(role: str) -> list[str]:
