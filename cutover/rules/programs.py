@@ -15,7 +15,7 @@ first empty line and gives the program the recipe ran only its part:
 Pigeonhole runs the programs with a bare environment (no PATH), so the program keeps the PATH
 the rc file gave procmail. Lines reach the program with LF ends, as procmail hands them on.
 
-One program is the same for every script: `procmail-match` (MATCH_PROGRAM), for
+Two programs are the same for every script. `procmail-match` (MATCH_PROGRAM), for
 `vnd.dovecot.execute` (installed in `sieve_execute_bin_dir`), decides a header condition on the
 header exactly as procmail sees it, where Sieve's view differs (Sieve decodes RFC 2047 words,
 unfolds lines and drops the blanks after the colon; procmail matches the text as written). The
@@ -23,7 +23,9 @@ script runs it as a test, `execute :pipe "procmail-match" ["<pattern>"]`: it rea
 puts procmail's `From ` line before the header (the envelope sender Pigeonhole passes as
 SENDER, the time of delivery) and exits 0 when the Perl pattern (regex.raw_header_pattern)
 matches, 1 when not. Perl because `perl-base` is part of every Debian system, and its patterns
-read a multi-line text line by line as procmail does.
+read a multi-line text line by line as procmail does. `procmail-lines` (LINES_PROGRAM) is the
+other one: the score of procmail's line-count idiom (`* -1^0`, `* 1^1 ^.*$` on the body), for
+`execute :pipe :output`, whose output the script then uses as procmail uses `$=`.
 """
 
 from __future__ import annotations
