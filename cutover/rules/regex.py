@@ -158,14 +158,8 @@ def translate(regex: str, multiline: bool = False) -> tuple[str, int]:
             if following == "/":
                 if capture_at < 0:
                     capture_at = len(out)
-            elif following == "<":
-                out.append(f"(^|[^{WORD_CHARS}])")
-            elif following == ">":
-                out.append(f"([^{WORD_CHARS}]|$)")
-            elif following.isalnum():
-                out.append(following)  # `\s`, `\d`, `\1`... are plain characters to procmail
             else:
-                out.append("\\" + following)
+                out.append(_escape(following, "("))
             continue
         if char == "[":
             bracket, index = _bracket(regex, index)
@@ -188,6 +182,17 @@ def translate(regex: str, multiline: bool = False) -> tuple[str, int]:
     if capture_at < 0:
         return "".join(out), 0
     return _with_capture(out, capture_at)
+
+
+def _escape(following: str, group: str) -> str:
+    """A procmail backslash escape (but `\\/`) in ERE (`group` "(") or Perl ("(?:")."""
+    if following == "<":
+        return f"{group}^|[^{WORD_CHARS}])"
+    if following == ">":
+        return f"{group}[^{WORD_CHARS}]|$)"
+    if following.isalnum():
+        return following  # `\\s`, `\\d`, `\\1`... are plain characters to procmail
+    return "\\" + following
 
 
 def _with_capture(out: list[str], at: int) -> tuple[str, int]:
@@ -322,14 +327,7 @@ def raw_header_pattern(regex: str, case_sensitive: bool = False) -> str:
         if char == "\\" and index + 1 < len(regex):
             following = regex[index + 1]
             index += 2
-            if following == "<":
-                out.append(f"(?:^|[^{WORD_CHARS}])")
-            elif following == ">":
-                out.append(f"(?:[^{WORD_CHARS}]|$)")
-            elif following.isalnum():
-                out.append(following)  # `\\s`, `\\d`... are plain characters to procmail
-            else:
-                out.append("\\" + following)
+            out.append(_escape(following, "(?:"))
             continue
         if char == "[":
             bracket, index = _bracket(regex, index)
