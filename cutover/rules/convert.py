@@ -317,6 +317,7 @@ class _Converter:
                 lines += self.gap(file, gap.line or node.line, gap.reason, indent)
                 if node.action is not None and node.action.kind == "capture":
                     env[node.action.variable] = UNKNOWN
+                env.pop("=", None)  # a line count of a recipe left out is nobody's $=
         return lines
 
     def chains(self, recipes: list[Recipe]) -> list[tuple[_Chain, dict[str, str]]]:
