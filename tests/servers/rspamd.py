@@ -1,10 +1,13 @@
 """A real rspamd (Debian's package) on loopback, with its own config, state and log directories.
 
 Its proxy worker runs in milter mode with self-scan (the milter Postfix calls), its controller
-answers `rspamc`. The package's /etc/rspamd is used read-only as CONFDIR (the stock rules);
-LOCAL_CONFDIR, DBDIR, RUNDIR and LOGDIR are a temporary directory, so a system rspamd is not
-touched. Modules that need the network or Redis (RBLs, SPF, DKIM, fuzzy, greylisting, Bayes...)
-are switched off: the lab must not wait on DNS timeouts. A multimap rule gives the lab a way
+answers `rspamc`. Its whole configuration is the fixture's own: CONFDIR, LOCAL_CONFDIR, DBDIR,
+RUNDIR and LOGDIR are a temporary directory, so neither a system rspamd nor a host's /etc/rspamd
+(absent where the package was never configured) plays a part; the package's Lua rules and
+plugins come from /usr/share/rspamd, the program's compiled-in RULESDIR and PLUGINSDIR. Only
+the modules the lab uses are configured (multimap, milter_headers, settings); those that need
+the network or Redis (RBLs, SPF, DKIM, fuzzy, greylisting, Bayes...) are switched off: the lab
+must not wait on DNS timeouts. A multimap rule gives the lab a way
 to make a message score as spam: a body containing SPAM_MARKER scores 20 (reject is 15).
 """
 
@@ -32,6 +35,7 @@ OFFLINE_MODULES = ("fuzzy_check", "rbl", "spf", "dkim", "dmarc", "phishing", "as
                    "hfilter", "dcc", "surbl", "bimi", "dkim_signing", "arc", "greylist",
                    "ratelimit", "history_redis", "replies", "clickhouse", "elastic",
                    "metadata_exporter", "antivirus", "external_services")
+LAB_MODULES = ("multimap", "milter_headers", "settings")
 
 
 @dataclass
@@ -78,12 +82,19 @@ def _write_config(server: RspamdServer) -> None:
     root = server.root
     for sub in ("local.d", "override.d", "db", "run", "log"):
         (root / sub).mkdir(parents=True, exist_ok=True)
+    disabled = "".join(f"{module} {{ enabled = false; }}\n" for module in OFFLINE_MODULES)
+    # as the package's modules.conf does: each module reads its local.d file (settings.conf is
+    # where cutover's spamfilter connector writes its per-domain policies)
+    configured = "".join(f'{module} {{ .include(try=true; priority=1; duplicate=merge) '
+                         f'"$LOCAL_CONFDIR/local.d/{module}.conf" }}\n'
+                         for module in LAB_MODULES)
     (root / "rspamd.conf").write_text(f"""\
-.include "$CONFDIR/common.conf"
-options {{
+lua = "$RULESDIR/rspamd.lua"
+actions {{ reject = 15; add_header = 6; greylist = 4; }}
+modules {{ path = "${{PLUGINSDIR}}"; }}
+{disabled}{configured}options {{
     pidfile = "$RUNDIR/rspamd.pid";
-    .include "$CONFDIR/options.inc"
-    .include(try=true; priority=1,duplicate=merge) "$LOCAL_CONFDIR/local.d/options.inc"
+    .include "$LOCAL_CONFDIR/local.d/options.inc"
 }}
 logging {{
     type = "file";
@@ -112,8 +123,6 @@ worker "controller" {{
         "disable_hyperscan = true;\n"
         f'url_tld = "{root}/public-suffixes.dat";\n')
     (root / "public-suffixes.dat").write_text("com\nnet\norg\ninvalid\nexample\ntest\n")
-    for module in OFFLINE_MODULES:
-        (root / "local.d" / f"{module}.conf").write_text("enabled = false;\n")
     (root / "spam-markers.map").write_text(f"/{SPAM_MARKER}/i\n")
     (root / "local.d" / "multimap.conf").write_text(f"""\
 LAB_SPAM_MARKER {{
@@ -135,7 +144,7 @@ def rspamd_command(server: RspamdServer) -> list[str]:
     binary = require_binary("rspamd", PACKAGE)
     user, group = _owner()
     root = server.root
-    variables = ["--var=CONFDIR=/etc/rspamd", f"--var=LOCAL_CONFDIR={root}",
+    variables = [f"--var=CONFDIR={root}", f"--var=LOCAL_CONFDIR={root}",
                  f"--var=DBDIR={root}/db", f"--var=RUNDIR={root}/run",
                  f"--var=LOGDIR={root}/log"]
     owner = ["-u", user, "-g", group] if user else ["-i"]
@@ -146,9 +155,6 @@ def rspamd_command(server: RspamdServer) -> list[str]:
 @pytest.fixture(scope="session")
 def rspamd() -> RspamdServer:
     require_binary("rspamd", PACKAGE)
-    if not Path("/etc/rspamd/common.conf").exists():
-        pytest.fail(f"/etc/rspamd/common.conf is missing: apt-get install {PACKAGE}",
-                    pytrace=False)
     root = Path(tempfile.mkdtemp(prefix="cutover-rspamd-"))
     root.chmod(0o755)
     server = RspamdServer(root, free_port(), free_port())
