@@ -26,8 +26,8 @@ def test_importing_the_listed_module_registers_the_kind():
             "    if key not in base.CONNECTORS:\n"
             "        importlib.import_module('cutover.connectors.' + module)\n"
             "        assert key in base.CONNECTORS, key\n")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True
-                          ).stderr == ""
+    checked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (checked.returncode, checked.stderr) == (0, "")
 
 
 def test_looking_up_a_twin_imports_neither_exchange_nor_microsoft_365_modules():

@@ -80,3 +80,19 @@ def run_sync(state_path, options, accounts):
         return MailSync(IdentityMap.of(state), options).run(accounts)
     finally:
         state.close()
+
+
+def assert_copied_exactly(dovecot, source: str, target: str,
+                          in_order: tuple[str, ...] = ()) -> None:
+    """`target` holds what `source` holds (the verifier finds no difference, as many messages),
+    and in the folders of `in_order`, the messages in the order they arrived in."""
+    from cutover.mailsync.verify import compare
+
+    store = imap_store(dovecot)
+    with store.open(source) as left, store.open(target) as right:
+        assert [d.describe() for d in compare(left, right).differences] == []
+        assert count(left) == count(right)
+        for folder in in_order:
+            sizes = [m.size for m in left.list_messages(folder)]
+            assert [m.size for m in right.list_messages(folder)] == sizes
+

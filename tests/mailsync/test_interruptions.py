@@ -14,8 +14,7 @@ import pytest
 
 from cutover.connectors.imap.store import ImapMailStore, parse_endpoint
 from cutover.mailsync.engine import Account, SyncOptions
-from cutover.mailsync.verify import compare
-from tests.mailsync.corpus import build, count, imap_store, load, run_sync
+from tests.mailsync.corpus import assert_copied_exactly, build, imap_store, load, run_sync
 from tests.mailsync.proxy import DroppingProxy
 
 
@@ -25,13 +24,6 @@ def loaded_source(dovecot, tmp_path):
     with imap_store(dovecot).open(user) as session:
         load(session, build(seed=11))
     return user
-
-
-def _assert_exact(dovecot, source, target):
-    store = imap_store(dovecot)
-    with store.open(source) as left, store.open(target) as right:
-        assert [d.describe() for d in compare(left, right).differences] == []
-        assert count(left) == count(right)
 
 
 @pytest.mark.parametrize("cut", [{"upload_bytes": 6000}, {"on_reply": b"APPENDUID"}],
@@ -50,7 +42,7 @@ def test_connection_dropped_mid_transfer_then_copy_is_exact(dovecot, loaded_sour
     assert proxy.dropped.is_set()
     if "on_reply" in cut:  # stored but unconfirmed: found again by digest, not re-sent
         assert result.rematched > 0
-    _assert_exact(dovecot, loaded_source, target)
+    assert_copied_exactly(dovecot, loaded_source, target)
 
 
 def _cli(dovecot, source, target, state, env_extra=None):
@@ -78,4 +70,4 @@ def test_kill_9_at_a_random_point_then_rerun_is_exact_without_duplicates(
     assert rerun.returncode == 0, rerun.stderr
     if phase == "after-append":  # stored but not recorded: found again by digest
         assert json.loads(rerun.stdout)["accounts"][0]["rematched"] > 0
-    _assert_exact(dovecot, loaded_source, target)
+    assert_copied_exactly(dovecot, loaded_source, target)

@@ -24,7 +24,13 @@ from cutover.connectors.imap.store import (
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.mailsync.engine import Account, SyncOptions
 from cutover.mailsync.verify import compare
-from tests.mailsync.corpus import count, imap_store, load, message, run_sync
+from tests.mailsync.corpus import (
+    assert_copied_exactly,
+    imap_store,
+    load,
+    message,
+    run_sync,
+)
 from tests.mailsync.proxy import DroppingProxy
 
 WHEN = datetime(2019, 5, 4, 3, 2, 1, tzinfo=UTC)
@@ -58,17 +64,6 @@ def source(dovecot, tmp_path):
     return user
 
 
-def _assert_exact(dovecot, source, target):
-    store = imap_store(dovecot)
-    with store.open(source) as left, store.open(target) as right:
-        assert [d.describe() for d in compare(left, right).differences] == []
-        assert count(left) == count(right)
-        # the order of arrival is kept: big messages are not moved to the end
-        for folder in ("INBOX", "Attachments"):
-            sizes = [m.size for m in left.list_messages(folder)]
-            assert [m.size for m in right.list_messages(folder)] == sizes
-
-
 def test_big_messages_are_streamed_exactly_and_read_back_by_kind(dovecot, source, tmp_path):
     target = dovecot.add_user(f"sdst-{tmp_path.name}")
     store = imap_store(dovecot)
@@ -77,7 +72,7 @@ def test_big_messages_are_streamed_exactly_and_read_back_by_kind(dovecot, source
     assert result.copied == 7
     assert "8-bit body" in message_kinds(_big(2, eight_bit=True))
     assert store.stored_check.checked.get("8-bit body", 0) >= 1  # the streamed one's kinds
-    _assert_exact(dovecot, source, target)
+    assert_copied_exactly(dovecot, source, target, in_order=("INBOX", "Attachments"))
 
 
 def test_big_messages_are_streamed_exactly_between_cyrus_accounts(cyrus, tmp_path):
@@ -105,7 +100,7 @@ def test_a_link_dropped_inside_a_streamed_message_then_copy_is_exact(dovecot, so
     finally:
         proxy.close()
     assert proxy.dropped.is_set()
-    _assert_exact(dovecot, source, target)
+    assert_copied_exactly(dovecot, source, target, in_order=("INBOX", "Attachments"))
 
 
 def _cli(dovecot, source, target, state, crash_at=None):
