@@ -120,9 +120,6 @@ def test_ctrl_c_during_a_copy_is_a_clean_interruption_and_a_rerun_adds_no_duplic
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="the copy engine finishes the folder under way after "
-                   "Ctrl-C (MailSync.run waits for its workers): it should stop at the next "
-                   "batch")
 def test_ctrl_c_stops_the_copy_before_it_completes(tmp_path):
     source = make_maildir(tmp_path / "src" / "bob", 1500, 20_000)
     target = tmp_path / "dst" / "bob"

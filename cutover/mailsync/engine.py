@@ -217,6 +217,11 @@ def _return_freed_memory() -> None:
         pass  # not glibc: nothing to tune
 
 
+class SyncStopped(Exception):
+    """Ends a worker's folder task once the calling thread was interrupted; the caller is
+    raising its own interruption, so nobody reports this one."""
+
+
 class MailSync:
     """Copies accounts with the identity map it is handed (`IdentityMap.of(state)`): it never
     opens a state database by path. Worker threads get their own connection to the same state
@@ -233,6 +238,9 @@ class MailSync:
         self.throttle = Throttle(options.max_msgs_per_s, options.max_bytes_per_s)
         self.sessions = Sessions()
         self._maps = threading.local()
+        # Set when the calling thread is interrupted (Ctrl-C): the workers end their APPEND
+        # after the batch under way, record it, and stop, instead of finishing the folder.
+        self._stopping = threading.Event()
 
     def identity(self) -> IdentityMap:
         """The identity map for the calling thread."""
@@ -264,8 +272,15 @@ class MailSync:
                 self._run_task(task)
             return results
         with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
-            for future in [pool.submit(self._run_task, task) for task in tasks]:
-                future.result()
+            futures = [pool.submit(self._run_task, task) for task in tasks]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                self._stopping.set()
+                for future in futures:
+                    future.cancel()
+                raise
         return results
 
     # --- account level ----------------------------------------------------------------------
@@ -488,6 +503,7 @@ class MailSync:
     # --- folder level -----------------------------------------------------------------------
     def _run_task(self, task: _FolderTask) -> None:
         for attempt in range(FOLDER_ATTEMPTS):
+            self._stop_if_asked()
             try:
                 self._sync_folder(task)
                 break
@@ -640,7 +656,7 @@ class MailSync:
         try:
             while not self._copy_transaction(task, dst, src_info, dst_info, refs, batches,
                                              already, adopted):
-                pass
+                self._stop_if_asked()
         finally:
             batches.close()  # stops the prefetching thread
         return adopted
@@ -671,6 +687,7 @@ class MailSync:
             _crash_point("before-append")
             rows.append(row)
             sent[0] += len(body)
+            self.progress.copied(task.account.label, 1, len(body))
 
         def messages() -> Iterator[NewMessage]:
             for batch in batches:
@@ -711,7 +728,10 @@ class MailSync:
                     yield NewMessage(contents[row.src_uid], ref.flags, ref.internaldate)
                 del contents
                 sent[0] += size
-                if sent[0] >= COPY_TRANSACTION_BYTES or len(rows) >= COPY_TRANSACTION_COUNT:
+                # shown as sent: the transaction may hold many batches
+                self.progress.copied(task.account.label, len(pending), size)
+                if sent[0] >= COPY_TRANSACTION_BYTES or len(rows) >= COPY_TRANSACTION_COUNT \
+                        or self._stopping.is_set():
                     return
             sent[1] = True
 
@@ -724,8 +744,11 @@ class MailSync:
         identity.put(pair, rows)
         _crash_point("after-record")
         _tally(task.result, copied=len(rows), copied_bytes=sent[0])
-        self.progress.copied(task.account.label, len(rows), sent[0])
         return bool(sent[1])
+
+    def _stop_if_asked(self) -> None:
+        if self._stopping.is_set():
+            raise SyncStopped("the copy was interrupted")
 
     def _fix_flags(self, task: _FolderTask, dst: MailboxSession, done: dict[int, Row],
                    src_by_uid: dict[int, MessageRef], dst_msgs: dict[int, MessageRef]) -> None:
