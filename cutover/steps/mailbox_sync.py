@@ -139,6 +139,9 @@ class MailboxSync(Step):
     kind = "mailbox.sync"
     Params = MailboxSyncParams
     summary = "Copy each account's mail exactly (folders, flags, dates) to its new mail store."
+    # A preview only reads and mostly waits on two logins: the runner previews this many
+    # accounts side by side (200 up-to-date mailboxes: one login at a time took 85 a second).
+    preview_workers = 4
 
     def preview(self, ctx: Context) -> list[Change]:
         account = _account(ctx)

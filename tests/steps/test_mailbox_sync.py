@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import yaml
 from cutover.connectors.dovecot.maildir import MaildirMailStore
 from cutover.connectors.mailstore import INBOX, NewMessage
 from cutover.errors import NotFound
+from cutover.plan import load_plan
+from cutover.runner import QuietOutput, Runner
 from cutover.state import State
 from cutover.steps.base import Change, Context
 from cutover.steps.mailbox_sync import MailboxSync, MailboxSyncParams
@@ -318,3 +321,34 @@ def test_an_up_to_date_account_is_verified_from_its_preview_without_logging_in_a
     assert step.preview(again) == []
     [finding] = step.verify(again, [])
     assert "Sent -> Sent: 1 with other flags" in finding.problem
+
+
+@pytest.mark.parametrize("workspace", ["maildir"], indirect=True)
+def test_accounts_previewed_side_by_side_give_what_one_by_one_gives(workspace, monkeypatch):
+    """mailbox.sync lets the runner preview several accounts at a time; the changes, their
+    order and what verify then relies on are those of previews made one account at a time."""
+    items = [{"address": f"u{n}@example.org", "local": f"u{n}", "domain": "example.org"}
+             for n in range(1, 8)]
+    for n, item in enumerate(items, start=1):
+        with workspace.connector("mailstores", "exchange").open(item["address"]) as session:
+            session.create_folder(INBOX)
+            session.append(INBOX, [NewMessage(f"Subject: {n}.{m}\r\n\r\nbody\r\n".encode())
+                                   for m in range(n)])
+    path = workspace.root / "many.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: many
+        steps:
+          - id: copy-many
+            kind: mailbox.sync
+            params: {source: exchange, target: exchange, source_user: "{address}",
+                     target_user: "{local}@copy.example.org"}
+        """))
+    runner = Runner(workspace, workspace.state, load_plan(path), QuietOutput())
+    step = runner.plan.step("copy-many")
+    assert MailboxSync.preview_workers > 1
+    side_by_side = runner.preview_step(step, items=items)
+    monkeypatch.setattr(MailboxSync, "preview_workers", 1)
+    one_by_one = runner.preview_step(step, items=items)
+    assert [(c.to_json(), i) for c, i in side_by_side] == \
+        [(c.to_json(), i) for c, i in one_by_one]
+    assert [c.after["copy"] for c, _ in side_by_side] == [{INBOX: n} for n in range(1, 8)]
