@@ -60,6 +60,16 @@ def _db(state: Any) -> Any:
     return state
 
 
+def _rows_db(state: Any) -> Any:
+    """`_db`, to read recipient rows: a report's view of a big state checks their pages when
+    they are first read rather than on open (cutover.state.CHECKED_WHEN_READ)."""
+    db = _db(state)
+    check_table = getattr(state, "check_table", None)
+    if check_table is not None:
+        check_table("inventory_recipients")
+    return db
+
+
 _ENCODER = json.JSONEncoder(sort_keys=True, default=str)  # what json.dumps(sort_keys) does
 
 
@@ -248,7 +258,7 @@ def latest_snapshot(state: Any, source: str | None = None) -> dict[str, Any] | N
 
 def iter_recipients(state: Any, snapshot_id: int) -> Iterator[dict[str, Any]]:
     """Recipients of a snapshot in address order, streamed from the DB."""
-    db = _db(state)
+    db = _rows_db(state)
     loads = json.loads
     for (data,) in db.execute("select data from inventory_recipients where snapshot_id = ? "
                               "order by address", [snapshot_id]):
@@ -274,7 +284,7 @@ def snapshot_summary(state: Any, snapshot: dict[str, Any],
 
 def class_counts(state: Any, snapshot_id: int) -> dict[str, int]:
     """Recipients per class, without reading them (from the class column)."""
-    db = _db(state)
+    db = _rows_db(state)
     return {klass: count for klass, count in db.execute(
         "select class, count(*) from inventory_recipients where snapshot_id = ? "
         "group by class", [snapshot_id])}
@@ -283,7 +293,7 @@ def class_counts(state: Any, snapshot_id: int) -> dict[str, int]:
 def iter_csv_lines(state: Any, snapshot_id: int) -> Iterator[str] | None:
     """Each recipient's line of the CSV report in address order, as stored with the snapshot;
     None when they were stored by another version (render from `iter_recipients` then)."""
-    db = _db(state)
+    db = _rows_db(state)
     if not db.execute("select 1 from inventory_summaries where snapshot_id = ? and version = ?",
                       [snapshot_id, SUMMARY_VERSION]).fetchall():
         return None
@@ -301,7 +311,7 @@ def latest_recipients(state: Any, source: str | None = None) -> list[dict[str, A
 def find_recipient(state: Any, address: str,
                    snapshot_id: int | None = None) -> dict[str, Any] | None:
     """A recipient by primary address or alias in a snapshot (default the latest)."""
-    db = _db(state)
+    db = _rows_db(state)
     snapshot = get_snapshot(state, snapshot_id)
     address = address.strip().lower()
     rows = list(db.query("select data from inventory_recipients where snapshot_id = ? and "
