@@ -8,6 +8,7 @@ ever see `complete` snapshots; a rolled-back `inventory.collect` marks its snaps
 
 from __future__ import annotations
 
+import gc
 import json
 import queue
 import sqlite3
@@ -208,7 +209,7 @@ def store_rows(state: Any, source: str, rows: Iterable[tuple[Any, ...]],
             "source": source, "taken_at": taken, "status": "incomplete", "recipients": 0,
             "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
         }).last_pk
-        with _inserter(state, db) as insert:
+        with _inserter(state, db) as insert, _without_cycle_collection():
             batch: list[tuple[Any, ...]] = []
             for row in rows:
                 batch.append((snapshot_id, *row))
@@ -233,6 +234,21 @@ def store_rows(state: Any, source: str, rows: Iterable[tuple[Any, ...]],
 
 _INSERT = ("insert into inventory_recipients (snapshot_id, address, class, destination, type, "
            "size_bytes, data, csv_line) values (?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """No cyclic garbage collection while the rows are made: they hold no cycles (reference
+    counting frees each recipient), but the hundreds of thousands of containers they are made
+    of start a collection every few hundred, each walking every object of this process
+    (0.18 s of 1.7 at 50,000 recipients). What a cycle left meanwhile is collected later."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextmanager
