@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -209,14 +207,15 @@ def store_rows(state: Any, source: str, rows: Iterable[tuple[Any, ...]],
             "source": source, "taken_at": taken, "status": "incomplete", "recipients": 0,
             "total_bytes": 0, "digest": "", "warnings": "[]", "created_by": created_by,
         }).last_pk
-        with _inserter(state, db) as insert, _without_cycle_collection():
+        with _without_cycle_collection():
             batch: list[tuple[Any, ...]] = []
+            append = batch.append
             for row in rows:
-                batch.append((snapshot_id, *row))
+                append((snapshot_id, *row))
                 if len(batch) >= BATCH:
-                    insert(batch)
-                    batch = []
-            insert(batch)
+                    _insert(db.conn, batch)
+                    batch.clear()
+            _insert(db.conn, batch)
         done = totals()
         if expect_digest is not None and done.digest != expect_digest:
             raise WorldChanged(f"the inventory of {source} changed since the preview: "
@@ -249,41 +248,6 @@ def _without_cycle_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-@contextmanager
-def _inserter(state: Any, db: Any) -> Iterator[Callable[[list[tuple[Any, ...]]], None]]:
-    """A function inserting a batch of rows: on a thread of its own when `state` is a State
-    (its connection may be used from another thread), where SQLite works with the GIL
-    released while this thread makes the next batch; waited for when the block ends."""
-    if not hasattr(state, "migrate"):  # a bare sqlite_utils Database: this thread only
-        yield lambda batch: _insert(db.conn, batch)
-        return
-    pending: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=4)
-    failed: list[BaseException] = []
-
-    def work() -> None:
-        while (batch := pending.get()) is not None:
-            if not failed:
-                try:
-                    _insert(db.conn, batch)
-                except BaseException as exc:  # noqa: BLE001 - raised again by the caller
-                    failed.append(exc)
-
-    def insert(batch: list[tuple[Any, ...]]) -> None:
-        if failed:
-            raise failed[0]
-        pending.put(batch)
-
-    worker = threading.Thread(target=work, name="inventory-insert", daemon=True)
-    worker.start()
-    try:
-        yield insert
-    finally:
-        pending.put(None)
-        worker.join()  # before the transaction ends, whichever way
-    if failed:
-        raise failed[0]
 
 
 def _insert(conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
