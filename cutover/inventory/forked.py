@@ -1,7 +1,7 @@
 """Collecting on a second core: a forked child reads, annotates and classifies the recipients
-(and renders every other one's line of the CSV report) while this process encodes, digests,
-sums and inserts them (and renders the other lines), so the two halves of `inventory collect`,
-about equal, overlap instead of taking turns.
+(and renders each one's line of the CSV report) while this process encodes, digests, sums and
+inserts them, so the two halves of `inventory collect`, about equal, overlap instead of taking
+turns.
 
 The child only reads (exports, routing files, the sampled mail store) and hands its results
 over a pipe, a batch at a time; the pipe holds little, so memory stays flat. It never touches
@@ -48,10 +48,10 @@ def available() -> bool:
 
 
 @contextmanager
-def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str | None]]]:
-    """(recipient, its CSV report line or None: not rendered) for every recipient of `run` (a
-    Collection), read in a forked child; once they are all consumed, `run.warnings` holds the
-    child's warnings. Iterating raises ChildFailed when the child did not finish."""
+def forked_rows(run: Any) -> Iterator[Iterator[tuple[dict[str, Any], str]]]:
+    """(recipient, its CSV report line) for every recipient of `run` (a Collection), read in
+    a forked child; once they are all consumed, `run.warnings` holds the child's warnings.
+    Iterating raises ChildFailed when the child did not finish."""
     read_end, write_end = os.pipe()
     _widen(write_end)
     try:
@@ -95,11 +95,9 @@ def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the 
     code = 1
     try:
         with os.fdopen(write_end, "wb", buffering=PIPE_BUFFER) as out:
-            batch: list[tuple[dict[str, Any], str | None]] = []
-            for count, recipient in enumerate(run.recipients()):
-                # every other CSV line, the parent renders the rest (SnapshotRows.row): the
-                # child's part is the longer one otherwise, and the parent waited for it
-                batch.append((recipient, None if count & 1 else csv_line(recipient)))
+            batch: list[tuple[dict[str, Any], str]] = []
+            for recipient in run.recipients():
+                batch.append((recipient, csv_line(recipient)))
                 if len(batch) >= BATCH:
                     pickle.dump(("rows", batch), out, pickle.HIGHEST_PROTOCOL)
                     out.flush()  # to the parent now, not when a megabyte has gathered
@@ -113,7 +111,7 @@ def _child(run: Any, write_end: int) -> None:  # pragma: no cover - runs in the 
         os._exit(code)
 
 
-def _receive(stream: Any, warnings: list[str]) -> Iterator[tuple[dict[str, Any], str | None]]:
+def _receive(stream: Any, warnings: list[str]) -> Iterator[tuple[dict[str, Any], str]]:
     load = pickle.load
     while True:
         try:
