@@ -4,6 +4,7 @@
     .venv/bin/python bench/inventory.py                # 10,000 mailboxes / 50,000 recipients
     .venv/bin/python bench/inventory.py --ratio        # also 10k vs 100k rows: time and memory
     .venv/bin/python bench/inventory.py --memory       # Python peak under tracemalloc too
+    .venv/bin/python bench/inventory.py --against ../main   # and main's checkout, in turn
 
 What is timed is the commands themselves (`cutover.cli.main`), in one process: `inventory
 collect` (collect, classify, store the snapshot, print its class counts) and `report inventory
@@ -223,8 +224,9 @@ def child(mailboxes: int, recipients: int, traced: bool) -> dict:
         return result
 
 
-def in_subprocess(mailboxes: int, recipients: int, traced: bool = False) -> dict:
-    args = [sys.executable, __file__, "--child", str(mailboxes), str(recipients)]
+def in_subprocess(mailboxes: int, recipients: int, traced: bool = False,
+                  bench: str = __file__) -> dict:
+    args = [sys.executable, bench, "--child", str(mailboxes), str(recipients)]
     result = subprocess.run(args + (["--traced"] if traced else []), capture_output=True,
                             text=True, check=False)
     if result.returncode:
@@ -239,6 +241,30 @@ def best_of(repeat: int, mailboxes: int, recipients: int) -> dict:
     if len({json.dumps(r["report_sha256"]) for r in runs}) != 1:
         raise SystemExit("reports differ between identical runs")
     return best
+
+
+def alternately(other: Path, repeat: int, mailboxes: int, recipients: int) -> dict:
+    """This checkout and `other` (another checkout of cutover, e.g. main's), one measured run
+    each in turn, the load average beside each: on a shared machine only runs this close
+    together compare. The reports and the digests of both must be equal."""
+    benches = {"this": __file__, "other": str(other / "bench" / "inventory.py")}
+    runs: dict[str, list[dict]] = {"this": [], "other": []}
+    for _ in range(repeat):
+        for name in ("other", "this"):
+            load = os.getloadavg()[0]
+            result = in_subprocess(mailboxes, recipients, bench=benches[name])
+            runs[name].append({"load_1min": round(load, 2), **{
+                k: result[k] for k in ("collect_s", "reports_s", "total_s", "cpu_s",
+                                       "max_rss_mb", "max_rss_child_mb", "report_sha256")}})
+    digests = {json.dumps(run["report_sha256"]) for both in runs.values() for run in both}
+    if len(digests) != 1:
+        raise SystemExit(f"the reports differ: {runs}")
+    for both in runs.values():
+        for run in both:
+            del run["report_sha256"]
+    return {"other": str(other), "report_sha256": json.loads(digests.pop()),
+            "best_total_s": {name: min(r["total_s"] for r in both)
+                             for name, both in runs.items()}, "runs": runs}
 
 
 def cli_run(mailboxes: int, recipients: int) -> dict:
@@ -269,11 +295,17 @@ def main() -> None:
                         help="also the Python peak (tracemalloc, separate runs)")
     parser.add_argument("--cli", action="store_true", help="also as five cutover processes")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (best is kept)")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="only: this checkout and another (e.g. main's), in turn")
     parser.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child, args.traced)))
+        return
+    if args.against:
+        print(json.dumps(alternately(args.against.resolve(), args.repeat, 10_000, 50_000),
+                         indent=2))
         return
     results: dict = {"10,000 mailboxes / 50,000 recipients": best_of(args.repeat, 10_000, 50_000)}
     if args.cli:

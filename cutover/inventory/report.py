@@ -252,8 +252,20 @@ _LINE_WRITER = csv.writer(_LineOut(), lineterminator="\n")
 
 
 def csv_line(r: dict[str, Any]) -> str:
-    """The recipient's line of the CSV report, exactly as `render_csv` writes it."""
-    return _LINE_WRITER.writerow(_csv_cells(r))
+    """The recipient's line of the CSV report, exactly as `render_csv` writes it: the cells
+    joined by commas when none needs quoting (no comma, quote or line break in any, and all
+    text: the csv writer's QUOTE_MINIMAL writes them so), else by the csv writer itself."""
+    cells = _csv_cells(r)
+    for index in (7, 8):  # size and items: the writer writes a number as str() does
+        if type(cells[index]) is int:
+            cells[index] = str(cells[index])
+    try:
+        line = ",".join(cells)
+    except TypeError:  # a cell that is not text (None, a float...)
+        return _LINE_WRITER.writerow(cells)
+    if line.count(",") != len(CSV_COLUMNS) - 1 or '"' in line or "\n" in line or "\r" in line:
+        return _LINE_WRITER.writerow(cells)
+    return line + "\n"
 
 
 def render_csv_lines(lines: Iterable[str], out: TextIO) -> None:

@@ -84,3 +84,18 @@ def test_one_encoding_gives_the_stored_json_and_the_digested_one():
     nested = {"address": "a", "forwarding": [{"origin": "f:1"}], "origin": "f:1", "z": [1]}
     assert store.encode(nested)[1] == json.dumps(
         {"address": "a", "forwarding": [{"origin": "f:1"}], "z": [1]}, sort_keys=True)
+
+
+@pytest.mark.parametrize("cells", [
+    {"display_name": "Smith, Anna"}, {"display_name": 'The "Boss"'},
+    {"display_name": "two\nlines"}, {"display_name": "carriage\rreturn"},
+    {"display_name": " padded\t"}, {"display_name": "Zoë Ünal"}, {"display_name": ""},
+    {"type": None, "class": None, "destination": None}, {"size_bytes": 0, "items": 0},
+    {"size_bytes": 1.5, "items": True}, {"display_name": 42}, {"reason": "a;b,c"},
+    {"aliases": ["x,y@x.org"]}, {"source": "exchange-csv"},
+])
+def test_csv_line_is_what_the_csv_writer_writes(cells):
+    r = {**recipient(7), **cells}
+    written = io.StringIO()
+    report.render_csv([r], written)
+    assert report.csv_line(r) == written.getvalue().split("\n", 1)[1]
