@@ -200,6 +200,9 @@ class State:
             if tables and str(path) != ":memory:":
                 _check_integrity(conn, path)
             if not tables:
+                # 16 KiB pages (before WAL mode fixes the size): a 50,000-recipient snapshot
+                # commits a quarter as many pages as with SQLite's 4 KiB default
+                conn.execute("PRAGMA page_size = 16384")
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")

@@ -264,10 +264,11 @@ def test_corrupt_state_database_names_the_file_and_how_to_recover(ws, capsys):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real 512 KiB filesystem (tmpfs), grown later with `remount`."""
+    """A real 2 MiB filesystem (tmpfs), grown later with `remount`: room for a new state
+    (16 KiB pages) and little more."""
     mountpoint = tmp_path / "disk"
     mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs",
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
                               str(mountpoint)], capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.fail(f"cannot mount a tmpfs here (the suite runs as root): "
@@ -279,7 +280,7 @@ def small_disk(tmp_path):
 def test_full_disk_says_so_and_keeps_the_state_consistent(small_disk, tmp_path):
     ws = small_disk
     (ws / "cutover.yaml").write_text("name: t\n")
-    big = "x" * 600_000  # more than the disk holds: the checkpoint cannot be written
+    big = "x" * 2_500_000  # more than the disk holds: the checkpoint cannot be written
     plan = tmp_path / "big.yaml"
     plan.write_text(textwrap.dedent(f"""\
         name: big
@@ -295,7 +296,7 @@ def test_full_disk_says_so_and_keeps_the_state_consistent(small_disk, tmp_path):
     assert status_of(ws) == {"small": "done", "big": "pending"}
     assert not (ws / "big.txt").exists()
 
-    subprocess.run(["mount", "-o", "remount,size=4m", str(ws)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=16m", str(ws)], check=True)
     result = run_with_test_steps(ws, "run", str(plan), "--yes")
     assert result.returncode == 0, result.stderr
     assert status_of(ws) == {"small": "done", "big": "done"}
