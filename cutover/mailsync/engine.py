@@ -696,7 +696,7 @@ class MailSync:
                     if already is None:
                         yield from streamed_message(batch[0][0], streamed)
                         if sent[0] >= COPY_TRANSACTION_BYTES or \
-                                len(rows) >= COPY_TRANSACTION_COUNT:
+                                len(rows) >= COPY_TRANSACTION_COUNT or self._stopping.is_set():
                             return
                         continue
                     batch = [(batch[0][0], streamed.read_all())]  # to compare it first
