@@ -276,7 +276,9 @@ class MailSync:
             try:
                 for future in futures:
                     future.result()
-            except BaseException:
+            except Exception:  # one folder failed: the others still finish
+                raise
+            except BaseException:  # Ctrl-C on this thread: the workers stop at their next batch
                 self._stopping.set()
                 for future in futures:
                     future.cancel()
