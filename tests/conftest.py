@@ -1,13 +1,13 @@
 """Shared fixtures. Server fixtures live in tests/servers/ and are plugged in here."""
 
+import pytest
+
 pytest_plugins = [
     "tests.servers.dovecot",
     "tests.servers.bind",
     "tests.servers.cyrus",
     "tests.sample_snapshots",
 ]
-
-import pytest  # noqa: E402 - after the plugin list, which pytest reads first
 
 
 @pytest.fixture(autouse=True)
