@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cutover.errors import StateUnusable, WorkspaceLocked
+from cutover.migrations import build_migrations, migrations_applied
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 APPLICATION_ID = 0x43555430  # "CUT0": marks the file as ours; a foreign DB is refused
 MIGRATION_SET = "cutover.state"
-MIGRATIONS_TABLE = "_sqlite_migrations"  # where sqlite-utils' Migrations records what ran
 
 
 def m001_initial(db: sqlite_utils.Database) -> None:
@@ -81,23 +81,12 @@ STATE_MIGRATION_STEPS = (m001_initial, m002_settings, m003_checkpoint_params,
 
 @cache
 def state_migrations() -> Migrations:
-    """The state's own migration set (sqlite-utils' Migrations), built when one may run."""
-    from sqlite_utils.migrations import Migrations
-
-    migrations = Migrations(MIGRATION_SET)
-    for step in STATE_MIGRATION_STEPS:
-        migrations()(step)
-    return migrations
+    """The state's own migration set, built when one may run."""
+    return build_migrations(MIGRATION_SET, STATE_MIGRATION_STEPS)
 
 
 def _migrated(conn: sqlite3.Connection) -> bool:
-    """Whether every state migration is recorded as applied (read without sqlite-utils)."""
-    try:
-        applied = {row[0] for row in conn.execute(
-            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?", [MIGRATION_SET])}
-    except sqlite3.OperationalError:  # no migrations table: a new or foreign database
-        return False
-    return all(step.__name__ in applied for step in STATE_MIGRATION_STEPS)
+    return migrations_applied(conn, MIGRATION_SET, STATE_MIGRATION_STEPS)
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: Any = ()) -> list[dict[str, Any]]:

@@ -33,6 +33,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cutover.migrations import MIGRATIONS_TABLE, build_migrations, migrations_applied
+
 if TYPE_CHECKING:
     from cutover.connectors.mailstore import FolderInfo
     from cutover.state import State
@@ -81,22 +83,12 @@ MIGRATIONS = (m001_identity_map, m002_made_by, m003_verified)  # in order; new o
 @cache
 def mailsync_migrations() -> Any:
     """The sqlite-utils migration set, built only when the DB needs migrating."""
-    from sqlite_utils.migrations import Migrations
-
-    migrations = Migrations(MIGRATION_SET)
-    for migration in MIGRATIONS:
-        migrations()(migration)
-    return migrations
+    return build_migrations(MIGRATION_SET, MIGRATIONS)
 
 
 def migrated(conn: sqlite3.Connection) -> bool:
     """Every migration of this set is recorded in the DB (read only, no sqlite-utils)."""
-    try:
-        applied = {row[0] for row in conn.execute(
-            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
-    except sqlite3.OperationalError:  # no migrations table yet
-        return False
-    return {m.__name__ for m in MIGRATIONS} <= applied
+    return migrations_applied(conn, MIGRATION_SET, MIGRATIONS)
 
 
 def _file_of(conn: sqlite3.Connection) -> Path | None:
@@ -192,7 +184,7 @@ class IdentityMap:
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         conn.backup(memory)
         applied = {row[0] for row in memory.execute(
-            "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [MIGRATION_SET])}
+            f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ?", [MIGRATION_SET])}
         for migration in MIGRATIONS:
             if migration.__name__ not in applied:
                 migration(memory)

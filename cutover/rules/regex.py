@@ -45,6 +45,7 @@ break, but matches in Sieve, which unfolds it), header names given only as a pre
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 WORD_CHARS = "a-zA-Z0-9_"
@@ -149,39 +150,45 @@ def translate(regex: str, multiline: bool = False) -> tuple[str, int]:
     CRLF while a stored body may end its lines with LF alone, so a literal one would miss."""
     out: list[str] = []
     capture_at = -1
+    for kind, text in _tokens(regex):
+        if kind == "escape":
+            if text != "/":
+                out.append(_escape(text, "("))
+            elif capture_at < 0:
+                capture_at = len(out)
+        elif kind == "bracket":
+            out.append(text)
+        elif kind == "start":
+            out.append("^")
+        elif multiline and text in "^$.":
+            out.append({"^": f"(^|{LINE_END})", "$": f"({LINE_END}|$)",
+                        ".": "([^[:cntrl:]]|[[:blank:]])"}[text])
+        else:
+            out.append(f"[{text}]" if text in "{}" else text)
+    if capture_at < 0:
+        return "".join(out), 0
+    return _with_capture(out, capture_at)
+
+
+def _tokens(regex: str) -> Iterator[tuple[str, str]]:
+    """A procmail regex read once for both translations (ERE and Perl): ("escape", the
+    character after a backslash), ("bracket", a whole bracket expression), ("start", `^^`, the
+    start of the text) or ("char", any other character)."""
     index = 0
     while index < len(regex):
         char = regex[index]
         if char == "\\" and index + 1 < len(regex):
-            following = regex[index + 1]
+            yield "escape", regex[index + 1]
             index += 2
-            if following == "/":
-                if capture_at < 0:
-                    capture_at = len(out)
-            else:
-                out.append(_escape(following, "("))
-            continue
-        if char == "[":
+        elif char == "[":
             bracket, index = _bracket(regex, index)
-            out.append(bracket)
-            continue
-        if char == "^" and regex[index:index + 2] == "^^":
-            out.append("^")
+            yield "bracket", bracket
+        elif regex.startswith("^^", index):
+            yield "start", "^^"
             index += 2
-            continue
-        if multiline and char in "^$.":
-            out.append({"^": f"(^|{LINE_END})", "$": f"({LINE_END}|$)",
-                        ".": "([^[:cntrl:]]|[[:blank:]])"}[char])
-            index += 1
-            continue
-        if char in "{}":
-            out.append(f"[{char}]")
         else:
-            out.append(char)
-        index += 1
-    if capture_at < 0:
-        return "".join(out), 0
-    return _with_capture(out, capture_at)
+            yield "char", char
+            index += 1
 
 
 def _escape(following: str, group: str) -> str:
@@ -321,24 +328,15 @@ def raw_header_pattern(regex: str, case_sensitive: bool = False) -> str:
         raise RegexUntranslatable("stacked repetition operators (`*?`, `++`) mean other things "
                                   "in the pattern language the raw-header program uses")
     out: list[str] = []
-    index = 0
-    while index < len(regex):
-        char = regex[index]
-        if char == "\\" and index + 1 < len(regex):
-            following = regex[index + 1]
-            index += 2
-            out.append(_escape(following, "(?:"))
-            continue
-        if char == "[":
-            bracket, index = _bracket(regex, index)
-            out.append(_perl_bracket(bracket))
-            continue
-        if regex.startswith("^^", index):
+    for kind, text in _tokens(regex):
+        if kind == "escape":
+            out.append(_escape(text, "(?:"))
+        elif kind == "bracket":
+            out.append(_perl_bracket(text))
+        elif kind == "start":
             out.append("\\A")
-            index += 2
-            continue
-        out.append("\\" + char if char in "{}" else char)
-        index += 1
+        else:
+            out.append("\\" + text if text in "{}" else text)
     return ("(?m)" if case_sensitive else "(?mi)") + "".join(out)
 
 

@@ -7,19 +7,11 @@ import sys
 
 import pytest
 
-from cutover.cli import main
 from cutover.sample.org import recipients as sample_recipients
 from tests.inventory.recorded_exports import export_workspace
-from tests.inventory.sample_org import write_sample_workspace
+from tests.inventory.sample_org import cutover, write_sample_workspace
 
 SAMPLE_SIZE = len(sample_recipients())
-
-
-def cutover(capsys, root, *args):
-    with pytest.raises(SystemExit) as exited:
-        main(["--workspace", str(root), *args])
-    out, err = capsys.readouterr()
-    return exited.value.code, out, err
 
 
 @pytest.fixture

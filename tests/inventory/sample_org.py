@@ -1,4 +1,5 @@
-"""Write a workspace holding the sample organisation's inventory as Exchange exports it."""
+"""Write a workspace holding the sample organisation's inventory as Exchange exports it, and run
+cutover on it in process."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import csv
 import io
 from pathlib import Path
 
+import pytest
 import yaml
 
+from cutover.cli import main
 from cutover.sample.mail import messages_for
 from cutover.sample.org import recipients
 
@@ -95,3 +98,11 @@ def write_sample_workspace(root: Path, utf16: bool = True, extra_config: dict | 
     config.update(extra_config or {})
     (root / "cutover.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root
+
+
+def cutover(capsys, root: Path, *args: str) -> tuple[int, str, str]:
+    """`cutover --workspace ROOT ARGS` in this process: exit code, stdout, stderr."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--workspace", str(root), *args])
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err

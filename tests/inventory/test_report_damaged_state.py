@@ -7,16 +7,8 @@ import sqlite3
 
 import pytest
 
-from cutover.cli import main
 from cutover.state import RECOVER
-from tests.inventory.sample_org import write_sample_workspace
-
-
-def cutover(capsys, root, *args):
-    with pytest.raises(SystemExit) as exited:
-        main(["--workspace", str(root), *args])
-    out, err = capsys.readouterr()
-    return exited.value.code, out, err
+from tests.inventory.sample_org import cutover, write_sample_workspace
 
 
 @pytest.fixture
